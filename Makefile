@@ -1,0 +1,40 @@
+# mailark: the two commands are `make run` and `make test`. Everything else is for developers.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test run bench fuzz format clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 1200
+
+run: build
+	@sh scripts/run-demo.sh $(BUILD)/mailark var
+
+bench: build
+	@sh scripts/install-deps.sh --bench
+	@/usr/bin/python3 bench/lmtp_bench.py --mailark $(BUILD)/mailark
+
+# Long libFuzzer runs (clang); `make test` runs a short bounded pass of every target.
+fuzz: deps
+	@CXX=clang++ cmake -S . -B build-fuzz -DMAILARK_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_mime fuzz_lmtp
+	@for t in fuzz_mime fuzz_lmtp; do \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-300} build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+format:
+	@find src apps tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,131 @@
+// The one mailark binary: `mailark serve` and every admin subcommand. Argument parsing
+// only (CLI11); the work is in src/admin.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "admin/commands.h"
+#include "server/config.h"
+
+namespace ma = mailark::admin;
+
+int main(int argc, char** argv) {
+  CLI::App app{"mailark: mail and groupware server with built-in disaster recovery"};
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.require_subcommand(1);
+  std::string config_flag;
+  app.add_option("-c,--config", config_flag,
+                 "Configuration file (default: $MAILARK_CONFIG, else /etc/mailark/mailark.toml)");
+  app.fallthrough();
+  int rc = 0;
+  auto config = [&] { return mailark::resolve_config_path(config_flag); };
+
+  // init
+  auto* init = app.add_subcommand("init", "Create a data directory with a default mailark.toml");
+  std::string init_dir, listen = "127.0.0.1";
+  bool ephemeral = false;
+  init->add_option("DIR", init_dir, "Directory to create")->required();
+  init->add_flag("--ephemeral-ports", ephemeral, "Listen on ports chosen by the system (port = 0)");
+  init->add_option("--listen", listen, "Address every listener binds to");
+  init->callback([&] { rc = ma::init(init_dir, ephemeral, listen); });
+
+  auto* serve = app.add_subcommand("serve", "Run the server until SIGTERM");
+  serve->callback([&] { rc = ma::serve(config()); });
+
+  // tenant
+  auto* tenant = app.add_subcommand("tenant", "Manage tenants (customer domains)");
+  tenant->require_subcommand(1);
+  std::string domain;
+  auto* tadd = tenant->add_subcommand("add", "Add a tenant");
+  tadd->add_option("DOMAIN", domain, "Domain, e.g. acme.test")->required();
+  tadd->callback([&] { rc = ma::tenant_add(config(), domain); });
+  auto* tlist = tenant->add_subcommand("list", "List tenants");
+  tlist->callback([&] { rc = ma::tenant_list(config()); });
+  auto* tdel = tenant->add_subcommand("del", "Delete a tenant that has no users");
+  tdel->add_option("DOMAIN", domain, "Domain")->required();
+  tdel->callback([&] { rc = ma::tenant_del(config(), domain); });
+
+  // user
+  auto* user = app.add_subcommand("user", "Manage users");
+  user->require_subcommand(1);
+  ma::UserAddOptions uadd_opts;
+  auto* uadd = user->add_subcommand("add", "Add a user and create the mailbox");
+  uadd->add_option("ADDR", uadd_opts.address, "Address, e.g. alice@acme.test")->required();
+  uadd->add_flag("--password-stdin", uadd_opts.password_stdin, "Read the password from the first line of stdin");
+  uadd->add_option("--quota", uadd_opts.quota, "Quota, e.g. 2GB (default unlimited)");
+  uadd->add_option("--db", uadd_opts.database, "Database (default: the least loaded one)");
+  uadd->callback([&] { rc = ma::user_add(config(), uadd_opts); });
+  std::string ulist_domain;
+  auto* ulist = user->add_subcommand("list", "List users");
+  ulist->add_option("--tenant", ulist_domain, "Only users of this tenant");
+  ulist->callback([&] { rc = ma::user_list(config(), ulist_domain); });
+  std::string address;
+  auto* udel = user->add_subcommand("del", "Delete a user and the mailbox");
+  udel->add_option("ADDR", address, "Address")->required();
+  udel->callback([&] { rc = ma::user_del(config(), address); });
+  bool passwd_stdin = false;
+  auto* upass = user->add_subcommand("passwd", "Change a user's password");
+  upass->add_option("ADDR", address, "Address")->required();
+  upass->add_flag("--password-stdin", passwd_stdin, "Read the password from the first line of stdin");
+  upass->callback([&] { rc = ma::user_passwd(config(), address, passwd_stdin); });
+  std::string quota;
+  auto* uquota = user->add_subcommand("quota", "Set a user's quota");
+  uquota->add_option("ADDR", address, "Address")->required();
+  uquota->add_option("SIZE", quota, "e.g. 2GB, or 'unlimited'")->required();
+  uquota->callback([&] { rc = ma::user_quota(config(), address, quota); });
+
+  // db
+  auto* db = app.add_subcommand("db", "Manage databases (shards of accounts)");
+  db->require_subcommand(1);
+  std::string db_name;
+  auto* dadd = db->add_subcommand("add", "Create a database");
+  dadd->add_option("NAME", db_name, "Name: a-z, 0-9, '-', '_'")->required();
+  dadd->callback([&] { rc = ma::db_add(config(), db_name); });
+  auto* dlist = db->add_subcommand("list", "List databases");
+  dlist->callback([&] { rc = ma::db_list(config()); });
+
+  // deliver
+  std::vector<std::string> to;
+  std::string from;
+  auto* deliver = app.add_subcommand(
+      "deliver", "Deliver one message from stdin (Postfix mailbox_command); exits with sysexits codes");
+  deliver->add_option("--to", to, "Recipient (repeatable)")->required();
+  deliver->add_option("--from", from, "Envelope sender");
+  deliver->callback([&] { rc = ma::deliver(config(), to, from); });
+
+  // check, stats
+  std::string check_db;
+  bool quiet = false;
+  auto* check = app.add_subcommand("check", "Verify databases: SQLite, journal chain, blobs, references");
+  check->add_option("--db", check_db, "Only this database");
+  check->add_flag("-q,--quiet", quiet, "Print problems and the summary only");
+  check->callback([&] { rc = ma::check(config(), check_db, quiet); });
+  auto* stats = app.add_subcommand("stats", "Accounts, items, bytes and journal length per database");
+  stats->callback([&] { rc = ma::stats(config()); });
+
+  // replay
+  ma::ReplayOptions replay_opts;
+  auto* replay = app.add_subcommand("replay", "Re-deliver accepted mail from the ingress cache");
+  replay->add_option("--since", replay_opts.since, "Start time (2026-11-24T10:00:00Z, -2h, @unix)");
+  replay->add_option("--until", replay_opts.until, "End time (exclusive)");
+  replay->add_option("--user", replay_opts.user, "Only this recipient");
+  replay->add_flag("--list", replay_opts.list, "Show what the cache holds instead of delivering");
+  replay->add_flag("-q,--quiet", replay_opts.quiet, "No progress output");
+  replay->callback([&] { rc = ma::replay(config(), replay_opts); });
+
+  auto* version = app.add_subcommand("version", "Print the version");
+  version->callback([&] { std::printf("mailark 0.1.0\n"); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line on stderr, exit code 64 (EX_USAGE).
+    std::string what = e.what();
+    std::fprintf(stderr, "mailark: %s (see --help)\n", what.c_str());
+    return ma::kExUsage;
+  }
+  return rc;
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs every Debian package mailark needs to build, test and benchmark.
+# Idempotent: only missing packages are installed; safe to run on every `make`.
+set -eu
+
+BUILD="build-essential cmake pkg-config ccache git
+  libsqlite3-dev sqlite3 libzstd-dev libgmime-3.0-dev libglib2.0-dev libssl-dev libargon2-dev
+  libboost-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+  libgtest-dev libgmock-dev"
+TEST="python3 swaks libpython3.11-testsuite procps"
+BENCH="dovecot-core dovecot-lmtpd"
+
+want="$BUILD $TEST"
+[ "${1:-}" = "--bench" ] && want="$want $BENCH"
+
+missing=""
+for p in $want; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# dovecot-core starts a system service on install; policy-rc.d keeps it from running.
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

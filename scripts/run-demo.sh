@@ -1,0 +1,45 @@
+#!/bin/sh
+# `make run`: a data directory under ./var with a demo tenant and user, the server on
+# loopback in the foreground, and how to connect. Ctrl-C stops it.
+set -eu
+BIN=$1
+DATA=$2
+CONF="$DATA/mailark.toml"
+DEMO_USER=demo@demo.test
+DEMO_PASS=demo-password
+
+if [ ! -f "$CONF" ]; then
+  "$BIN" init "$DATA" --ephemeral-ports
+fi
+export MAILARK_CONFIG="$(cd "$DATA" && pwd)/mailark.toml"
+"$BIN" tenant list | grep -q '^demo.test ' || "$BIN" tenant add demo.test
+if ! "$BIN" user list | grep -q "^$DEMO_USER "; then
+  echo "$DEMO_PASS" | "$BIN" user add "$DEMO_USER" --password-stdin
+fi
+
+rm -f "$DATA/ports.json"
+"$BIN" serve &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null; wait $PID; exit 0' INT TERM
+i=0
+while [ ! -s "$DATA/ports.json" ]; do
+  i=$((i + 1))
+  if [ $i -gt 100 ] || ! kill -0 $PID 2>/dev/null; then echo "mailark did not start" >&2; exit 1; fi
+  sleep 0.1
+done
+LMTP=$(sed -n 's/.*"lmtp": *\([0-9]*\).*/\1/p' "$DATA/ports.json")
+cat <<INFO
+
+mailark is running (pid $PID), data in $DATA
+  LMTP      127.0.0.1:$LMTP
+  demo user $DEMO_USER  password $DEMO_PASS
+
+Send a message:
+  swaks --protocol LMTP --server 127.0.0.1:$LMTP --to $DEMO_USER
+Look at it:
+  export MAILARK_CONFIG=$MAILARK_CONFIG
+  $BIN stats; $BIN check; $BIN replay --list
+Ctrl-C stops the server.
+
+INFO
+wait $PID

@@ -1,0 +1,61 @@
+// The admin subcommands behind the `mailark` binary. Each returns a process exit code and
+// prints one line "mailark: <reason>" on stderr when it fails (invariant 8). Argument
+// parsing lives in apps/mailark/main.cc; these functions do the work.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailark::admin {
+
+// sysexits.h values used by `deliver` (Postfix understands them).
+inline constexpr int kExOk = 0;
+inline constexpr int kExUsage = 64;
+inline constexpr int kExDataErr = 65;
+inline constexpr int kExNoUser = 67;
+inline constexpr int kExUnavailable = 69;
+inline constexpr int kExSoftware = 70;
+inline constexpr int kExCantCreat = 73;
+inline constexpr int kExIoErr = 74;
+inline constexpr int kExTempFail = 75;
+inline constexpr int kExConfig = 78;
+
+int fail(const std::string& reason, int code = 1);
+
+int init(const std::string& dir, bool ephemeral_ports, const std::string& listen_address);
+int serve(const std::string& config_path);
+
+int tenant_add(const std::string& config_path, const std::string& domain);
+int tenant_list(const std::string& config_path);
+int tenant_del(const std::string& config_path, const std::string& domain);
+
+struct UserAddOptions {
+  std::string address;
+  bool password_stdin = false;
+  std::string quota;     // "" = unlimited
+  std::string database;  // "" = least loaded
+};
+int user_add(const std::string& config_path, const UserAddOptions& options);
+int user_list(const std::string& config_path, const std::string& domain);
+int user_del(const std::string& config_path, const std::string& address);
+int user_passwd(const std::string& config_path, const std::string& address, bool password_stdin);
+int user_quota(const std::string& config_path, const std::string& address, const std::string& quota);
+
+int db_add(const std::string& config_path, const std::string& name);
+int db_list(const std::string& config_path);
+
+int deliver(const std::string& config_path, const std::vector<std::string>& to,
+            const std::string& from);
+int check(const std::string& config_path, const std::string& database, bool quiet);
+int stats(const std::string& config_path);
+
+struct ReplayOptions {
+  std::string since, until, user;
+  bool list = false;
+  bool quiet = false;
+};
+int replay(const std::string& config_path, const ReplayOptions& options);
+
+}  // namespace mailark::admin

@@ -1,0 +1,103 @@
+// SHA-256 through OpenSSL's EVP interface; GUIDs from the OpenSSL CSPRNG.
+#include "base/hash.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace mailark {
+
+Digest sha256(std::string_view bytes) {
+  Sha256 h;
+  h.update(bytes);
+  return h.finish();
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::update(std::string_view bytes) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size());
+}
+Digest Sha256::finish() {
+  Digest d{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &len);
+  return d;
+}
+
+std::string to_hex(const uint8_t* data, size_t size) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out(size * 2, '0');
+  for (size_t i = 0; i < size; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 15];
+  }
+  return out;
+}
+
+static bool hex_to_bytes(std::string_view hex, uint8_t* out, size_t size) {
+  if (hex.size() != size * 2) return false;
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < size; ++i) {
+    int hi = val(hex[2 * i]), lo = val(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
+std::optional<Digest> digest_from_hex(std::string_view hex) {
+  Digest d{};
+  if (!hex_to_bytes(hex, d.data(), d.size())) return std::nullopt;
+  return d;
+}
+
+std::optional<Digest> digest_from_bytes(std::string_view bytes) {
+  if (bytes.size() != 32) return std::nullopt;
+  Digest d{};
+  std::memcpy(d.data(), bytes.data(), 32);
+  return d;
+}
+
+Guid Guid::random() {
+  Guid g;
+  if (RAND_bytes(g.bytes.data(), static_cast<int>(g.bytes.size())) != 1) std::abort();
+  return g;
+}
+
+Guid Guid::derived(std::string_view seed) {
+  Digest d = sha256(seed);
+  Guid g;
+  std::memcpy(g.bytes.data(), d.data(), g.bytes.size());
+  return g;
+}
+
+std::optional<Guid> Guid::from_hex(std::string_view hex) {
+  Guid g;
+  if (!hex_to_bytes(hex, g.bytes.data(), g.bytes.size())) return std::nullopt;
+  return g;
+}
+
+std::optional<Guid> Guid::from_bytes(std::string_view raw) {
+  if (raw.size() != 16) return std::nullopt;
+  Guid g;
+  std::memcpy(g.bytes.data(), raw.data(), 16);
+  return g;
+}
+
+bool Guid::is_zero() const {
+  for (uint8_t b : bytes)
+    if (b) return false;
+  return true;
+}
+
+}  // namespace mailark

@@ -1,0 +1,124 @@
+// Delivery implementation.
+#include "delivery/delivery.h"
+
+#include "base/log.h"
+#include "base/time.h"
+
+namespace mailark {
+
+std::string to_crlf(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 40);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out += '\r';
+    out += text[i];
+  }
+  return out;
+}
+
+Result<User> Delivery::resolve_recipient(std::string_view address_in) {
+  MK_ASSIGN_OR_RETURN(std::string address, normalize_address(address_in));
+  auto user = directory_.find_user(address);
+  if (!user.is_ok() && user.status().code() == ErrorCode::kNotFound &&
+      !options_.recipient_delimiter.empty()) {
+    size_t at = address.find('@');
+    size_t delim = address.find(options_.recipient_delimiter);
+    if (delim != std::string::npos && delim > 0 && delim < at)
+      user = directory_.find_user(address.substr(0, delim) + address.substr(at));
+  }
+  if (!user.is_ok()) return user.status();
+  if (user->quota_bytes) {
+    auto account = store_.account(user->database, user->address);
+    if (account.is_ok()) {
+      auto usage = store_.usage(*account);
+      if (usage.is_ok() && usage->bytes >= user->quota_bytes)
+        return over_quota("mailbox of " + user->address + " is full");
+    }
+  }
+  return user;
+}
+
+Status Delivery::deliver_one(const User& user, const MessageInput& input, const Guid& ingress_id,
+                             bool* duplicate) {
+  MK_ASSIGN_OR_RETURN(Account account,
+                      store_.open_or_create_account(user.database, user.guid, user.address));
+  account.quota_bytes = user.quota_bytes;
+  MK_ASSIGN_OR_RETURN(SavedItem saved, store_.deliver(account, input, ingress_id));
+  if (duplicate) *duplicate = saved.duplicate;
+  return Status::ok();
+}
+
+std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<User>& recipients,
+                                      std::string message) {
+  std::vector<Status> out(recipients.size());
+  if (message.size() > options_.max_message_size) {
+    for (auto& s : out) s = too_large("message exceeds the size limit");
+    return out;
+  }
+  IngressRecord record;
+  record.id = Guid::random();
+  record.time_ms = now_ms();
+  record.from = std::string(from);
+  for (const auto& u : recipients) record.recipients.push_back(u.address);
+  record.message = std::move(message);
+  // Durable in the ingress cache before any recipient sees it: whatever is acknowledged can
+  // be replayed after losing a database.
+  Status logged = ingress_.append(record);
+  if (!logged.is_ok()) {
+    MK_LOG_ERROR("ingress cache append failed: {}", logged.to_string());
+    for (auto& s : out) s = temporary("ingress cache unavailable");
+    return out;
+  }
+  MessageInfo info = parse_message(record.message);
+  MessageInput input;
+  input.raw = record.message;
+  input.info = &info;
+  input.internal_date_ms = record.time_ms;
+  for (size_t i = 0; i < recipients.size(); ++i) {
+    out[i] = deliver_one(recipients[i], input, record.id, nullptr);
+    if (out[i].is_ok())
+      MK_LOG_DEBUG("delivered {} to {} ({} bytes)", record.id.hex(), recipients[i].address,
+                   record.message.size());
+    else
+      MK_LOG_WARN("delivery of {} to {} failed: {}", record.id.hex(), recipients[i].address,
+                  out[i].to_string());
+  }
+  return out;
+}
+
+void Delivery::replay(const IngressRecord& record, std::string_view only_user,
+                      ReplayCounts* counts) {
+  ++counts->records;
+  MessageInfo info;
+  bool parsed = false;
+  for (const auto& rcpt : record.recipients) {
+    if (!only_user.empty() && rcpt != only_user) continue;
+    auto user = directory_.find_user(rcpt);
+    if (!user.is_ok()) {
+      MK_LOG_WARN("replay {}: recipient {} skipped: {}", record.id.hex(), rcpt,
+                  user.status().to_string());
+      ++counts->failed;
+      continue;
+    }
+    if (!parsed) {
+      info = parse_message(record.message);
+      parsed = true;
+    }
+    MessageInput input;
+    input.raw = record.message;
+    input.info = &info;
+    input.internal_date_ms = record.time_ms;
+    bool duplicate = false;
+    Status s = deliver_one(*user, input, record.id, &duplicate);
+    if (!s.is_ok()) {
+      MK_LOG_WARN("replay {} to {} failed: {}", record.id.hex(), rcpt, s.to_string());
+      ++counts->failed;
+    } else if (duplicate) {
+      ++counts->skipped;
+    } else {
+      ++counts->delivered;
+    }
+  }
+}
+
+}  // namespace mailark

@@ -1,0 +1,196 @@
+// Database checker. Opens its own read-only connection so it works on a database whose
+// server is running (WAL readers do not block writers) and on one that is stopped.
+#include "mailstore/check.h"
+
+#include <map>
+#include <set>
+
+#include "base/hash.h"
+#include "mailstore/mime.h"
+#include "os/file.h"
+#include "storage/blob_store.h"
+#include "storage/journal.h"
+#include "storage/sqlite.h"
+
+namespace mailark {
+
+CheckReport check_database(const std::string& dir, const std::string& name,
+                           const std::function<void(const std::string&)>& progress) {
+  CheckReport report;
+  auto problem = [&](std::string where, std::string what) {
+    report.problems.push_back({std::move(where), std::move(what)});
+  };
+  auto say = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  std::string path = dir + "/meta.sqlite";
+  if (!posix_fs().exists(path)) {
+    problem("database " + name, "no meta.sqlite at " + dir);
+    return report;
+  }
+  auto opened = SqliteDb::open(path, false, /*read_only=*/false);
+  if (!opened.is_ok()) {
+    problem("sqlite file " + path, opened.status().message());
+    return report;
+  }
+  SqliteDb& db = **opened;
+
+  say("sqlite integrity");
+  {
+    auto st = db.prepare("PRAGMA integrity_check(100)");
+    if (!st.is_ok()) {
+      problem("sqlite file " + path, st.status().message());
+      return report;
+    }
+    while (true) {
+      auto row = st->step();
+      if (!row.is_ok()) {
+        problem("sqlite file " + path, row.status().message());
+        return report;
+      }
+      if (!*row) break;
+      std::string line = st->column_text(0);
+      if (line != "ok") problem("sqlite " + path, line);
+    }
+    if (!report.problems.empty()) return report;  // nothing below can be trusted
+  }
+
+  say("journal chain");
+  auto chain = journal::verify_chain(db, [&](int64_t seq, const std::string& what) {
+    problem("journal seq " + std::to_string(seq), what);
+  });
+  if (!chain.is_ok()) problem("journal", chain.status().message());
+  else report.journal_records = static_cast<uint64_t>(*chain);
+
+  auto run_query = [&](const std::string& sql,
+                       const std::function<void(const SqliteStatement&)>& row_fn) {
+    auto st = db.prepare(sql);
+    if (!st.is_ok()) {
+      problem("sqlite", st.status().message());
+      return;
+    }
+    while (true) {
+      auto row = st->step();
+      if (!row.is_ok()) {
+        problem("sqlite", row.status().message());
+        return;
+      }
+      if (!*row) return;
+      row_fn(*st);
+    }
+  };
+
+  say("messages and blobs");
+  BlobStore blobs(posix_fs(), dir + "/blobs");
+  std::set<Digest> referenced;
+  std::map<Digest, int64_t> refs_expected;
+  run_query("SELECT blob, COUNT(*) FROM items GROUP BY blob", [&](const SqliteStatement& st) {
+    auto d = digest_from_bytes(st.column_blob(0));
+    if (d) refs_expected[*d] = st.column_int(1);
+  });
+  run_query("SELECT blob, size, refs, info FROM messages", [&](const SqliteStatement& st) {
+    auto d = digest_from_bytes(st.column_blob(0));
+    if (!d) {
+      problem("messages table", "row with a malformed blob id");
+      return;
+    }
+    std::string where = "blob " + to_hex(*d);
+    referenced.insert(*d);
+    ++report.blobs;
+    int64_t refs = st.column_int(2);
+    int64_t expected = refs_expected.count(*d) ? refs_expected[*d] : 0;
+    if (refs != expected)
+      problem(where, "reference count " + std::to_string(refs) + " but " +
+                         std::to_string(expected) + " items refer to it");
+    if (!deserialize_message_info(st.column_blob(3)).is_ok())
+      problem(where, "parse cache entry does not decode");
+    if (expected == 0) return;  // unreferenced content may be gone; nothing serves it
+    auto content = blobs.get(*d);
+    if (!content.is_ok()) {
+      problem(where + " (" + blobs.path_of(*d) + ")", content.status().message());
+      return;
+    }
+    if (static_cast<int64_t>(content->size()) != st.column_int(1))
+      problem(where, "size differs from the messages table");
+  });
+  for (const auto& [d, n] : refs_expected)
+    if (!referenced.count(d))
+      problem("blob " + to_hex(d), std::to_string(n) + " items refer to a message that does not exist");
+
+  std::vector<std::string> strays;
+  auto on_disk = blobs.list(&strays);
+  if (on_disk.is_ok()) {
+    uint64_t orphans = 0;
+    for (const auto& d : *on_disk)
+      if (!referenced.count(d)) ++orphans;
+    if (orphans)
+      report.notes.push_back({"blob store", std::to_string(orphans) +
+                                                " blob files no item refers to (left by interrupted "
+                                                "deliveries or expunges; harmless)"});
+  }
+  for (const auto& s : strays) report.notes.push_back({s, "unexpected file in the blob store"});
+
+  say("accounts, folders, items");
+  run_query(
+      "SELECT a.address, a.used_bytes, a.used_items,"
+      " (SELECT COALESCE(SUM(i.size),0) FROM items i JOIN folders f ON i.folder_id=f.id WHERE f.account_id=a.id),"
+      " (SELECT COUNT(*) FROM items i JOIN folders f ON i.folder_id=f.id WHERE f.account_id=a.id)"
+      " FROM accounts a",
+      [&](const SqliteStatement& st) {
+        ++report.accounts;
+        std::string where = "account " + st.column_text(0);
+        if (st.column_int(1) != st.column_int(3))
+          problem(where, "usage counter says " + std::to_string(st.column_int(1)) +
+                             " bytes, items add up to " + std::to_string(st.column_int(3)));
+        if (st.column_int(2) != st.column_int(4))
+          problem(where, "item counter says " + std::to_string(st.column_int(2)) + ", found " +
+                             std::to_string(st.column_int(4)));
+      });
+  run_query(
+      "SELECT a.address, f.name, f.uidnext, f.highestmodseq,"
+      " (SELECT COALESCE(MAX(uid),0) FROM items i WHERE i.folder_id=f.id),"
+      " (SELECT COALESCE(MAX(modseq),0) FROM items i WHERE i.folder_id=f.id),"
+      " (SELECT COALESCE(MAX(uid),0) FROM expunged e WHERE e.folder_id=f.id),"
+      " (SELECT COUNT(*) FROM items i WHERE i.folder_id=f.id)"
+      " FROM folders f LEFT JOIN accounts a ON f.account_id=a.id",
+      [&](const SqliteStatement& st) {
+        std::string where = "folder " + st.column_text(0) + "/" + st.column_text(1);
+        if (st.column_is_null(0)) problem(where, "folder belongs to no account");
+        int64_t uidnext = st.column_int(2);
+        if (st.column_int(4) >= uidnext || st.column_int(6) >= uidnext)
+          problem(where, "UIDNEXT " + std::to_string(uidnext) + " is not above every UID used");
+        if (st.column_int(5) > st.column_int(3))
+          problem(where, "an item's MODSEQ is above HIGHESTMODSEQ");
+        report.items += static_cast<uint64_t>(st.column_int(7));
+      });
+  run_query("SELECT COUNT(*) FROM items WHERE folder_id NOT IN (SELECT id FROM folders)",
+            [&](const SqliteStatement& st) {
+              if (st.column_int(0))
+                problem("items table", std::to_string(st.column_int(0)) + " items belong to no folder");
+            });
+  return report;
+}
+
+Result<DatabaseStats> database_stats(const std::string& dir) {
+  MK_ASSIGN_OR_RETURN(auto db, SqliteDb::open(dir + "/meta.sqlite", false));
+  DatabaseStats s;
+  MK_ASSIGN_OR_RETURN(auto st, db->prepare(
+      "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM folders),"
+      " (SELECT COUNT(*) FROM items), (SELECT COALESCE(SUM(size),0) FROM items),"
+      " (SELECT COALESCE(SUM(size),0) FROM messages WHERE refs>0),"
+      " (SELECT COALESCE(SUM(stored_size),0) FROM messages),"
+      " (SELECT COUNT(*) FROM journal), (SELECT COALESCE(MAX(seq),0) FROM journal)"));
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return corrupt("stats query returned nothing");
+  s.accounts = static_cast<uint64_t>(st.column_int(0));
+  s.folders = static_cast<uint64_t>(st.column_int(1));
+  s.items = static_cast<uint64_t>(st.column_int(2));
+  s.bytes = static_cast<uint64_t>(st.column_int(3));
+  s.unique_bytes = static_cast<uint64_t>(st.column_int(4));
+  s.stored_bytes = static_cast<uint64_t>(st.column_int(5));
+  s.journal_records = static_cast<uint64_t>(st.column_int(6));
+  s.last_seq = st.column_int(7);
+  return s;
+}
+
+}  // namespace mailark

@@ -1,0 +1,948 @@
+// Mail store implementation: SQL over the database schema (docs/formats/database.md),
+// journal payloads in JSON, in-process change notification.
+#include "mailstore/mail_store.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/log.h"
+#include "base/time.h"
+#include "storage/database.h"
+
+namespace mailark {
+
+const SpecialFolder kDefaultFolders[6] = {{"INBOX", ""},          {"Sent", "\\Sent"},
+                                          {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"},
+                                          {"Junk", "\\Junk"},     {"Archive", "\\Archive"}};
+
+namespace {
+
+using json = nlohmann::json;
+
+struct FolderRow {
+  int64_t id = 0;
+  Guid guid;
+  std::string name;
+  uint32_t uidvalidity = 0;
+  uint32_t uidnext = 1;
+  uint64_t highestmodseq = 0;
+};
+
+std::string join_flags(const std::vector<std::string>& flags) {
+  std::string out;
+  for (const auto& f : flags) {
+    if (!out.empty()) out += ' ';
+    out += f;
+  }
+  return out;
+}
+
+std::vector<std::string> split_flags(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t sp = text.find(' ', pos);
+    if (sp == std::string::npos) sp = text.size();
+    if (sp > pos) out.push_back(text.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
+
+bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
+  for (const auto& f : flags)
+    if (f.size() == flag.size() &&
+        std::equal(f.begin(), f.end(), flag.begin(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+      return true;
+  return false;
+}
+
+Result<FolderRow> load_folder(SqliteDb& db, int64_t account_id, std::string_view name) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT id, guid, name, uidvalidity, uidnext, highestmodseq"
+                                          " FROM folders WHERE account_id=? AND name=?"));
+  st.bind(1, account_id).bind(2, name);
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return not_found("folder " + std::string(name) + " does not exist");
+  FolderRow f;
+  f.id = st.column_int(0);
+  f.guid = Guid::from_bytes(st.column_blob(1)).value_or(Guid{});
+  f.name = st.column_text(2);
+  f.uidvalidity = static_cast<uint32_t>(st.column_int(3));
+  f.uidnext = static_cast<uint32_t>(st.column_int(4));
+  f.highestmodseq = static_cast<uint64_t>(st.column_int(5));
+  return f;
+}
+
+Status save_folder_counters(SqliteDb& db, const FolderRow& f) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("UPDATE folders SET uidnext=?, highestmodseq=? WHERE id=?"));
+  st.bind(1, static_cast<int64_t>(f.uidnext))
+      .bind(2, static_cast<int64_t>(f.highestmodseq))
+      .bind(3, f.id);
+  return st.run();
+}
+
+Result<uint32_t> next_uidvalidity(SqliteDb& db, int64_t account_id, int64_t time_ms) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT last_uidvalidity FROM accounts WHERE id=?"));
+  st.bind(1, account_id);
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return not_found("account vanished");
+  int64_t last = st.column_int(0);
+  // Time-based so a recreated account or folder never repeats an earlier value.
+  int64_t v = std::max<int64_t>(time_ms / 1000, last + 1);
+  if (v > UINT32_MAX) v = last + 1;
+  if (v > UINT32_MAX) return conflict("uidvalidity space exhausted");
+  MK_ASSIGN_OR_RETURN(auto up, db.prepare("UPDATE accounts SET last_uidvalidity=? WHERE id=?"));
+  up.bind(1, v).bind(2, account_id);
+  MK_RETURN_IF_ERROR(up.run());
+  return static_cast<uint32_t>(v);
+}
+
+Result<FolderRow> insert_folder(WriteTx& tx, const Account& account, const std::string& name,
+                                std::string_view special_use) {
+  FolderRow f;
+  f.guid = Guid::random();
+  f.name = name;
+  MK_ASSIGN_OR_RETURN(f.uidvalidity, next_uidvalidity(tx.db(), account.id, tx.time_ms()));
+  f.uidnext = 1;
+  f.highestmodseq = 1;
+  MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare(
+      "INSERT INTO folders(account_id, guid, name, kind, special_use, subscribed, uidvalidity,"
+      " uidnext, highestmodseq, created_ms) VALUES (?,?,?,'mail',?,1,?,?,?,?)"));
+  st.bind(1, account.id).bind_blob(2, f.guid.raw()).bind(3, name);
+  if (special_use.empty()) st.bind_null(4);
+  else st.bind(4, special_use);
+  st.bind(5, static_cast<int64_t>(f.uidvalidity))
+      .bind(6, static_cast<int64_t>(f.uidnext))
+      .bind(7, static_cast<int64_t>(f.highestmodseq))
+      .bind(8, tx.time_ms());
+  Status s = st.run();
+  if (s.code() == ErrorCode::kConflict) return exists_error("folder " + name + " already exists");
+  MK_RETURN_IF_ERROR(s);
+  f.id = tx.db().last_insert_rowid();
+  json payload = {{"folder", f.guid.hex()},       {"name", name},
+                  {"special_use", special_use},  {"uidvalidity", f.uidvalidity}};
+  MK_ASSIGN_OR_RETURN(auto rec, tx.journal("folder.create", account.guid, Guid{}, payload.dump()));
+  (void)rec;
+  return f;
+}
+
+ItemInfo row_to_item(const SqliteStatement& st, int first) {
+  ItemInfo it;
+  it.uid = static_cast<uint32_t>(st.column_int(first));
+  it.guid = Guid::from_bytes(st.column_blob(first + 1)).value_or(Guid{});
+  if (!st.column_is_null(first + 2)) it.ingress_id = Guid::from_bytes(st.column_blob(first + 2));
+  it.blob = digest_from_bytes(st.column_blob(first + 3)).value_or(Digest{});
+  it.size = static_cast<uint64_t>(st.column_int(first + 4));
+  it.internal_date_ms = st.column_int(first + 5);
+  it.flags = split_flags(st.column_text(first + 6));
+  it.modseq = static_cast<uint64_t>(st.column_int(first + 7));
+  return it;
+}
+constexpr const char* kItemColumns = "uid, guid, ingress_id, blob, size, internal_date_ms, flags, modseq";
+
+Status adjust_usage(SqliteDb& db, int64_t account_id, int64_t bytes, int64_t items) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare(
+      "UPDATE accounts SET used_bytes=used_bytes+?, used_items=used_items+? WHERE id=?"));
+  st.bind(1, bytes).bind(2, items).bind(3, account_id);
+  return st.run();
+}
+
+Status check_quota(SqliteDb& db, const Account& account, uint64_t extra) {
+  if (account.quota_bytes == 0) return Status::ok();
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT used_bytes FROM accounts WHERE id=?"));
+  st.bind(1, account.id);
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return not_found("account vanished");
+  uint64_t used = static_cast<uint64_t>(st.column_int(0));
+  if (used + extra > account.quota_bytes)
+    return over_quota("mailbox of " + account.address + " is full (" + std::to_string(used) +
+                      " of " + std::to_string(account.quota_bytes) + " bytes used)");
+  return Status::ok();
+}
+
+Status ref_message(SqliteDb& db, const Digest& blob, int64_t delta) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("UPDATE messages SET refs=refs+? WHERE blob=?"));
+  st.bind(1, delta).bind_blob(2, as_bytes(blob));
+  MK_RETURN_IF_ERROR(st.run());
+  if (db.changes() != 1) return corrupt("item references unknown message " + to_hex(blob));
+  return Status::ok();
+}
+
+Status insert_item(SqliteDb& db, int64_t folder_id, const ItemInfo& it, int64_t saved_ms) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare(
+      "INSERT INTO items(folder_id, uid, guid, ingress_id, blob, size, internal_date_ms, flags,"
+      " modseq, saved_ms) VALUES (?,?,?,?,?,?,?,?,?,?)"));
+  st.bind(1, folder_id).bind(2, static_cast<int64_t>(it.uid)).bind_blob(3, it.guid.raw());
+  if (it.ingress_id) st.bind_blob(4, it.ingress_id->raw());
+  else st.bind_null(4);
+  st.bind_blob(5, as_bytes(it.blob))
+      .bind(6, static_cast<int64_t>(it.size))
+      .bind(7, it.internal_date_ms)
+      .bind(8, join_flags(it.flags))
+      .bind(9, static_cast<int64_t>(it.modseq))
+      .bind(10, saved_ms);
+  return st.run();
+}
+
+Result<std::vector<ItemInfo>> select_items(SqliteDb& db, int64_t folder_id,
+                                           const std::vector<uint32_t>& uids) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
+                                          " FROM items WHERE folder_id=? AND uid=?"));
+  std::vector<uint32_t> sorted = uids;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::vector<ItemInfo> out;
+  for (uint32_t uid : sorted) {
+    st.bind(1, folder_id).bind(2, static_cast<int64_t>(uid));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row) out.push_back(row_to_item(st, 0));
+    st.reset();
+  }
+  return out;
+}
+
+Status delete_items(WriteTx& tx, const Account& account, FolderRow& folder,
+                    const std::vector<ItemInfo>& items, const char* op, bool journal_each) {
+  if (items.empty()) return Status::ok();
+  SqliteDb& db = tx.db();
+  folder.highestmodseq += 1;
+  MK_ASSIGN_OR_RETURN(auto del, db.prepare("DELETE FROM items WHERE folder_id=? AND uid=?"));
+  MK_ASSIGN_OR_RETURN(auto exp, db.prepare("INSERT OR REPLACE INTO expunged VALUES (?,?,?)"));
+  int64_t bytes = 0;
+  json uids = json::array();
+  for (const auto& it : items) {
+    del.bind(1, folder.id).bind(2, static_cast<int64_t>(it.uid));
+    MK_RETURN_IF_ERROR(del.run());
+    del.reset();
+    exp.bind(1, folder.id).bind(2, static_cast<int64_t>(it.uid))
+        .bind(3, static_cast<int64_t>(folder.highestmodseq));
+    MK_RETURN_IF_ERROR(exp.run());
+    exp.reset();
+    MK_RETURN_IF_ERROR(ref_message(db, it.blob, -1));
+    bytes += static_cast<int64_t>(it.size);
+    uids.push_back(it.uid);
+    if (journal_each) {
+      json p = {{"folder", folder.guid.hex()}, {"uid", it.uid}, {"modseq", folder.highestmodseq}};
+      MK_RETURN_IF_ERROR(tx.journal(op, account.guid, it.guid, p.dump()).status());
+    }
+  }
+  MK_RETURN_IF_ERROR(adjust_usage(db, account.id, -bytes, -static_cast<int64_t>(items.size())));
+  return save_folder_counters(db, folder);
+}
+
+bool valid_flag(const std::string& f) {
+  if (f.empty() || f.size() > 255) return false;
+  for (size_t i = 0; i < f.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(f[i]);
+    if (c <= 0x20 || c >= 0x7f) return false;
+    if (c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == ']' ||
+        c == '\\')
+      if (!(c == '\\' && i == 0)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> normalize_flags(std::vector<std::string> flags) {
+  static const char* kSystem[] = {"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"};
+  for (auto& f : flags) {
+    for (const char* s : kSystem)
+      if (has_flag({f}, s)) f = s;
+  }
+  std::sort(flags.begin(), flags.end());
+  flags.erase(std::unique(flags.begin(), flags.end()), flags.end());
+  return flags;
+}
+
+Result<std::string> normalize_folder_name(std::string_view name) {
+  if (name.empty()) return invalid("empty folder name");
+  if (name.size() > 1024) return invalid("folder name too long");
+  std::string out;
+  size_t level_start = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '/') {
+      size_t len = i - level_start;
+      if (len == 0) return invalid("folder name has an empty hierarchy level");
+      if (len > 255) return invalid("folder name level too long");
+      level_start = i + 1;
+      continue;
+    }
+    unsigned char c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f) return invalid("folder name contains control characters");
+  }
+  out = name;
+  if (out.size() >= 5) {
+    std::string head = out.substr(0, 5);
+    for (char& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (head == "INBOX" && (out.size() == 5 || out[5] == '/')) out.replace(0, 5, "INBOX");
+  }
+  return out;
+}
+
+MailStore::MailStore(FileSystem& fs, std::string root) : fs_(fs), root_(std::move(root)) {}
+MailStore::~MailStore() = default;
+
+Status MailStore::create_database(const std::string& name) {
+  std::lock_guard lock(mu_);
+  MK_ASSIGN_OR_RETURN(auto db, Database::create(fs_, database_dir(name), name));
+  databases_[name] = std::move(db);
+  return Status::ok();
+}
+
+Result<Database*> MailStore::database(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = databases_.find(name);
+  if (it != databases_.end()) return it->second.get();
+  MK_ASSIGN_OR_RETURN(auto db, Database::open(fs_, database_dir(name), name));
+  Database* raw = db.get();
+  databases_[name] = std::move(db);
+  return raw;
+}
+
+std::vector<std::string> MailStore::database_names() {
+  std::vector<std::string> out;
+  auto names = fs_.list_dir(root_);
+  if (!names.is_ok()) return out;
+  for (const auto& n : *names)
+    if (fs_.exists(database_dir(n) + "/meta.sqlite")) out.push_back(n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ---------------------------------------------------------------- accounts
+
+Result<Account> MailStore::create_account(const std::string& db_name, const Guid& guid,
+                                          const std::string& address) {
+  MK_ASSIGN_OR_RETURN(Database * db, database(db_name));
+  Account account;
+  account.db = db;
+  account.guid = guid;
+  account.address = address;
+  Status s = db->write([&](WriteTx& tx) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare(
+        "INSERT INTO accounts(guid, address, created_ms) VALUES (?,?,?)"));
+    st.bind_blob(1, guid.raw()).bind(2, address).bind(3, tx.time_ms());
+    Status ins = st.run();
+    if (ins.code() == ErrorCode::kConflict)
+      return exists_error("account " + address + " already exists in database " + db_name);
+    MK_RETURN_IF_ERROR(ins);
+    account.id = tx.db().last_insert_rowid();
+    json p = {{"address", address}};
+    MK_RETURN_IF_ERROR(tx.journal("account.create", guid, Guid{}, p.dump()).status());
+    for (const auto& f : kDefaultFolders)
+      MK_RETURN_IF_ERROR(insert_folder(tx, account, f.name, f.special_use).status());
+    return Status::ok();
+  });
+  MK_RETURN_IF_ERROR(s);
+  notify({db_name, guid, Guid{}, 0});
+  return account;
+}
+
+Result<Account> MailStore::account(const std::string& db_name, const std::string& address) {
+  MK_ASSIGN_OR_RETURN(Database * db, database(db_name));
+  Account account;
+  account.db = db;
+  MK_RETURN_IF_ERROR(db->read([&](SqliteDb& sql) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, sql.prepare("SELECT id, guid, address FROM accounts WHERE address=?"));
+    st.bind(1, address);
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return not_found("no account " + address + " in database " + db_name);
+    account.id = st.column_int(0);
+    account.guid = Guid::from_bytes(st.column_blob(1)).value_or(Guid{});
+    account.address = st.column_text(2);
+    return Status::ok();
+  }));
+  return account;
+}
+
+Result<Account> MailStore::open_or_create_account(const std::string& db, const Guid& guid,
+                                                  const std::string& address) {
+  auto a = account(db, address);
+  if (a.is_ok() || a.status().code() != ErrorCode::kNotFound) return a;
+  auto created = create_account(db, guid, address);
+  if (created.status().code() == ErrorCode::kExists) return account(db, address);
+  return created;
+}
+
+Status MailStore::delete_account(const Account& account) {
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    SqliteDb& db = tx.db();
+    MK_ASSIGN_OR_RETURN(auto refs, db.prepare(
+        "SELECT i.blob, COUNT(*) FROM items i JOIN folders f ON i.folder_id=f.id"
+        " WHERE f.account_id=? GROUP BY i.blob"));
+    refs.bind(1, account.id);
+    MK_ASSIGN_OR_RETURN(auto dec, db.prepare("UPDATE messages SET refs=refs-? WHERE blob=?"));
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, refs.step());
+      if (!row) break;
+      dec.bind(1, refs.column_int(1)).bind_blob(2, refs.column_blob(0));
+      MK_RETURN_IF_ERROR(dec.run());
+      dec.reset();
+    }
+    const char* statements[] = {
+        "DELETE FROM items WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
+        "DELETE FROM expunged WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
+        "DELETE FROM folders WHERE account_id=?1",
+        "DELETE FROM deliveries WHERE account_id=?1",
+        "DELETE FROM accounts WHERE id=?1"};
+    for (const char* sql : statements) {
+      MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+      st.bind(1, account.id);
+      MK_RETURN_IF_ERROR(st.run());
+    }
+    json p = {{"address", account.address}};
+    return tx.journal("account.delete", account.guid, Guid{}, p.dump()).status();
+  }));
+  notify({account.db->name(), account.guid, Guid{}, 0});
+  return Status::ok();
+}
+
+Result<MailStore::Usage> MailStore::usage(const Account& account) {
+  Usage u;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT used_bytes, used_items FROM accounts WHERE id=?"));
+    st.bind(1, account.id);
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return not_found("account " + account.address + " vanished");
+    u.bytes = static_cast<uint64_t>(st.column_int(0));
+    u.items = static_cast<uint64_t>(st.column_int(1));
+    return Status::ok();
+  }));
+  return u;
+}
+
+// ---------------------------------------------------------------- folders
+
+Result<std::vector<FolderInfo>> MailStore::list_folders(const Account& account) {
+  std::vector<FolderInfo> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(
+        "SELECT f.id, f.guid, f.name, f.kind, COALESCE(f.special_use,''), f.subscribed,"
+        " f.uidvalidity, f.uidnext, f.highestmodseq,"
+        " (SELECT COUNT(*) FROM items i WHERE i.folder_id=f.id),"
+        " (SELECT COUNT(*) FROM items i WHERE i.folder_id=f.id AND"
+        "   (' ' || i.flags || ' ') NOT LIKE '% \\Seen %'),"
+        " (SELECT COALESCE(SUM(size),0) FROM items i WHERE i.folder_id=f.id)"
+        " FROM folders f WHERE f.account_id=? ORDER BY f.name"));
+    st.bind(1, account.id);
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      FolderInfo f;
+      f.id = st.column_int(0);
+      f.guid = Guid::from_bytes(st.column_blob(1)).value_or(Guid{});
+      f.name = st.column_text(2);
+      f.kind = st.column_text(3);
+      f.special_use = st.column_text(4);
+      f.subscribed = st.column_int(5) != 0;
+      f.uidvalidity = static_cast<uint32_t>(st.column_int(6));
+      f.uidnext = static_cast<uint32_t>(st.column_int(7));
+      f.highestmodseq = static_cast<uint64_t>(st.column_int(8));
+      f.messages = static_cast<uint32_t>(st.column_int(9));
+      f.unseen = static_cast<uint32_t>(st.column_int(10));
+      f.bytes = static_cast<uint64_t>(st.column_int(11));
+      out.push_back(std::move(f));
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
+Result<FolderInfo> MailStore::folder(const Account& account, std::string_view name) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
+  MK_ASSIGN_OR_RETURN(auto all, list_folders(account));
+  for (auto& f : all)
+    if (f.name == norm) return f;
+  return not_found("folder " + norm + " does not exist");
+}
+
+Result<FolderInfo> MailStore::create_folder(const Account& account, std::string_view name,
+                                            std::string_view special_use) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
+  Guid folder_guid;
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    // Create missing superior levels too (RFC 3501 6.3.3).
+    for (size_t pos = norm.find('/'); pos != std::string::npos; pos = norm.find('/', pos + 1)) {
+      std::string parent = norm.substr(0, pos);
+      auto existing = load_folder(tx.db(), account.id, parent);
+      if (existing.is_ok()) continue;
+      if (existing.status().code() != ErrorCode::kNotFound) return existing.status();
+      MK_RETURN_IF_ERROR(insert_folder(tx, account, parent, "").status());
+    }
+    MK_ASSIGN_OR_RETURN(auto f, insert_folder(tx, account, norm, special_use));
+    folder_guid = f.guid;
+    return Status::ok();
+  }));
+  notify({account.db->name(), account.guid, Guid{}, 0});
+  return folder(account, norm);
+}
+
+Status MailStore::rename_folder(const Account& account, std::string_view from_name,
+                                std::string_view to_name) {
+  MK_ASSIGN_OR_RETURN(std::string from, normalize_folder_name(from_name));
+  MK_ASSIGN_OR_RETURN(std::string to, normalize_folder_name(to_name));
+  if (from == to) return exists_error("folder " + to + " already exists");
+  if (to.size() > from.size() && to.compare(0, from.size() + 1, from + "/") == 0)
+    return invalid("cannot rename a folder into itself");
+  if (to == "INBOX") return exists_error("folder INBOX already exists");
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    SqliteDb& db = tx.db();
+    MK_ASSIGN_OR_RETURN(FolderRow src, load_folder(db, account.id, from));
+    auto clash = load_folder(db, account.id, to);
+    if (clash.is_ok()) return exists_error("folder " + to + " already exists");
+    for (size_t pos = to.find('/'); pos != std::string::npos; pos = to.find('/', pos + 1)) {
+      std::string parent = to.substr(0, pos);
+      if (load_folder(db, account.id, parent).is_ok()) continue;
+      MK_RETURN_IF_ERROR(insert_folder(tx, account, parent, "").status());
+    }
+    if (from == "INBOX") {
+      // INBOX itself stays; its messages move to the new folder with new UIDs.
+      MK_ASSIGN_OR_RETURN(FolderRow dst, insert_folder(tx, account, to, ""));
+      MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
+                                              " FROM items WHERE folder_id=? ORDER BY uid"));
+      st.bind(1, src.id);
+      std::vector<ItemInfo> items;
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        items.push_back(row_to_item(st, 0));
+      }
+      dst.highestmodseq += 1;
+      for (auto it : items) {
+        it.uid = dst.uidnext++;
+        it.modseq = dst.highestmodseq;
+        MK_RETURN_IF_ERROR(insert_item(db, dst.id, it, tx.time_ms()));
+        MK_RETURN_IF_ERROR(ref_message(db, it.blob, +1));
+      }
+      MK_RETURN_IF_ERROR(save_folder_counters(db, dst));
+      // delete_items adjusts usage down; compensate the move by adding it back first.
+      int64_t bytes = 0;
+      for (const auto& it : items) bytes += static_cast<int64_t>(it.size);
+      MK_RETURN_IF_ERROR(adjust_usage(db, account.id, bytes, static_cast<int64_t>(items.size())));
+      MK_RETURN_IF_ERROR(delete_items(tx, account, src, items, "expunge", false));
+      json p = {{"from", from}, {"to", to}, {"folder", dst.guid.hex()}, {"count", items.size()}};
+      return tx.journal("folder.rename_inbox", account.guid, Guid{}, p.dump()).status();
+    }
+    MK_ASSIGN_OR_RETURN(auto kids, db.prepare(
+        "SELECT id, name, guid FROM folders WHERE account_id=? AND (name=? OR substr(name,1,?)=?)"));
+    kids.bind(1, account.id).bind(2, from)
+        .bind(3, static_cast<int64_t>(from.size() + 1)).bind(4, from + "/");
+    std::vector<std::tuple<int64_t, std::string, std::string>> rows;
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, kids.step());
+      if (!row) break;
+      rows.emplace_back(kids.column_int(0), kids.column_text(1), kids.column_blob(2));
+    }
+    MK_ASSIGN_OR_RETURN(auto up, db.prepare("UPDATE folders SET name=? WHERE id=?"));
+    for (const auto& [id, name, guid] : rows) {
+      std::string new_name = to + name.substr(from.size());
+      if (new_name != to && load_folder(db, account.id, new_name).is_ok())
+        return exists_error("folder " + new_name + " already exists");
+      up.bind(1, new_name).bind(2, id);
+      Status s = up.run();
+      if (s.code() == ErrorCode::kConflict) return exists_error("folder " + new_name + " already exists");
+      MK_RETURN_IF_ERROR(s);
+      up.reset();
+      json p = {{"folder", Guid::from_bytes(guid).value_or(Guid{}).hex()},
+                {"from", name}, {"to", new_name}};
+      MK_RETURN_IF_ERROR(tx.journal("folder.rename", account.guid, Guid{}, p.dump()).status());
+    }
+    return Status::ok();
+  }));
+  notify({account.db->name(), account.guid, Guid{}, 0});
+  return Status::ok();
+}
+
+Status MailStore::delete_folder(const Account& account, std::string_view name) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
+  if (norm == "INBOX") return conflict("INBOX cannot be deleted");
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    SqliteDb& db = tx.db();
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
+                                            " FROM items WHERE folder_id=?"));
+    st.bind(1, f.id);
+    std::vector<ItemInfo> items;
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      items.push_back(row_to_item(st, 0));
+    }
+    MK_RETURN_IF_ERROR(delete_items(tx, account, f, items, "expunge", false));
+    for (const char* sql : {"DELETE FROM expunged WHERE folder_id=?", "DELETE FROM folders WHERE id=?"}) {
+      MK_ASSIGN_OR_RETURN(auto del, db.prepare(sql));
+      del.bind(1, f.id);
+      MK_RETURN_IF_ERROR(del.run());
+    }
+    json p = {{"folder", f.guid.hex()}, {"name", norm}, {"items", items.size()}};
+    return tx.journal("folder.delete", account.guid, Guid{}, p.dump()).status();
+  }));
+  notify({account.db->name(), account.guid, Guid{}, 0});
+  return Status::ok();
+}
+
+Status MailStore::set_subscribed(const Account& account, std::string_view name, bool subscribed) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
+  return account.db->write([&](WriteTx& tx) -> Status {
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(tx.db(), account.id, norm));
+    MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare("UPDATE folders SET subscribed=? WHERE id=?"));
+    st.bind(1, subscribed ? 1 : 0).bind(2, f.id);
+    MK_RETURN_IF_ERROR(st.run());
+    json p = {{"folder", f.guid.hex()}, {"subscribed", subscribed}};
+    return tx.journal("folder.subscribe", account.guid, Guid{}, p.dump()).status();
+  });
+}
+
+// ---------------------------------------------------------------- items
+
+Result<SavedItem> MailStore::deliver(const Account& account, const MessageInput& input,
+                                     const Guid& ingress_id, std::string_view folder) {
+  std::string seed = "deliver:";
+  seed.append(ingress_id.raw());
+  seed.append(account.guid.raw());
+  return save(account, folder, input, ingress_id, Guid::derived(seed), "deliver");
+}
+
+Result<SavedItem> MailStore::append(const Account& account, std::string_view folder,
+                                    const MessageInput& input) {
+  return save(account, folder, input, std::nullopt, Guid::random(), "append");
+}
+
+Result<SavedItem> MailStore::save(const Account& account, std::string_view folder_name,
+                                  const MessageInput& input, const std::optional<Guid>& ingress_id,
+                                  const Guid& guid, const char* op) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  for (const auto& f : input.flags)
+    if (!valid_flag(f)) return invalid("invalid flag " + f);
+  std::vector<std::string> flags = normalize_flags(input.flags);
+  MessageInfo parsed;
+  const MessageInfo* info = input.info;
+  if (!info) {
+    parsed = parse_message(input.raw);
+    info = &parsed;
+  }
+  std::string info_bytes = serialize_message_info(*info);
+  // The blob is written and fsynced before the metadata that references it; its directory
+  // entry is made durable by the group commit (sync_dirs) right before the SQLite commit.
+  MK_ASSIGN_OR_RETURN(auto put, account.db->blobs().put(input.raw));
+  SavedItem saved;
+  saved.guid = guid;
+  Guid folder_guid;
+  Status s = account.db->write(
+      [&](WriteTx& tx) -> Status {
+        SqliteDb& db = tx.db();
+        if (ingress_id) {
+          MK_ASSIGN_OR_RETURN(auto dup, db.prepare(
+              "SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
+          dup.bind(1, account.id).bind_blob(2, ingress_id->raw());
+          MK_ASSIGN_OR_RETURN(bool seen, dup.step());
+          if (seen) {
+            saved.duplicate = true;
+            return Status::ok();
+          }
+        }
+        MK_RETURN_IF_ERROR(check_quota(db, account, input.raw.size()));
+        MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+        folder_guid = f.guid;
+        MK_ASSIGN_OR_RETURN(auto msg, db.prepare(
+            "INSERT INTO messages(blob, size, stored_size, refs, info) VALUES (?,?,?,1,?)"
+            " ON CONFLICT(blob) DO UPDATE SET refs=refs+1"));
+        msg.bind_blob(1, as_bytes(put.digest))
+            .bind(2, static_cast<int64_t>(input.raw.size()))
+            .bind(3, static_cast<int64_t>(put.stored_size))
+            .bind_blob(4, info_bytes);
+        MK_RETURN_IF_ERROR(msg.run());
+        ItemInfo it;
+        it.uid = f.uidnext++;
+        it.guid = guid;
+        it.ingress_id = ingress_id;
+        it.blob = put.digest;
+        it.size = input.raw.size();
+        it.internal_date_ms = input.internal_date_ms ? input.internal_date_ms : tx.time_ms();
+        it.flags = flags;
+        it.modseq = ++f.highestmodseq;
+        MK_RETURN_IF_ERROR(insert_item(db, f.id, it, tx.time_ms()));
+        MK_RETURN_IF_ERROR(save_folder_counters(db, f));
+        MK_RETURN_IF_ERROR(adjust_usage(db, account.id, static_cast<int64_t>(it.size), 1));
+        if (ingress_id) {
+          MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT INTO deliveries VALUES (?,?,?,?)"));
+          d.bind(1, account.id).bind_blob(2, ingress_id->raw()).bind_blob(3, guid.raw())
+              .bind(4, tx.time_ms());
+          MK_RETURN_IF_ERROR(d.run());
+        }
+        json p = {{"folder", f.guid.hex()},
+                  {"uid", it.uid},
+                  {"blob", to_hex(it.blob)},
+                  {"size", it.size},
+                  {"internal_date_ms", it.internal_date_ms},
+                  {"flags", flags},
+                  {"modseq", it.modseq}};
+        if (ingress_id) p["ingress"] = ingress_id->hex();
+        MK_RETURN_IF_ERROR(tx.journal(op, account.guid, guid, p.dump()).status());
+        saved.uidvalidity = f.uidvalidity;
+        saved.uid = it.uid;
+        saved.modseq = it.modseq;
+        return Status::ok();
+      },
+      {put.dir_to_sync});
+  MK_RETURN_IF_ERROR(s);
+  if (!saved.duplicate) notify({account.db->name(), account.guid, folder_guid, saved.modseq});
+  return saved;
+}
+
+Result<CopyResult> MailStore::copy(const Account& account, std::string_view from,
+                                   const std::vector<uint32_t>& uids, std::string_view to) {
+  return copy_or_move(account, from, uids, to, false);
+}
+
+Result<CopyResult> MailStore::move(const Account& account, std::string_view from,
+                                   const std::vector<uint32_t>& uids, std::string_view to) {
+  return copy_or_move(account, from, uids, to, true);
+}
+
+Result<CopyResult> MailStore::copy_or_move(const Account& account, std::string_view from_name,
+                                           const std::vector<uint32_t>& uids,
+                                           std::string_view to_name, bool is_move) {
+  MK_ASSIGN_OR_RETURN(std::string from, normalize_folder_name(from_name));
+  MK_ASSIGN_OR_RETURN(std::string to, normalize_folder_name(to_name));
+  CopyResult result;
+  Guid src_guid, dst_guid;
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    result.items.clear();
+    SqliteDb& db = tx.db();
+    MK_ASSIGN_OR_RETURN(FolderRow src, load_folder(db, account.id, from));
+    MK_ASSIGN_OR_RETURN(FolderRow dst, load_folder(db, account.id, to));
+    src_guid = src.guid;
+    dst_guid = dst.guid;
+    MK_ASSIGN_OR_RETURN(auto items, select_items(db, src.id, uids));
+    if (items.empty()) return Status::ok();
+    uint64_t bytes = 0;
+    for (const auto& it : items) bytes += it.size;
+    if (!is_move || src.id == dst.id) MK_RETURN_IF_ERROR(check_quota(db, account, bytes));
+    dst.highestmodseq += 1;
+    json pairs = json::array();
+    for (const auto& it : items) {
+      ItemInfo copy = it;
+      copy.uid = dst.uidnext++;
+      copy.modseq = dst.highestmodseq;
+      if (!is_move) copy.guid = Guid::random();
+      MK_RETURN_IF_ERROR(insert_item(db, dst.id, copy, tx.time_ms()));
+      MK_RETURN_IF_ERROR(ref_message(db, copy.blob, +1));
+      result.items.push_back({it.uid, copy.uid});
+      json p = {{"from_folder", src.guid.hex()}, {"from_uid", it.uid},
+                {"folder", dst.guid.hex()},      {"uid", copy.uid},
+                {"source_item", it.guid.hex()},  {"blob", to_hex(copy.blob)},
+                {"flags", copy.flags},           {"modseq", copy.modseq}};
+      MK_RETURN_IF_ERROR(
+          tx.journal(is_move ? "move" : "copy", account.guid, copy.guid, p.dump()).status());
+    }
+    MK_RETURN_IF_ERROR(save_folder_counters(db, dst));
+    MK_RETURN_IF_ERROR(adjust_usage(db, account.id, static_cast<int64_t>(bytes),
+                                    static_cast<int64_t>(items.size())));
+    if (is_move) {
+      if (src.id == dst.id) {
+        MK_ASSIGN_OR_RETURN(src, load_folder(db, account.id, from));
+      }
+      MK_RETURN_IF_ERROR(delete_items(tx, account, src, items, "expunge", false));
+    }
+    result.dest_uidvalidity = dst.uidvalidity;
+    return Status::ok();
+  }));
+  notify({account.db->name(), account.guid, dst_guid, 0});
+  if (is_move) notify({account.db->name(), account.guid, src_guid, 0});
+  return result;
+}
+
+Result<FlagChanges> MailStore::store_flags(const Account& account, std::string_view folder_name,
+                                           const std::vector<uint32_t>& uids, FlagOp op,
+                                           const std::vector<std::string>& flags_in,
+                                           uint64_t unchanged_since) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  for (const auto& f : flags_in)
+    if (!valid_flag(f)) return invalid("invalid flag " + f);
+  std::vector<std::string> flags = normalize_flags(flags_in);
+  FlagChanges out;
+  Guid folder_guid;
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    out = FlagChanges{};
+    SqliteDb& db = tx.db();
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    folder_guid = f.guid;
+    MK_ASSIGN_OR_RETURN(auto items, select_items(db, f.id, uids));
+    MK_ASSIGN_OR_RETURN(auto up, db.prepare("UPDATE items SET flags=?, modseq=? WHERE folder_id=? AND uid=?"));
+    bool bumped = false;
+    for (auto& it : items) {
+      if (unchanged_since && it.modseq > unchanged_since) {
+        out.failed_uids.push_back(it.uid);
+        continue;
+      }
+      std::vector<std::string> next;
+      if (op == FlagOp::kReplace) {
+        next = flags;
+      } else if (op == FlagOp::kAdd) {
+        next = it.flags;
+        next.insert(next.end(), flags.begin(), flags.end());
+        next = normalize_flags(next);
+      } else {
+        for (const auto& existing : it.flags)
+          if (!has_flag(flags, existing)) next.push_back(existing);
+      }
+      if (next == it.flags) continue;
+      if (!bumped) {
+        f.highestmodseq += 1;
+        bumped = true;
+      }
+      it.flags = next;
+      it.modseq = f.highestmodseq;
+      up.bind(1, join_flags(next)).bind(2, static_cast<int64_t>(it.modseq)).bind(3, f.id)
+          .bind(4, static_cast<int64_t>(it.uid));
+      MK_RETURN_IF_ERROR(up.run());
+      up.reset();
+      json p = {{"folder", f.guid.hex()}, {"uid", it.uid}, {"flags", next}, {"modseq", it.modseq}};
+      MK_RETURN_IF_ERROR(tx.journal("flags", account.guid, it.guid, p.dump()).status());
+      out.changed.push_back(it);
+    }
+    if (bumped) MK_RETURN_IF_ERROR(save_folder_counters(db, f));
+    return Status::ok();
+  }));
+  if (!out.changed.empty()) notify({account.db->name(), account.guid, folder_guid, 0});
+  return out;
+}
+
+Result<std::vector<uint32_t>> MailStore::expunge(const Account& account,
+                                                 std::string_view folder_name,
+                                                 const std::optional<std::vector<uint32_t>>& uids) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  std::vector<uint32_t> out;
+  Guid folder_guid;
+  MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
+    out.clear();
+    SqliteDb& db = tx.db();
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    folder_guid = f.guid;
+    std::vector<ItemInfo> candidates;
+    if (uids) {
+      MK_ASSIGN_OR_RETURN(candidates, select_items(db, f.id, *uids));
+    } else {
+      MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
+                                              " FROM items WHERE folder_id=? AND flags LIKE '%\\Deleted%' ORDER BY uid"));
+      st.bind(1, f.id);
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        candidates.push_back(row_to_item(st, 0));
+      }
+    }
+    std::vector<ItemInfo> doomed;
+    for (auto& it : candidates)
+      if (has_flag(it.flags, "\\Deleted")) doomed.push_back(it);
+    MK_RETURN_IF_ERROR(delete_items(tx, account, f, doomed, "expunge", true));
+    for (const auto& it : doomed) out.push_back(it.uid);
+    return Status::ok();
+  }));
+  if (!out.empty()) notify({account.db->name(), account.guid, folder_guid, 0});
+  return out;
+}
+
+Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::string_view folder_name,
+                                               uint32_t lo, uint32_t hi) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  std::vector<ItemInfo> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
+                                            " FROM items WHERE folder_id=? AND uid BETWEEN ? AND ? ORDER BY uid"));
+    st.bind(1, f.id).bind(2, static_cast<int64_t>(lo)).bind(3, static_cast<int64_t>(hi));
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(row_to_item(st, 0));
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
+Result<FolderChanges> MailStore::changes_since(const Account& account, std::string_view folder_name,
+                                               uint64_t modseq) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  FolderChanges out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    out.highestmodseq = f.highestmodseq;
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
+                                            " FROM items WHERE folder_id=? AND modseq>? ORDER BY uid"));
+    st.bind(1, f.id).bind(2, static_cast<int64_t>(modseq));
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.changed.push_back(row_to_item(st, 0));
+    }
+    MK_ASSIGN_OR_RETURN(auto ex, db.prepare("SELECT uid FROM expunged WHERE folder_id=? AND modseq>? ORDER BY uid"));
+    ex.bind(1, f.id).bind(2, static_cast<int64_t>(modseq));
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, ex.step());
+      if (!row) break;
+      out.vanished.push_back(static_cast<uint32_t>(ex.column_int(0)));
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
+Result<std::string> MailStore::read_message(const Account& account, const Digest& blob) {
+  auto r = account.db->blobs().get(blob);
+  if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
+    MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
+  return r;
+}
+
+Result<MessageInfo> MailStore::message_info(const Account& account, const Digest& blob) {
+  std::string bytes;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT info FROM messages WHERE blob=?"));
+    st.bind_blob(1, as_bytes(blob));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return not_found("no message " + to_hex(blob));
+    bytes = st.column_blob(0);
+    return Status::ok();
+  }));
+  return deserialize_message_info(bytes);
+}
+
+Result<bool> MailStore::has_delivery(const Account& account, const Guid& ingress_id) {
+  bool found = false;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
+    st.bind(1, account.id).bind_blob(2, ingress_id.raw());
+    MK_ASSIGN_OR_RETURN(found, st.step());
+    return Status::ok();
+  }));
+  return found;
+}
+
+int MailStore::subscribe(Listener listener) {
+  std::lock_guard lock(listeners_mu_);
+  int id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  return id;
+}
+
+void MailStore::unsubscribe(int id) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+void MailStore::notify(const ChangeEvent& event) {
+  std::vector<Listener> copy;
+  {
+    std::lock_guard lock(listeners_mu_);
+    for (auto& [id, l] : listeners_) copy.push_back(l);
+  }
+  for (auto& l : copy) l(event);
+}
+
+}  // namespace mailark

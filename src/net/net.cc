@@ -1,0 +1,233 @@
+// Connection, registry and listener implementations.
+#include "net/net.h"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include "base/log.h"
+
+namespace mailark::net {
+
+Connection::Connection(tcp::socket socket)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()) {
+  boost::system::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) {
+    peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    loopback_ = ep.address().is_loopback();
+  }
+  socket_.set_option(tcp::no_delay(true), ec);
+  touch();
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::start_watchdog() {
+  timer_.expires_at(deadline_);
+  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->closed_) return;
+    self->on_watchdog();
+  });
+}
+
+void Connection::on_watchdog() {
+  {
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      MK_LOG_DEBUG("connection {} idle timeout", peer_);
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_both, ignored);
+      socket_.cancel(ignored);
+      return;
+    }
+    start_watchdog();
+  }
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ec;
+  timer_.cancel();
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+void Connection::cancel() {
+  boost::system::error_code ec;
+  socket_.cancel(ec);
+}
+
+awaitable<bool> Connection::fill() {
+  if (closed_) co_return false;
+  if (start_ > 0 && start_ >= buffer_.size() / 2) {
+    buffer_.erase(0, start_);
+    start_ = 0;
+  }
+  size_t old = buffer_.size();
+  buffer_.resize(old + 16384);
+  boost::system::error_code ec;
+  size_t n = co_await socket_.async_read_some(
+      asio::buffer(buffer_.data() + old, 16384),
+      asio::redirect_error(asio::use_awaitable, ec));
+  buffer_.resize(old + n);
+  if (ec || n == 0) co_return false;
+  touch();
+  co_return true;
+}
+
+bool Connection::has_buffered_line() const {
+  return buffer_.find('\n', start_) != std::string::npos;
+}
+
+awaitable<Connection::LineStatus> Connection::read_line(std::string* line, size_t max) {
+  bool too_long = false;
+  while (true) {
+    size_t lf = buffer_.find('\n', start_);
+    if (lf != std::string::npos) {
+      size_t end = lf;
+      if (end > start_ && buffer_[end - 1] == '\r') --end;
+      if (!too_long && end - start_ <= max) line->assign(buffer_, start_, end - start_);
+      else too_long = true;
+      start_ = lf + 1;
+      co_return too_long ? LineStatus::kTooLong : LineStatus::kOk;
+    }
+    if (buffer_.size() - start_ > max + 2) {
+      // Drop what we have of the over-long line and keep reading to its end.
+      too_long = true;
+      buffer_.clear();
+      start_ = 0;
+    }
+    if (!co_await fill()) co_return LineStatus::kClosed;
+  }
+}
+
+awaitable<bool> Connection::read_until(const std::function<size_t(std::string_view)>& consume,
+                                       const std::function<bool()>& done) {
+  while (true) {
+    if (start_ < buffer_.size()) {
+      size_t used = consume(std::string_view(buffer_).substr(start_));
+      start_ += used;
+      if (start_ == buffer_.size()) {
+        buffer_.clear();
+        start_ = 0;
+      }
+    }
+    if (done()) co_return true;
+    if (!co_await fill()) co_return false;
+  }
+}
+
+awaitable<bool> Connection::write(std::string data) {
+  if (closed_) co_return false;
+  boost::system::error_code ec;
+  co_await asio::async_write(socket_, asio::buffer(data),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  touch();
+  co_return !ec;
+}
+
+int SessionRegistry::add(std::function<void()> interrupt) {
+  std::lock_guard lock(mu_);
+  int id = next_++;
+  sessions_[id] = Entry{std::move(interrupt), false};
+  return id;
+}
+
+void SessionRegistry::remove(int id) {
+  std::lock_guard lock(mu_);
+  sessions_.erase(id);
+}
+
+void SessionRegistry::set_busy(int id, bool busy) {
+  std::function<void()> interrupt;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    it->second.busy = busy;
+    if (!busy && shutting_down_) interrupt = it->second.interrupt;
+  }
+  if (interrupt) interrupt();
+}
+
+void SessionRegistry::shut_down() {
+  std::vector<std::function<void()>> idle;
+  {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+    for (auto& [id, e] : sessions_)
+      if (!e.busy) idle.push_back(e.interrupt);
+  }
+  for (auto& f : idle) f();
+}
+
+bool SessionRegistry::shutting_down() const {
+  std::lock_guard lock(mu_);
+  return shutting_down_;
+}
+
+size_t SessionRegistry::size() const {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
+}
+
+Listener::Listener(asio::io_context& io, std::string name, Serve serve, int max_connections)
+    : io_(io), name_(std::move(name)), serve_(std::move(serve)),
+      max_connections_(max_connections), acceptor_(io) {}
+
+Status Listener::listen(const std::string& address, int port) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(address, ec);
+  if (ec) return invalid(name_ + ": bad listen address " + address);
+  tcp::endpoint ep(addr, static_cast<unsigned short>(port));
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return io_error(name_ + ": cannot listen on " + address + ":" + std::to_string(port) + ": " +
+                    ec.message());
+  port_ = acceptor_.local_endpoint().port();
+  return Status::ok();
+}
+
+void Listener::start() {
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
+
+void Listener::stop() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+awaitable<void> Listener::accept_loop() {
+  while (acceptor_.is_open()) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (!acceptor_.is_open()) break;
+      MK_LOG_WARN("{}: accept failed: {}", name_, ec.message());
+      continue;
+    }
+    if (*active_ >= max_connections_) {
+      MK_LOG_WARN("{}: connection limit {} reached, refusing a connection", name_, max_connections_);
+      socket.close(ec);
+      continue;
+    }
+    ++*active_;
+    auto active = active_;
+    asio::co_spawn(io_, serve_(std::move(socket)), [active](std::exception_ptr e) {
+      --*active;
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          MK_LOG_ERROR("session ended by exception: {}", ex.what());
+        }
+      }
+    });
+  }
+}
+
+}  // namespace mailark::net

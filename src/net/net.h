@@ -1,0 +1,162 @@
+// Networking on Boost.Asio with C++20 coroutines: a pool for blocking store work, a
+// buffered connection with line reads and an idle deadline, listeners, and the registry
+// that lets the server drain sessions on shutdown. Included only by protocol session files
+// and the server wiring (Asio headers are heavy).
+#pragma once
+
+#include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+
+namespace mailark::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+template <typename T>
+using awaitable = asio::awaitable<T>;
+
+// Runs blocking work (SQLite, fsync, argon2) off the I/O threads.
+class BlockingPool {
+ public:
+  explicit BlockingPool(int threads) : pool_(static_cast<size_t>(threads)) {}
+  ~BlockingPool() { pool_.join(); }
+  // Runs `fn` on the pool and resumes the caller on its own executor with the result.
+  // Callers pass a named function object (see the note on temporaries below).
+  template <typename F>
+  auto run(F fn) -> awaitable<decltype(fn())> {
+    using R = decltype(fn());
+    auto work = std::make_shared<F>(std::move(fn));
+    // Named, not temporaries: GCC 12 destroys non-trivial temporaries of a co_await
+    // full-expression twice.
+    auto initiation = [this, work](auto handler) {
+      auto ex = asio::get_associated_executor(handler);
+      asio::post(pool_, [work, ex, handler = std::move(handler)]() mutable {
+        auto result = std::make_shared<std::optional<R>>((*work)());
+        asio::post(ex, [result, handler = std::move(handler)]() mutable {
+          std::move(handler)(std::move(*result));
+        });
+      });
+    };
+    auto operation = asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<R>)>(
+        std::move(initiation), asio::use_awaitable);
+    std::optional<R> out = co_await std::move(operation);
+    co_return std::move(*out);
+  }
+  void join() { pool_.join(); }
+
+ private:
+  asio::thread_pool pool_;
+};
+
+// A client connection: buffered reads, line framing with a length bound, writes, and an
+// idle deadline that closes the socket when it passes.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  explicit Connection(tcp::socket socket);
+  ~Connection();
+
+  enum class LineStatus { kOk, kTooLong, kClosed };
+  // Reads one line (without CRLF or LF) of at most `max` bytes. An over-long line is
+  // consumed up to its LF and reported as kTooLong.
+  awaitable<LineStatus> read_line(std::string* line, size_t max);
+  // Feeds buffered and then newly read bytes to `consume` (which returns how many it used)
+  // until it reports done. False when the peer closed first.
+  awaitable<bool> read_until(const std::function<size_t(std::string_view)>& consume,
+                             const std::function<bool()>& done);
+  awaitable<bool> write(std::string data);
+  // True when a complete line is already buffered (pipelined commands): replies can wait.
+  bool has_buffered_line() const;
+
+  void set_idle_timeout(std::chrono::seconds timeout) { timeout_ = timeout; }
+  // Arms the watchdog; call once after construction (the Connection must be owned by a
+  // shared_ptr), from the connection's executor.
+  void start_watchdog();
+  void close();
+  // Interrupts a pending read (used to drain idle sessions on shutdown).
+  void cancel();
+  bool closed() const { return closed_; }
+  std::string peer() const { return peer_; }
+  bool peer_is_loopback() const { return loopback_; }
+
+ private:
+  awaitable<bool> fill();
+  void on_watchdog();
+  void touch() { deadline_ = std::chrono::steady_clock::now() + timeout_; }
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::chrono::seconds timeout_{300};
+  std::chrono::steady_clock::time_point deadline_;
+  std::string buffer_;
+  size_t start_ = 0;  // consumed prefix of buffer_
+  bool closed_ = false;
+  std::string peer_;
+  bool loopback_ = false;
+};
+
+// Live sessions, so shutdown can interrupt the idle ones and wait for the busy ones.
+class SessionRegistry {
+ public:
+  // `interrupt` runs (on shutdown) for sessions that are idle at that moment.
+  int add(std::function<void()> interrupt);
+  void remove(int id);
+  void set_busy(int id, bool busy);
+  // Interrupts idle sessions now; busy ones are interrupted when they become idle.
+  void shut_down();
+  bool shutting_down() const;
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::function<void()> interrupt;
+    bool busy = false;
+  };
+  mutable std::mutex mu_;
+  std::map<int, Entry> sessions_;
+  int next_ = 1;
+  bool shutting_down_ = false;
+};
+
+// Accepts connections on one address and starts `serve` for each as a detached coroutine.
+class Listener {
+ public:
+  using Serve = std::function<awaitable<void>(tcp::socket)>;
+  Listener(asio::io_context& io, std::string name, Serve serve, int max_connections);
+  // Binds and listens; port 0 picks a free port (see port()).
+  Status listen(const std::string& address, int port);
+  void start();
+  void stop();
+  int port() const { return port_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  awaitable<void> accept_loop();
+
+  asio::io_context& io_;
+  std::string name_;
+  Serve serve_;
+  int max_connections_;
+  std::shared_ptr<int> active_ = std::make_shared<int>(0);
+  tcp::acceptor acceptor_;
+  int port_ = 0;
+};
+
+}  // namespace mailark::net

@@ -1,0 +1,45 @@
+// mailark.toml: the one configuration file. Relative paths are resolved against the
+// directory holding the file. `default_config_text()` is what `mailark init` writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/log.h"
+#include "base/status.h"
+#include "ingress/ingress_cache.h"
+
+namespace mailark {
+
+struct ListenerConfig {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  int port = 0;  // 0 = ephemeral; the chosen port is written to ports.json
+};
+
+struct Config {
+  std::string config_path;
+  std::string data_dir;        // holds ports.json, the pid file
+  std::string directory_path;  // the directory's SQLite file
+  std::string databases_path;  // one folder per database
+  std::string ingress_path;
+  IngressRetention ingress;
+
+  ListenerConfig lmtp;
+  uint64_t max_message_size = uint64_t{50} << 20;
+  bool over_quota_temporary = false;  // 452 4.2.2 instead of 552 5.2.2
+  std::string recipient_delimiter = "+";
+  int lmtp_timeout_s = 300;
+  int max_connections = 1000;
+  int shutdown_grace_s = 30;
+  int delivery_threads = 32;
+
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+Result<Config> load_config(const std::string& path);
+std::string default_config_text();
+// --config, else $MAILARK_CONFIG, else /etc/mailark/mailark.toml.
+std::string resolve_config_path(const std::string& flag);
+
+}  // namespace mailark

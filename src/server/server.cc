@@ -1,0 +1,107 @@
+// Server lifecycle.
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "base/time.h"
+#include "net/net.h"
+#include "os/file.h"
+#include "protocol/lmtp/lmtp_session.h"
+#include "server/services.h"
+
+namespace mailark {
+
+namespace asio = boost::asio;
+
+static std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+  return buf;
+}
+
+Status run_server(const Config& config) {
+  set_log_level(config.log_level);
+  MK_ASSIGN_OR_RETURN(auto services, open_services(config));
+  std::string ports_path = join_path(config.data_dir, "ports.json");
+  if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);
+
+  asio::io_context io(1);
+  net::BlockingPool pool(config.delivery_threads);
+  net::SessionRegistry sessions;
+  std::vector<std::unique_ptr<net::Listener>> listeners;
+
+  lmtp::LmtpOptions lmtp_options;
+  lmtp_options.hostname = host_name();
+  lmtp_options.timeout_s = config.lmtp_timeout_s;
+  lmtp_options.over_quota_temporary = config.over_quota_temporary;
+  lmtp::LmtpService lmtp_service(*services->delivery, pool, sessions, lmtp_options);
+  if (config.lmtp.enabled) {
+    auto l = std::make_unique<net::Listener>(
+        io, "lmtp", [&](net::tcp::socket s) { return lmtp_service.serve(std::move(s)); },
+        config.max_connections);
+    MK_RETURN_IF_ERROR(l->listen(config.lmtp.address, config.lmtp.port));
+    listeners.push_back(std::move(l));
+  }
+
+  nlohmann::json ports = nlohmann::json::object();
+  for (auto& l : listeners) {
+    ports[l->name()] = l->port();
+    MK_LOG_INFO("{} listening on {}:{}", l->name(), config.lmtp.address, l->port());
+  }
+  MK_RETURN_IF_ERROR(publish_file(posix_fs(), ports_path, ports.dump() + "\n"));
+  for (auto& l : listeners) l->start();
+
+  // Housekeeping: ingress retention at start and every ten minutes.
+  asio::steady_timer housekeeping(io);
+  bool stopping = false;
+  asio::co_spawn(io, [&]() -> net::awaitable<void> {
+    while (!stopping) {
+      auto prune = [&] { return services->ingress->prune(now_ms()); };
+      auto removed = co_await pool.run(std::move(prune));
+      if (!removed.is_ok()) MK_LOG_WARN("ingress retention failed: {}", removed.status().to_string());
+      else if (*removed) MK_LOG_INFO("ingress retention removed {} segments", *removed);
+      housekeeping.expires_after(std::chrono::minutes(10));
+      boost::system::error_code ec;
+      co_await housekeeping.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+  }, asio::detached);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  asio::steady_timer grace(io);
+  signals.async_wait([&](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    stopping = true;
+    MK_LOG_INFO("signal {}: stopping; no new connections, finishing in-flight work", signo);
+    for (auto& l : listeners) l->stop();
+    housekeeping.cancel();
+    sessions.shut_down();
+    grace.expires_after(std::chrono::seconds(config.shutdown_grace_s));
+    grace.async_wait([&](boost::system::error_code gec) {
+      if (gec) return;
+      MK_LOG_WARN("shutdown grace period over with {} sessions left; exiting", sessions.size());
+      io.stop();
+    });
+    // io.run() returns once every session has ended; the grace timer must not hold it.
+    asio::co_spawn(io, [&]() -> net::awaitable<void> {
+      asio::steady_timer poll(io);
+      while (sessions.size() > 0) {
+        poll.expires_after(std::chrono::milliseconds(20));
+        co_await poll.async_wait(asio::use_awaitable);
+      }
+      grace.cancel();
+    }, asio::detached);
+  });
+
+  MK_LOG_INFO("mailark serving (pid {})", static_cast<int>(getpid()));
+  io.run();
+  pool.join();
+  MK_LOG_INFO("mailark stopped");
+  return Status::ok();
+}
+
+}  // namespace mailark

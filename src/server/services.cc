@@ -1,0 +1,56 @@
+// Opening and initializing a data directory.
+#include "server/services.h"
+
+#include "os/file.h"
+
+namespace mailark {
+
+Result<std::unique_ptr<Services>> open_services(const Config& config) {
+  auto s = std::make_unique<Services>();
+  s->config = config;
+  if (!posix_fs().exists(config.directory_path))
+    return not_found("no directory at " + config.directory_path + " (run 'mailark init')");
+  MK_ASSIGN_OR_RETURN(s->directory, Directory::open(config.directory_path, false));
+  MK_RETURN_IF_ERROR(posix_fs().make_dirs(config.databases_path));
+  s->store = std::make_unique<MailStore>(posix_fs(), config.databases_path);
+  MK_ASSIGN_OR_RETURN(s->ingress, IngressCache::open(posix_fs(), config.ingress_path, config.ingress));
+  DeliveryOptions d;
+  d.max_message_size = config.max_message_size;
+  d.recipient_delimiter = config.recipient_delimiter;
+  s->delivery = std::make_unique<Delivery>(*s->directory, *s->store, *s->ingress, d);
+  return s;
+}
+
+Status init_data_dir(const std::string& dir, const InitOptions& options) {
+  FileSystem& fs = posix_fs();
+  std::string config_path = join_path(dir, "mailark.toml");
+  if (fs.exists(config_path)) return exists_error(config_path + " already exists");
+  MK_RETURN_IF_ERROR(fs.make_dirs(dir));
+  std::string text = default_config_text();
+  if (options.ephemeral_ports) {
+    size_t pos;
+    while ((pos = text.find("\nport = 24\n")) != std::string::npos)
+      text.replace(pos, 11, "\nport = 0\n");
+  }
+  if (options.listen_address != "127.0.0.1") {
+    size_t pos;
+    std::string from = "address = \"127.0.0.1\"";
+    while ((pos = text.find(from)) != std::string::npos)
+      text.replace(pos, from.size(), "address = \"" + options.listen_address + "\"");
+  }
+  MK_RETURN_IF_ERROR(publish_file(fs, config_path, text));
+  MK_ASSIGN_OR_RETURN(Config config, load_config(config_path));
+  MK_RETURN_IF_ERROR(fs.make_dirs(parent_dir(config.directory_path)));
+  MK_RETURN_IF_ERROR(fs.make_dirs(config.databases_path));
+  MK_RETURN_IF_ERROR(fs.make_dirs(config.ingress_path));
+  {
+    MK_ASSIGN_OR_RETURN(auto directory, Directory::open(config.directory_path, true));
+    MK_RETURN_IF_ERROR(directory->add_database("db1"));
+  }
+  MailStore store(fs, config.databases_path);
+  MK_RETURN_IF_ERROR(store.create_database("db1"));
+  MK_RETURN_IF_ERROR(fs.sync_dir(dir));
+  return Status::ok();
+}
+
+}  // namespace mailark

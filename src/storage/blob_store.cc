@@ -1,0 +1,162 @@
+// Blob store: fan-out directories by the first byte of the digest, one file per blob,
+// published with temp file + fsync + rename; the directory fsync is left to the caller's
+// group commit.
+#include "storage/blob_store.h"
+
+#include <zstd.h>
+
+#include <cstring>
+
+namespace mailark {
+namespace {
+
+constexpr char kMagic[4] = {'M', 'K', 'B', '1'};
+constexpr uint8_t kRaw = 0;
+constexpr uint8_t kZstd = 1;
+constexpr size_t kHeaderSize = 16;
+constexpr uint64_t kMaxBlobSize = uint64_t{4} << 30;
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t get_u64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+}  // namespace
+
+std::string BlobStore::path_of(const Digest& digest) const {
+  std::string hex = to_hex(digest);
+  return root_ + "/" + hex.substr(0, 2) + "/" + hex;
+}
+
+Status BlobStore::create_layout() {
+  MK_RETURN_IF_ERROR(fs_.make_dirs(root_ + "/tmp"));
+  for (int i = 0; i < 256; ++i) {
+    uint8_t b = static_cast<uint8_t>(i);
+    MK_RETURN_IF_ERROR(fs_.make_dirs(root_ + "/" + to_hex(&b, 1)));
+  }
+  MK_RETURN_IF_ERROR(fs_.sync_dir(root_));
+  return fs_.sync_dir(parent_dir(root_));
+}
+
+std::string BlobStore::encode(std::string_view content) {
+  std::string out(kMagic, 4);
+  size_t bound = ZSTD_compressBound(content.size());
+  std::string compressed(bound, '\0');
+  size_t n = ZSTD_compress(compressed.data(), bound, content.data(), content.size(), 3);
+  bool use_zstd = !ZSTD_isError(n) && n + 64 < content.size();
+  out.push_back(static_cast<char>(use_zstd ? kZstd : kRaw));
+  out.append(3, '\0');
+  put_u64(out, content.size());
+  if (use_zstd) out.append(compressed.data(), n);
+  else out.append(content);
+  return out;
+}
+
+Result<std::string> BlobStore::decode(std::string_view file, const std::string& what) {
+  if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, 4) != 0)
+    return corrupt(what + ": bad blob header");
+  uint8_t kind = static_cast<uint8_t>(file[4]);
+  uint64_t size = get_u64(file.data() + 8);
+  if (size > kMaxBlobSize) return corrupt(what + ": implausible blob size");
+  std::string_view payload = file.substr(kHeaderSize);
+  if (kind == kRaw) {
+    if (payload.size() != size) return corrupt(what + ": blob length mismatch");
+    return std::string(payload);
+  }
+  if (kind != kZstd) return corrupt(what + ": unknown blob encoding");
+  unsigned long long frame = ZSTD_getFrameContentSize(payload.data(), payload.size());
+  if (frame != size) return corrupt(what + ": zstd frame size mismatch");
+  std::string out(size, '\0');
+  size_t n = ZSTD_decompress(out.data(), out.size(), payload.data(), payload.size());
+  if (ZSTD_isError(n) || n != size) return corrupt(what + ": zstd data damaged");
+  return out;
+}
+
+Result<BlobStore::PutResult> BlobStore::put(std::string_view content) {
+  PutResult result;
+  result.digest = sha256(content);
+  std::string path = path_of(result.digest);
+  result.dir_to_sync = parent_dir(path);
+  if (fs_.exists(path) && verify(result.digest).is_ok()) {
+    result.was_present = true;
+    auto size = fs_.file_size(path);
+    result.stored_size = size.is_ok() ? *size : 0;
+    return result;
+  }
+  std::string encoded = encode(content);
+  std::string tmp = root_ + "/tmp/" + Guid::random().hex();
+  {
+    MK_ASSIGN_OR_RETURN(auto file, fs_.create(tmp));
+    Status s = file->append(encoded);
+    if (s.is_ok()) s = file->sync();
+    if (s.is_ok()) s = file->close();
+    if (!s.is_ok()) {
+      (void)fs_.remove(tmp);
+      return s;
+    }
+  }
+  Status s = fs_.rename(tmp, path);
+  if (!s.is_ok()) {
+    (void)fs_.remove(tmp);
+    return s;
+  }
+  result.stored_size = encoded.size();
+  return result;
+}
+
+Status BlobStore::sync_dirs(const std::set<std::string>& dirs) {
+  for (const auto& d : dirs) MK_RETURN_IF_ERROR(fs_.sync_dir(d));
+  return Status::ok();
+}
+
+Result<std::string> BlobStore::get(const Digest& digest) const {
+  std::string path = path_of(digest);
+  auto file = fs_.read_file(path);
+  if (!file.is_ok()) {
+    if (file.status().code() == ErrorCode::kNotFound)
+      return not_found("blob " + to_hex(digest) + " missing");
+    return file.status();
+  }
+  MK_ASSIGN_OR_RETURN(std::string content, decode(*file, "blob " + to_hex(digest)));
+  if (sha256(content) != digest)
+    return corrupt("blob " + to_hex(digest) + ": content does not match its SHA-256");
+  return content;
+}
+
+Status BlobStore::verify(const Digest& digest) const {
+  auto r = get(digest);
+  return r.is_ok() ? Status::ok() : r.status();
+}
+
+bool BlobStore::contains(const Digest& digest) const { return fs_.exists(path_of(digest)); }
+
+Status BlobStore::remove(const Digest& digest) {
+  std::string path = path_of(digest);
+  MK_RETURN_IF_ERROR(fs_.remove(path));
+  return fs_.sync_dir(parent_dir(path));
+}
+
+Result<std::vector<Digest>> BlobStore::list(std::vector<std::string>* strays) const {
+  std::vector<Digest> out;
+  for (int i = 0; i < 256; ++i) {
+    uint8_t b = static_cast<uint8_t>(i);
+    std::string dir = root_ + "/" + to_hex(&b, 1);
+    auto names = fs_.list_dir(dir);
+    if (!names.is_ok()) {
+      if (names.status().code() == ErrorCode::kNotFound) continue;
+      return names.status();
+    }
+    for (const auto& name : *names) {
+      auto d = digest_from_hex(name);
+      if (d && name.substr(0, 2) == to_hex(&b, 1)) out.push_back(*d);
+      else if (strays) strays->push_back(dir + "/" + name);
+    }
+  }
+  return out;
+}
+
+}  // namespace mailark

@@ -1,0 +1,60 @@
+// The content-addressed blob store of one database: every message body is stored once under
+// the SHA-256 of its raw bytes, zstd-compressed, and verified against that hash on every
+// read (invariant 3). Layout and file format: docs/formats/blob.md.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/hash.h"
+#include "base/status.h"
+#include "os/file.h"
+
+namespace mailark {
+
+class BlobStore {
+ public:
+  // `root` is the database's blobs/ directory; created by create_layout().
+  BlobStore(FileSystem& fs, std::string root) : fs_(fs), root_(std::move(root)) {}
+
+  // Creates root, tmp/ and the 256 fan-out directories, durably.
+  Status create_layout();
+
+  struct PutResult {
+    Digest digest{};
+    uint64_t stored_size = 0;  // bytes on disk
+    // The fan-out directory holding the new entry. It must be synced (sync_dirs) before any
+    // metadata that references the blob commits; group commit shares that fsync.
+    std::string dir_to_sync;
+    bool was_present = false;
+  };
+  // Stores `content` durably (file fsynced). Idempotent: an intact existing copy is kept; a
+  // corrupt existing copy is replaced (self-heal).
+  Result<PutResult> put(std::string_view content);
+  Status sync_dirs(const std::set<std::string>& dirs);
+
+  // Returns the content, verified against `digest`. A mismatch or undecodable file is
+  // kCorrupt naming the blob; a missing file is kNotFound.
+  Result<std::string> get(const Digest& digest) const;
+  // get() without keeping the bytes.
+  Status verify(const Digest& digest) const;
+  bool contains(const Digest& digest) const;
+  Status remove(const Digest& digest);
+  // Every blob file present (for the checker), by digest; names that are not digests are
+  // returned in `strays`.
+  Result<std::vector<Digest>> list(std::vector<std::string>* strays = nullptr) const;
+
+  std::string path_of(const Digest& digest) const;
+  const std::string& root() const { return root_; }
+
+  // File encoding, exposed for the checker and tests.
+  static std::string encode(std::string_view content);
+  static Result<std::string> decode(std::string_view file_bytes, const std::string& what);
+
+ private:
+  FileSystem& fs_;
+  std::string root_;
+};
+
+}  // namespace mailark

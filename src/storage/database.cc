@@ -1,0 +1,250 @@
+// Database lifecycle, schema and group commit.
+//
+// Group commit: writers enqueue a closure and block; one committer thread takes everything
+// queued, fsyncs the blob directories the batch needs, runs each closure under its own
+// SAVEPOINT inside one BEGIN IMMEDIATE .. COMMIT, and wakes the writers. With
+// synchronous=FULL the COMMIT is one WAL fsync shared by the whole batch.
+#include "storage/database.h"
+
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/time.h"
+
+namespace mailark {
+
+constexpr size_t kMaxBatch = 512;
+constexpr size_t kMaxReaders = 16;
+
+Result<JournalRecord> WriteTx::journal(std::string op, const Guid& account, const Guid& item,
+                                       std::string payload) {
+  JournalRecord r;
+  r.time_ms = time_ms_;
+  r.op = std::move(op);
+  r.account = account;
+  r.item = item;
+  r.payload = std::move(payload);
+  return journal::append(db_, std::move(r));
+}
+
+Status create_database_schema(SqliteDb& db) {
+  MK_RETURN_IF_ERROR(db.exec(R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE accounts(
+  id INTEGER PRIMARY KEY,
+  guid BLOB NOT NULL UNIQUE,
+  address TEXT NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL,
+  used_bytes INTEGER NOT NULL DEFAULT 0,
+  used_items INTEGER NOT NULL DEFAULT 0,
+  last_uidvalidity INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE folders(
+  id INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id),
+  guid BLOB NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL DEFAULT 'mail',
+  special_use TEXT,
+  subscribed INTEGER NOT NULL DEFAULT 1,
+  uidvalidity INTEGER NOT NULL,
+  uidnext INTEGER NOT NULL,
+  highestmodseq INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  UNIQUE(account_id, name));
+CREATE TABLE messages(
+  blob BLOB PRIMARY KEY,
+  size INTEGER NOT NULL,
+  stored_size INTEGER NOT NULL,
+  refs INTEGER NOT NULL,
+  info BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE items(
+  id INTEGER PRIMARY KEY,
+  folder_id INTEGER NOT NULL REFERENCES folders(id),
+  uid INTEGER NOT NULL,
+  guid BLOB NOT NULL,
+  ingress_id BLOB,
+  blob BLOB NOT NULL REFERENCES messages(blob),
+  size INTEGER NOT NULL,
+  internal_date_ms INTEGER NOT NULL,
+  flags TEXT NOT NULL DEFAULT '',
+  modseq INTEGER NOT NULL,
+  saved_ms INTEGER NOT NULL,
+  UNIQUE(folder_id, uid));
+CREATE INDEX items_by_modseq ON items(folder_id, modseq);
+CREATE INDEX items_by_guid ON items(guid);
+CREATE TABLE expunged(
+  folder_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;
+CREATE TABLE deliveries(
+  account_id INTEGER NOT NULL REFERENCES accounts(id),
+  ingress_id BLOB NOT NULL,
+  item_guid BLOB NOT NULL,
+  time_ms INTEGER NOT NULL,
+  PRIMARY KEY(account_id, ingress_id)) WITHOUT ROWID;
+)sql"));
+  return journal::create_schema(db);
+}
+
+Database::Database(FileSystem& fs, std::string dir, std::string name)
+    : fs_(fs), dir_(std::move(dir)), name_(std::move(name)), blobs_(fs, dir_ + "/blobs") {}
+
+Database::~Database() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+}
+
+Result<std::unique_ptr<Database>> Database::create(FileSystem& fs, const std::string& dir,
+                                                   const std::string& name) {
+  if (fs.exists(dir + "/meta.sqlite")) return exists_error("database " + name + " already exists");
+  MK_RETURN_IF_ERROR(fs.make_dirs(dir));
+  std::unique_ptr<Database> db(new Database(fs, dir, name));
+  MK_RETURN_IF_ERROR(db->blobs_.create_layout());
+  {
+    MK_ASSIGN_OR_RETURN(auto sql, SqliteDb::open(db->sqlite_path(), /*create=*/true));
+    SqliteTransaction tx(sql.get());
+    MK_RETURN_IF_ERROR(tx.begin());
+    MK_RETURN_IF_ERROR(create_database_schema(*sql));
+    MK_ASSIGN_OR_RETURN(auto meta, sql->prepare("INSERT INTO meta VALUES (?, ?)"));
+    const std::pair<std::string, std::string> rows[] = {
+        {"format_version", std::to_string(kDatabaseFormatVersion)},
+        {"database_guid", Guid::random().hex()},
+        {"name", name},
+        {"created_ms", std::to_string(now_ms())}};
+    for (const auto& [k, v] : rows) {
+      meta.bind(1, k).bind(2, v);
+      MK_RETURN_IF_ERROR(meta.run());
+      meta.reset();
+    }
+    MK_RETURN_IF_ERROR(tx.commit());
+  }
+  MK_RETURN_IF_ERROR(fs.sync_dir(dir));
+  MK_RETURN_IF_ERROR(fs.sync_dir(parent_dir(dir)));
+  MK_RETURN_IF_ERROR(db->open_connections(false));
+  return db;
+}
+
+Result<std::unique_ptr<Database>> Database::open(FileSystem& fs, const std::string& dir,
+                                                 const std::string& name) {
+  if (!fs.exists(dir + "/meta.sqlite")) return not_found("database " + name + " has no files at " + dir);
+  std::unique_ptr<Database> db(new Database(fs, dir, name));
+  MK_RETURN_IF_ERROR(db->open_connections(false));
+  return db;
+}
+
+Status Database::open_connections(bool create) {
+  MK_ASSIGN_OR_RETURN(writer_, SqliteDb::open(sqlite_path(), create));
+  MK_ASSIGN_OR_RETURN(auto st, writer_->prepare("SELECT value FROM meta WHERE key='format_version'"));
+  auto row = st.step();
+  if (!row.is_ok()) return corrupt("database " + name_ + ": " + row.status().message());
+  if (!*row) return corrupt("database " + name_ + ": no format_version in meta");
+  int version = std::atoi(st.column_text(0).c_str());
+  if (version != kDatabaseFormatVersion)
+    return invalid("database " + name_ + " has format version " + std::to_string(version) +
+                   ", this mailark reads version " + std::to_string(kDatabaseFormatVersion));
+  committer_ = std::thread([this] { committer_loop(); });
+  return Status::ok();
+}
+
+Status Database::write(const std::function<Status(WriteTx&)>& fn,
+                       std::set<std::string> sync_dirs) {
+  PendingWrite pending{&fn, std::move(sync_dirs), Status::ok(), false};
+  std::unique_lock lock(mu_);
+  if (stopping_) return temporary("database " + name_ + " is closing");
+  queue_.push_back(&pending);
+  work_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return pending.done; });
+  return pending.result;
+}
+
+void Database::committer_loop() {
+  std::vector<PendingWrite*> batch;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    std::set<std::string> dirs;
+    for (auto* p : batch) dirs.insert(p->sync_dirs.begin(), p->sync_dirs.end());
+    Status batch_status = blobs_.sync_dirs(dirs);
+    bool any_ok = false;
+    if (batch_status.is_ok()) batch_status = writer_->exec("BEGIN IMMEDIATE");
+    if (batch_status.is_ok()) {
+      WriteTx tx(*writer_, now_ms());
+      for (auto* p : batch) {
+        Status s = writer_->exec("SAVEPOINT w");
+        if (s.is_ok()) s = (*p->fn)(tx);
+        if (s.is_ok()) {
+          s = writer_->exec("RELEASE w");
+          any_ok = any_ok || s.is_ok();
+        } else {
+          (void)writer_->exec("ROLLBACK TO w");
+          (void)writer_->exec("RELEASE w");
+        }
+        p->result = s;
+      }
+      Status c = writer_->exec("COMMIT");
+      if (!c.is_ok()) {
+        MK_LOG_ERROR("database {}: group commit failed: {}", name_, c.to_string());
+        (void)writer_->exec("ROLLBACK");
+        for (auto* p : batch)
+          if (p->result.is_ok()) p->result = c;
+      }
+    } else {
+      for (auto* p : batch) p->result = batch_status;
+    }
+    {
+      std::lock_guard lock(mu_);
+      stats_.transactions += batch.size();
+      if (any_ok) stats_.commits += 1;
+      for (auto* p : batch) p->done = true;
+    }
+    done_cv_.notify_all();
+    batch.clear();
+  }
+}
+
+GroupCommitStats Database::commit_stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+Result<std::unique_ptr<SqliteDb>> Database::acquire_reader() {
+  {
+    std::lock_guard lock(readers_mu_);
+    if (!readers_.empty()) {
+      auto db = std::move(readers_.back());
+      readers_.pop_back();
+      return db;
+    }
+  }
+  return SqliteDb::open(sqlite_path(), false);
+}
+
+void Database::release_reader(std::unique_ptr<SqliteDb> db) {
+  std::lock_guard lock(readers_mu_);
+  if (readers_.size() < kMaxReaders) readers_.push_back(std::move(db));
+}
+
+Status Database::read(const std::function<Status(SqliteDb&)>& fn) {
+  MK_ASSIGN_OR_RETURN(auto db, acquire_reader());
+  Status s = db->exec("BEGIN");
+  if (s.is_ok()) {
+    s = fn(*db);
+    Status e = db->exec("COMMIT");
+    if (s.is_ok()) s = e;
+  }
+  release_reader(std::move(db));
+  return s;
+}
+
+}  // namespace mailark

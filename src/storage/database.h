@@ -1,0 +1,107 @@
+// A database: the unit of failure, backup and restore. One SQLite file (WAL mode) holding
+// accounts, folders, items, the parse cache and the journal, plus a content-addressed blob
+// store. Writers share fsyncs through group commit; readers use pooled connections.
+// Schema: docs/formats/database.md.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "os/file.h"
+#include "storage/blob_store.h"
+#include "storage/journal.h"
+#include "storage/sqlite.h"
+
+namespace mailark {
+
+inline constexpr int kDatabaseFormatVersion = 1;
+
+// What a write sees: the shared write connection inside an open transaction.
+class WriteTx {
+ public:
+  WriteTx(SqliteDb& db, int64_t time_ms) : db_(db), time_ms_(time_ms) {}
+  SqliteDb& db() { return db_; }
+  int64_t time_ms() const { return time_ms_; }
+  // Appends a journal record with this transaction's time.
+  Result<JournalRecord> journal(std::string op, const Guid& account, const Guid& item,
+                                std::string payload);
+
+ private:
+  SqliteDb& db_;
+  int64_t time_ms_;
+};
+
+struct GroupCommitStats {
+  uint64_t transactions = 0;
+  uint64_t commits = 0;  // each commit is one WAL fsync
+};
+
+class Database {
+ public:
+  // Creates the directory layout and schema at `dir` (must not exist yet).
+  static Result<std::unique_ptr<Database>> create(FileSystem& fs, const std::string& dir,
+                                                  const std::string& name);
+  // Opens an existing database; kNotFound if absent, kCorrupt if it is not a mailark database.
+  static Result<std::unique_ptr<Database>> open(FileSystem& fs, const std::string& dir,
+                                                const std::string& name);
+  ~Database();
+
+  const std::string& name() const { return name_; }
+  const std::string& dir() const { return dir_; }
+  std::string sqlite_path() const { return dir_ + "/meta.sqlite"; }
+  BlobStore& blobs() { return blobs_; }
+
+  // Runs `fn` in a write transaction batched with concurrent writers (group commit). The
+  // blob directories in `sync_dirs` are fsynced before the commit. Returns ok only once the
+  // change is durable; if `fn` fails its changes are rolled back and the others still commit.
+  Status write(const std::function<Status(WriteTx&)>& fn, std::set<std::string> sync_dirs = {});
+
+  // Runs `fn` on a read connection inside one read transaction (a consistent snapshot).
+  Status read(const std::function<Status(SqliteDb&)>& fn);
+
+  GroupCommitStats commit_stats() const;
+
+ private:
+  Database(FileSystem& fs, std::string dir, std::string name);
+  Status open_connections(bool create);
+  void committer_loop();
+  Result<std::unique_ptr<SqliteDb>> acquire_reader();
+  void release_reader(std::unique_ptr<SqliteDb> db);
+
+  struct PendingWrite {
+    const std::function<Status(WriteTx&)>* fn;
+    std::set<std::string> sync_dirs;
+    Status result;
+    bool done = false;
+  };
+
+  FileSystem& fs_;
+  std::string dir_;
+  std::string name_;
+  BlobStore blobs_;
+  std::unique_ptr<SqliteDb> writer_;  // used only by the committer thread
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::deque<PendingWrite*> queue_;
+  bool stopping_ = false;
+  GroupCommitStats stats_;
+  std::thread committer_;
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<SqliteDb>> readers_;
+};
+
+// Creates the mail store tables on a fresh database (also used by tests and restore).
+Status create_database_schema(SqliteDb& db);
+
+}  // namespace mailark
