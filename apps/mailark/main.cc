@@ -80,6 +80,10 @@ int main(int argc, char** argv) {
   auto* dadd = db->add_subcommand("add", "Create a database");
   dadd->add_option("NAME", db_name, "Name: a-z, 0-9, '-', '_'")->required();
   dadd->callback([&] { rc = ma::db_add(config(), db_name); });
+  auto* drecreate = db->add_subcommand(
+      "recreate", "Recreate a lost database empty, with an empty mailbox for each of its users");
+  drecreate->add_option("NAME", db_name, "Name of a database whose files are gone")->required();
+  drecreate->callback([&] { rc = ma::db_recreate(config(), db_name); });
   auto* dlist = db->add_subcommand("list", "List databases");
   dlist->callback([&] { rc = ma::db_list(config()); });
 

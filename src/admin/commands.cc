@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "mailstore/check.h"
+#include "os/file.h"
 #include "server/server.h"
 #include "server/services.h"
 
@@ -250,6 +251,34 @@ int db_list(const std::string& config_path) {
                 st.is_ok() ? std::to_string(st->items).c_str() : "?",
                 st.is_ok() ? format_size(st->bytes).c_str() : "unavailable", dir.c_str());
   }
+  return 0;
+}
+
+int db_recreate(const std::string& config_path, const std::string& name) {
+  auto sv = open(config_path);
+  if (!sv.is_ok()) return fail_status(sv.status());
+  Services& s = **sv;
+  auto dbs = s.directory->databases();
+  if (!dbs.is_ok()) return fail_status(dbs.status());
+  bool known = false;
+  for (const auto& d : *dbs) known = known || d.name == name;
+  if (!known) return fail("no database " + name + " in the directory (use 'mailark db add')");
+  std::string dir = s.store->database_dir(name);
+  if (posix_fs().exists(dir + "/meta.sqlite"))
+    return fail("database " + name + " still has files at " + dir + "; move them away first");
+  Status c = s.store->create_database(name);
+  if (!c.is_ok()) return fail_status(c);
+  auto users = s.directory->users();
+  if (!users.is_ok()) return fail_status(users.status());
+  int created = 0;
+  for (const auto& u : *users) {
+    if (u.database != name) continue;
+    auto a = s.store->create_account(name, u.guid, u.address);
+    if (!a.is_ok()) return fail("mailbox of " + u.address + ": " + a.status().message());
+    ++created;
+  }
+  std::printf("database %s recreated empty with %d mailboxes; refill it with 'mailark replay'\n",
+              name.c_str(), created);
   return 0;
 }
 

@@ -45,6 +45,9 @@ int user_quota(const std::string& config_path, const std::string& address, const
 
 int db_add(const std::string& config_path, const std::string& name);
 int db_list(const std::string& config_path);
+// Creates empty files for a database the directory knows but whose files are gone, and an
+// empty mailbox for every user routed to it, so mail flows again; `replay` refills it.
+int db_recreate(const std::string& config_path, const std::string& name);
 
 int deliver(const std::string& config_path, const std::vector<std::string>& to,
             const std::string& from);

@@ -1,7 +1,5 @@
-// The MIME parse cache (mime.h): a hand-written structural scan that finds every part's exact
-// byte offsets, and GMime for the header values it parses well (Content-Type/-Disposition
-// parameters with RFC 2231, address lists, encoded words, dates). Serialized form:
-// docs/formats/parse-cache.md.
+// The MIME parse cache (mime.h): a hand-written structural scan for exact part offsets, GMime
+// for header values, and the versioned record of docs/formats/parse-cache.md.
 #include "mailstore/mime.h"
 
 #include <gmime/gmime.h>
@@ -25,9 +23,13 @@ void init_gmime_once() {
   std::call_once(once, [] { g_mime_init(); });
 }
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string to_lower(std::string_view s) {
   std::string out(s);
@@ -36,7 +38,8 @@ std::string to_lower(std::string_view s) {
 }
 
 bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 std::string_view trim_wsp(std::string_view s) {
@@ -318,11 +321,10 @@ MimeEnvelope build_envelope(const HeaderFields& fields, FieldDecoder& decoder) {
 
 // A delimiter line ("--boundary" or "--boundary--") that ended the scan of a region.
 struct Delimiter {
-  size_t level = 0;       // index in the boundary stack of the multipart it belongs to
-  bool close = false;     // "--boundary--": the last delimiter of that multipart
-  size_t line_start = 0;  // first byte of "--boundary"
-  size_t next = 0;        // first byte after the delimiter line
-  bool has_lf = false;    // the delimiter line ends with a line break (not end of input)
+  size_t level = 0;     // index in the boundary stack of the multipart it belongs to
+  bool close = false;   // "--boundary--": the last delimiter of that multipart
+  size_t next = 0;      // first byte after the delimiter line
+  bool has_lf = false;  // the delimiter line ends with a line break (not end of input)
   // Where the interrupted region (a body, preamble or epilogue) ends: before the line break
   // that precedes the delimiter, or at the delimiter when it is the region's first line.
   size_t region_end = 0;
@@ -405,8 +407,8 @@ class StructureScanner {
     }
     const size_t next = next_line(raw_, line_start);
     const bool has_lf = raw_[next - 1] == '\n';
-    const std::string_view text = raw_.substr(line_start + 2, next - (has_lf ? 1 : 0) -
-                                                                  (line_start + 2));
+    const std::string_view text =
+        raw_.substr(line_start + 2, next - (has_lf ? 1 : 0) - (line_start + 2));
     // MIME only requires the boundary to be a prefix of the line, so a shorter boundary can
     // match a longer one's line: take the longest match, the innermost on a tie.
     std::optional<size_t> best;
@@ -418,7 +420,6 @@ class StructureScanner {
     Delimiter d;
     d.level = *best;
     d.close = text.substr(boundaries_[*best].size()).starts_with("--");
-    d.line_start = line_start;
     d.next = next;
     d.has_lf = has_lf;
     return d;
@@ -498,9 +499,8 @@ class StructureScanner {
       part.subtype = "plain";
     }
     // Like Dovecot: every text part reports a charset, us-ascii when the header names none.
-    if (part.type == "text" &&
-        std::none_of(part.params.begin(), part.params.end(),
-                     [](const auto& p) { return p.first == "charset"; })) {
+    if (part.type == "text" && std::none_of(part.params.begin(), part.params.end(),
+                                            [](const auto& p) { return p.first == "charset"; })) {
       part.params.emplace_back("charset", "us-ascii");
     }
 

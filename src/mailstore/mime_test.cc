@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 namespace mailark {
 namespace {
@@ -57,8 +58,8 @@ void expect_part_invariants(std::string_view raw, const MimePart& p, size_t pare
   EXPECT_LE(end, parent_end);
   EXPECT_LE(end, raw.size());
   if (end > raw.size() || p.body_offset > end) return;
-  EXPECT_EQ(p.body_lines, static_cast<uint64_t>(std::count(raw.begin() + p.body_offset,
-                                                           raw.begin() + end, '\n')));
+  EXPECT_EQ(p.body_lines, static_cast<uint64_t>(
+                              std::count(raw.begin() + p.body_offset, raw.begin() + end, '\n')));
   EXPECT_FALSE(p.type.empty());
   EXPECT_FALSE(p.subtype.empty());
   EXPECT_FALSE(p.encoding.empty());
@@ -153,7 +154,9 @@ const std::vector<StructureCase>& structure_cases() {
        "\r\n"
        "--alt--\r\n"
        "epilogue\r\n",
-       {{{}, "multipart", "alternative",
+       {{{},
+         "multipart",
+         "alternative",
          "This is a preamble.\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
          "plain text\r\n--alt\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n\r\n--alt--\r\n"
          "epilogue\r\n",
@@ -197,7 +200,9 @@ const std::vector<StructureCase>& structure_cases() {
        "\r\n"
        "iVBORw0KGgo=\r\n"
        "--outer--\r\n",
-       {{{0}, "multipart", "alternative",
+       {{{0},
+         "multipart",
+         "alternative",
          // The close delimiter's line break stays inside: "--outer" is the first line of
          // the (empty) epilogue, so no line break precedes it there.
          "--inner\r\n\r\ntext version\r\n--inner\r\nContent-Type: text/html\r\n\r\n"
@@ -223,7 +228,9 @@ const std::vector<StructureCase>& structure_cases() {
        "inner body\r\n"
        "--o--\r\n",
        {{{0}, "text", "plain", "see below", 0},
-        {{1}, "message", "rfc822",
+        {{1},
+         "message",
+         "rfc822",
          "From: Inner <inner@example.org>\r\nSubject: inner subject\r\nMessage-ID: <inner@x>\r\n"
          "\r\ninner body",
          4},
@@ -275,9 +282,7 @@ const std::vector<StructureCase>& structure_cases() {
        {{{0, 0}, "text", "plain", "alt1", 0},
         {{0, 1}, "text", "plain", "alt2", 0},
         {{1}, "text", "plain", "last\r\n", 1}}},
-      {"no_header_body_separator",
-       "Subject: x\r\nFrom: a@b.c\r\n",
-       {{{}, "text", "plain", "", 0}}},
+      {"no_header_body_separator", "Subject: x\r\nFrom: a@b.c\r\n", {{{}, "text", "plain", "", 0}}},
       {"empty_message", "", {{{}, "text", "plain", "", 0}}},
       {"bare_lf",
        "Content-Type: multipart/mixed; boundary=b\n"
@@ -369,7 +374,8 @@ const std::vector<StructureCase>& structure_cases() {
        "\r\n"
        "\r\n"
        "--b--",
-       {{{0}, "text", "plain", "", 0}, {{1}, "text", "plain", "", 0},
+       {{{0}, "text", "plain", "", 0},
+        {{1}, "text", "plain", "", 0},
         {{2}, "text", "plain", "", 0}}},
       // A delimiter at the very end without a line break starts no part.
       {"boundary_at_eof",
@@ -389,7 +395,9 @@ const std::vector<StructureCase>& structure_cases() {
   return cases;
 }
 
-void PrintTo(const StructureCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const StructureCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class StructureTest : public ::testing::TestWithParam<StructureCase> {};
 
@@ -505,8 +513,8 @@ TEST(MimeEnvelope, BasicFields) {
 }
 
 TEST(MimeEnvelope, ExplicitReplyToAndSender) {
-  const MessageInfo info = parse_message(
-      "From: a@x.org\r\nSender: s@x.org\r\nReply-To: r@x.org\r\n\r\n");
+  const MessageInfo info =
+      parse_message("From: a@x.org\r\nSender: s@x.org\r\nReply-To: r@x.org\r\n\r\n");
   ASSERT_EQ(info.envelope.sender.size(), 1u);
   EXPECT_EQ(info.envelope.sender[0].mailbox, "s");
   ASSERT_EQ(info.envelope.reply_to.size(), 1u);
@@ -559,8 +567,8 @@ TEST(MimeEnvelope, AddressGroups) {
 }
 
 TEST(MimeEnvelope, NamesStaySevenBit) {
-  const MessageInfo info = parse_message(
-      "From: =?iso-8859-1?q?J=F6rg?= <j@x.de>, Gr\xC3\xBCn <g@x.de>, user\r\n\r\n");
+  const MessageInfo info =
+      parse_message("From: =?iso-8859-1?q?J=F6rg?= <j@x.de>, Gr\xC3\xBCn <g@x.de>, user\r\n\r\n");
   const auto& from = info.envelope.from;
   ASSERT_EQ(from.size(), 3u);
   // Non-ASCII names are re-encoded as UTF-8 encoded words.
@@ -583,7 +591,9 @@ TEST(MimeEnvelope, UnparsableAddressesAndDates) {
 TEST(MimeEnvelope, NulInHeaderBecomesReplacementCharacter) {
   const std::string raw("Subject: a\0b\r\n\r\nx\0y\r\n", 21);
   const MessageInfo info = parse_message(raw);
-  EXPECT_EQ(info.envelope.subject, "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(info.envelope.subject,
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(info.header.size(), 16u);  // the raw header keeps its bytes
   EXPECT_EQ(info.body.body_size, 5u);
 }
@@ -613,8 +623,7 @@ TEST(MimeContent, Rfc2231Parameters) {
       "x");
   EXPECT_EQ(info.body.params, (MimeParams{{"title", "This is even more ***fun*** isn't it!"}}));
   EXPECT_EQ(info.body.disposition, "attachment");
-  EXPECT_EQ(info.body.disposition_params,
-            (MimeParams{{"filename", "\xE2\x82\xAC rates.txt"}}));
+  EXPECT_EQ(info.body.disposition_params, (MimeParams{{"filename", "\xE2\x82\xAC rates.txt"}}));
 }
 
 TEST(MimeContent, ExtensionFields) {
@@ -761,6 +770,23 @@ std::string complex_message() {
          "epilogue\r\n";
 }
 
+// One FieldDecoder per call keeps GMime state apart: parses on many threads agree.
+TEST(MimeParse, ConcurrentParsesAgree) {
+  const std::string raw = complex_message();
+  const MessageInfo expected = parse_message(raw);
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        if (!(parse_message(raw) == expected)) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+}
+
 TEST(MimeRobustness, EveryTruncation) {
   const std::string full = complex_message();
   for (size_t n = 0; n <= full.size(); ++n) {
@@ -781,9 +807,15 @@ TEST(MimeRobustness, RandomMutations) {
     for (int e = 0; e < edits && !raw.empty(); ++e) {
       const size_t at = rng() % raw.size();
       switch (rng() % 3) {
-        case 0: raw[at] = alphabet[rng() % alphabet.size()]; break;
-        case 1: raw.erase(at, 1 + rng() % 16); break;
-        default: raw.insert(at, raw.substr(rng() % raw.size(), 1 + rng() % 32)); break;
+        case 0:
+          raw[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          raw.erase(at, 1 + rng() % 16);
+          break;
+        default:
+          raw.insert(at, raw.substr(rng() % raw.size(), 1 + rng() % 32));
+          break;
       }
     }
     SCOPED_TRACE("round " + std::to_string(round));
@@ -943,12 +975,12 @@ TEST(MimeSerialize, MalformedPayloadWithValidChecksumIsCorrupt) {
   // A part tree nested deeper than any parse produces is refused; a shallow one of the same
   // construction decodes, so it is the depth that is refused.
   auto nested = [](int levels) {
-    const std::string empty_envelope(10, '\0');  // 4 absent strings, 6 empty lists
+    const std::string empty_envelope(10, '\0');     // 4 absent strings, 6 empty lists
     const std::string empty_part_fields(15, '\0');  // type .. body_lines: empty, absent, 0
     std::string out = empty_envelope;
     for (int i = 0; i < levels; ++i) out += empty_part_fields + '\x01';  // one child
-    out += empty_part_fields + '\0' + '\0';  // no children, no envelope
-    for (int i = 0; i < levels; ++i) out += '\0';  // each parent: no envelope
+    out += empty_part_fields + '\0' + '\0';                              // no children, no envelope
+    for (int i = 0; i < levels; ++i) out += '\0';                        // each parent: no envelope
     out += std::string(4, '\0');  // header_size, header, subject_text, date_ms
     return out;
   };
@@ -1022,15 +1054,25 @@ TEST(MimeCorpus, MatchesDovecotBodystructureSizes) {
   };
   const std::vector<std::pair<const char*, std::vector<Leaf>>> expected = {
       {"msg_02.txt",
-       {{"text/plain", 419, 14}, {"text/plain", 199, 7}, {"message/rfc822", 247, 12},
-        {"text/plain", 11, 3}, {"message/rfc822", 220, 11}, {"text/plain", 11, 3},
-        {"message/rfc822", 247, 12}, {"text/plain", 11, 3}, {"message/rfc822", 247, 12},
-        {"text/plain", 11, 3}, {"message/rfc822", 251, 14}, {"text/plain", 15, 5},
+       {{"text/plain", 419, 14},
+        {"text/plain", 199, 7},
+        {"message/rfc822", 247, 12},
+        {"text/plain", 11, 3},
+        {"message/rfc822", 220, 11},
+        {"text/plain", 11, 3},
+        {"message/rfc822", 247, 12},
+        {"text/plain", 11, 3},
+        {"message/rfc822", 247, 12},
+        {"text/plain", 11, 3},
+        {"message/rfc822", 251, 14},
+        {"text/plain", 15, 5},
         {"text/plain", 123, 5}}},
       {"msg_07.txt", {{"text/plain", 39, 3}, {"image/gif", 4808, std::nullopt}}},
       {"msg_16.txt",
-       {{"text/plain", 451, 13}, {"message/delivery-status", 272, std::nullopt},
-        {"message/rfc822", 2701, 55}, {"text/plain", 206, 7}}},
+       {{"text/plain", 451, 13},
+        {"message/delivery-status", 272, std::nullopt},
+        {"message/rfc822", 2701, 55},
+        {"text/plain", 206, 7}}},
       {"msg_42.txt", {{"text/plain", 7, 1}, {"message/rfc822", 107, 5}, {"text/plain", 0, 0}}},
   };
   for (const auto& [file, leaves] : expected) {
