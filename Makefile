@@ -11,7 +11,7 @@ deps:
 	@sh scripts/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 test: build
@@ -25,8 +25,9 @@ bench: build
 	@/usr/bin/python3 bench/lmtp_bench.py --mailark $(BUILD)/mailark
 
 # Long libFuzzer runs (clang); `make test` runs a short bounded pass of every target.
-fuzz: deps
-	@CXX=clang++ cmake -S . -B build-fuzz -DMAILARK_FUZZ=ON >/dev/null
+fuzz:
+	@sh scripts/install-deps.sh --fuzz
+	@test -f build-fuzz/CMakeCache.txt || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DMAILARK_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_mime fuzz_lmtp
 	@for t in fuzz_mime fuzz_lmtp; do \
 	  mkdir -p build-fuzz/corpus-$$t; \

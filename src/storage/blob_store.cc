@@ -140,6 +140,18 @@ Status BlobStore::remove(const Digest& digest) {
   return fs_.sync_dir(parent_dir(path));
 }
 
+int BlobStore::remove_stale_temporaries(int64_t now_ms, int64_t min_age_ms) {
+  auto names = fs_.list_dir(root_ + "/tmp");
+  if (!names.is_ok()) return 0;
+  int removed = 0;
+  for (const auto& n : *names) {
+    std::string path = root_ + "/tmp/" + n;
+    auto mtime = fs_.modified_ms(path);
+    if (mtime.is_ok() && *mtime < now_ms - min_age_ms && fs_.remove(path).is_ok()) ++removed;
+  }
+  return removed;
+}
+
 Result<std::vector<Digest>> BlobStore::list(std::vector<std::string>* strays) const {
   std::vector<Digest> out;
   for (int i = 0; i < 256; ++i) {

@@ -41,6 +41,9 @@ class BlobStore {
   Status verify(const Digest& digest) const;
   bool contains(const Digest& digest) const;
   Status remove(const Digest& digest);
+  // Removes temporary files older than `min_age_ms` (left by a crash mid-write; younger ones
+  // may belong to another process writing right now). Returns how many were removed.
+  int remove_stale_temporaries(int64_t now_ms, int64_t min_age_ms);
   // Every blob file present (for the checker), by digest; names that are not digests are
   // returned in `strays`.
   Result<std::vector<Digest>> list(std::vector<std::string>* strays = nullptr) const;

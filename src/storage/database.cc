@@ -133,6 +133,8 @@ Result<std::unique_ptr<Database>> Database::open(FileSystem& fs, const std::stri
   if (!fs.exists(dir + "/meta.sqlite")) return not_found("database " + name + " has no files at " + dir);
   std::unique_ptr<Database> db(new Database(fs, dir, name));
   MK_RETURN_IF_ERROR(db->open_connections(false));
+  int stale = db->blobs_.remove_stale_temporaries(now_ms(), 3'600'000);
+  if (stale) MK_LOG_INFO("database {}: removed {} temporary blob files left by a crash", name, stale);
   return db;
 }
 
