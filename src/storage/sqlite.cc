@@ -29,7 +29,18 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, bool c
   return out;
 }
 
-SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+SqliteDb::~SqliteDb() {
+  for (auto& [sql, c] : cache_) sqlite3_finalize(c.stmt);
+  sqlite3_close_v2(db_);
+}
+
+void SqliteDb::give_back(const std::string& sql, sqlite3_stmt* stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  auto it = cache_.find(sql);
+  if (it != cache_.end() && it->second.stmt == stmt) it->second.in_use = false;
+  else sqlite3_finalize(stmt);
+}
 
 Status SqliteDb::error(std::string_view what) const {
   int code = sqlite3_errcode(db_);
@@ -55,20 +66,34 @@ Status SqliteDb::exec(std::string_view sql) {
 }
 
 Result<SqliteStatement> SqliteDb::prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end() && !it->second.in_use) {
+    it->second.in_use = true;
+    return SqliteStatement(this, it->second.stmt, &it->first);
+  }
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return error("prepare " + std::string(sql.substr(0, 60)));
-  return SqliteStatement(this, stmt);
+  if (it == cache_.end()) {
+    auto [pos, inserted] = cache_.emplace(std::string(sql), Cached{stmt, true});
+    return SqliteStatement(this, stmt, &pos->first);
+  }
+  return SqliteStatement(this, stmt);  // the cached one is busy: a private copy
 }
 
 int64_t SqliteDb::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
 int SqliteDb::changes() const { return sqlite3_changes(db_); }
 
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
-    : db_(other.db_), stmt_(other.stmt_) {
+    : db_(other.db_), stmt_(other.stmt_), cached_sql_(other.cached_sql_) {
   other.stmt_ = nullptr;
 }
-SqliteStatement::~SqliteStatement() { sqlite3_finalize(stmt_); }
+SqliteStatement::~SqliteStatement() {
+  if (!stmt_) return;
+  if (cached_sql_) db_->give_back(*cached_sql_, stmt_);
+  else sqlite3_finalize(stmt_);
+}
 
 SqliteStatement& SqliteStatement::bind(int index, int64_t value) {
   sqlite3_bind_int64(stmt_, index, value);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,8 @@ class SqliteDb {
   SqliteDb& operator=(const SqliteDb&) = delete;
 
   Status exec(std::string_view sql);
+  // Prepared statements are cached per connection: a statement whose SQL was prepared before
+  // and is not in use is reset and handed out again instead of being compiled anew.
   Result<SqliteStatement> prepare(std::string_view sql);
   int64_t last_insert_rowid() const;
   int changes() const;
@@ -37,14 +40,23 @@ class SqliteDb {
 
  private:
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  friend class SqliteStatement;
+  void give_back(const std::string& sql, sqlite3_stmt* stmt);
+
+  struct Cached {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
   sqlite3* db_;
   std::string path_;
+  std::map<std::string, Cached, std::less<>> cache_;
 };
 
 // A prepared statement; bind with 1-based indexes, then step().
 class SqliteStatement {
  public:
-  SqliteStatement(SqliteDb* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  SqliteStatement(SqliteDb* db, sqlite3_stmt* stmt, const std::string* cached_sql = nullptr)
+      : db_(db), stmt_(stmt), cached_sql_(cached_sql) {}
   SqliteStatement(SqliteStatement&& other) noexcept;
   SqliteStatement& operator=(SqliteStatement&&) = delete;
   ~SqliteStatement();
@@ -68,6 +80,7 @@ class SqliteStatement {
  private:
   SqliteDb* db_;
   sqlite3_stmt* stmt_;
+  const std::string* cached_sql_;  // key in the connection's cache, or null if not cached
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back if commit() is not reached.
