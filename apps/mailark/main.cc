@@ -119,6 +119,32 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] { std::printf("mailark 0.1.0\n"); });
 
+  // Name an unknown subcommand instead of CLI11's "A subcommand is required".
+  {
+    CLI::App* current = &app;
+    std::string path = "mailark";
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == "-c" || arg == "--config") {
+        ++i;
+        continue;
+      }
+      if (arg.empty() || arg[0] == '-') continue;
+      auto subs = current->get_subcommands([](CLI::App*) { return true; });
+      if (subs.empty()) break;
+      CLI::App* next = nullptr;
+      for (CLI::App* sub : subs)
+        if (sub->get_name() == arg) next = sub;
+      if (!next) {
+        std::fprintf(stderr, "mailark: unknown command '%s' for '%s' (see %s --help)\n", arg.c_str(),
+                     path.c_str(), path.c_str());
+        return ma::kExUsage;
+      }
+      current = next;
+      path += " " + arg;
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -284,7 +284,9 @@ int db_recreate(const std::string& config_path, const std::string& name) {
 
 int deliver(const std::string& config_path, const std::vector<std::string>& to,
             const std::string& from) {
+  // Postfix copies stderr into bounces: only the one "mailark:" line may appear there.
   auto sv = open(config_path);
+  set_log_level(LogLevel::kOff);
   if (!sv.is_ok()) return fail_status(sv.status(), kExTempFail);
   Services& s = **sv;
   std::vector<User> users;
@@ -316,7 +318,10 @@ int deliver(const std::string& config_path, const std::vector<std::string>& to,
   std::string message = to_crlf(raw);
   if (message.size() > limit) return fail("message larger than the limit of " + format_size(limit), kExDataErr);
   if (message.find('\0') != std::string::npos) return fail("message contains NUL characters", kExDataErr);
-  auto results = s.delivery->deliver(from, users, std::move(message));
+  Guid ingress_id;
+  auto results = s.delivery->deliver(from, users, std::move(message), &ingress_id);
+  // Our exit code is the reply: from here on the MTA will not retry this message.
+  s.delivery->acknowledge(ingress_id);
   int code = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     const Status& r = results[i];
@@ -335,13 +340,11 @@ int check(const std::string& config_path, const std::string& database, bool quie
   auto sv = open(config_path);
   if (!sv.is_ok()) return fail_status(sv.status());
   std::vector<std::string> names;
-  if (!database.empty()) {
-    names.push_back(database);
-  } else {
-    auto dbs = (*sv)->directory->databases();
-    if (!dbs.is_ok()) return fail_status(dbs.status());
-    for (const auto& d : *dbs) names.push_back(d.name);
-  }
+  auto dbs = (*sv)->directory->databases();
+  if (!dbs.is_ok()) return fail_status(dbs.status());
+  for (const auto& d : *dbs)
+    if (database.empty() || d.name == database) names.push_back(d.name);
+  if (!database.empty() && names.empty()) return fail("no database " + database);
   bool show_progress = !quiet && stdout_is_tty();
   int bad = 0;
   for (const auto& name : names) {
@@ -365,8 +368,9 @@ int check(const std::string& config_path, const std::string& database, bool quie
       ++bad;
     }
   }
-  if (bad) return fail(std::to_string(bad) + " of " + std::to_string(names.size()) +
-                       " databases failed the check");
+  if (bad)
+    return fail(std::to_string(bad) + " of " + std::to_string(names.size()) +
+                (names.size() == 1 ? " database" : " databases") + " failed the check");
   return 0;
 }
 
@@ -456,11 +460,13 @@ int replay(const std::string& config_path, const ReplayOptions& o) {
   }, &scan_stats);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
   if (!st.is_ok()) return fail_status(st);
-  std::printf("replayed %llu records: %llu delivered, %llu already present, %llu failed\n",
+  std::printf("replayed %llu records: %llu delivered, %llu already present, %llu failed, "
+              "%llu retried by the sender (skipped)\n",
               static_cast<unsigned long long>(counts.records), static_cast<unsigned long long>(counts.delivered),
-              static_cast<unsigned long long>(counts.skipped), static_cast<unsigned long long>(counts.failed));
-  if (scan_stats.oldest_ms > since && since > 0)
-    std::printf("warning: the ingress cache starts at %s, after --since\n", format_time_s(scan_stats.oldest_ms).c_str());
+              static_cast<unsigned long long>(counts.skipped), static_cast<unsigned long long>(counts.failed),
+              static_cast<unsigned long long>(counts.retried));
+  if (scan_stats.oldest_ms)
+    std::printf("the ingress cache covers %s until now\n", format_time_s(scan_stats.oldest_ms).c_str());
   if (counts.failed) return fail(std::to_string(counts.failed) + " deliveries failed; see messages above");
   if (scan_stats.damaged) return fail(std::to_string(scan_stats.damaged) + " damaged ingress records were skipped");
   return 0;

@@ -17,6 +17,11 @@ std::string to_crlf(std::string_view text) {
 }
 
 Result<User> Delivery::resolve_recipient(std::string_view address_in) {
+  if (address_in.find('@') == std::string_view::npos && address_in.size() == 10) {
+    std::string lowered(address_in);
+    for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lowered == "postmaster") return not_found("no postmaster mailbox without a domain");
+  }
   MK_ASSIGN_OR_RETURN(std::string address, normalize_address(address_in));
   auto user = directory_.find_user(address);
   if (!user.is_ok() && user.status().code() == ErrorCode::kNotFound &&
@@ -48,8 +53,15 @@ Status Delivery::deliver_one(const User& user, const MessageInput& input, const 
   return Status::ok();
 }
 
+void Delivery::acknowledge(const Guid& ingress_id) {
+  if (ingress_id.is_zero()) return;
+  Status s = ingress_.acknowledge(ingress_id);
+  if (!s.is_ok()) MK_LOG_WARN("ingress acknowledgement of {} failed: {}", ingress_id.hex(), s.to_string());
+}
+
 std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<User>& recipients,
-                                      std::string message) {
+                                      std::string message, Guid* ingress_id) {
+  if (ingress_id) *ingress_id = Guid{};
   std::vector<Status> out(recipients.size());
   if (message.size() > options_.max_message_size) {
     for (auto& s : out) s = too_large("message exceeds the size limit");
@@ -69,6 +81,7 @@ std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<U
     for (auto& s : out) s = temporary("ingress cache unavailable");
     return out;
   }
+  if (ingress_id) *ingress_id = record.id;
   MessageInfo info = parse_message(record.message);
   MessageInput input;
   input.raw = record.message;
@@ -108,6 +121,16 @@ void Delivery::replay(const IngressRecord& record, std::string_view only_user,
     input.raw = record.message;
     input.info = &info;
     input.internal_date_ms = record.time_ms;
+    if (!record.acknowledged) {
+      // The sender never saw a reply, so it may have sent the message again (new ingress
+      // id). If this very content reached the account since, that copy is the retry.
+      auto account = store_.account(user->database, user->address);
+      if (account.is_ok() && !store_.has_delivery(*account, record.id).value_or(false) &&
+          store_.has_content_since(*account, sha256(record.message), record.time_ms).value_or(false)) {
+        ++counts->retried;
+        continue;
+      }
+    }
     bool duplicate = false;
     Status s = deliver_one(*user, input, record.id, &duplicate);
     if (!s.is_ok()) {

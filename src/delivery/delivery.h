@@ -23,6 +23,7 @@ struct ReplayCounts {
   uint64_t records = 0;
   uint64_t delivered = 0;
   uint64_t skipped = 0;  // already present (same ingress id in the account)
+  uint64_t retried = 0;  // never acknowledged, and the sender's retry is already there
   uint64_t failed = 0;
 };
 
@@ -38,11 +39,18 @@ class Delivery {
 
   // Stores `message` (CRLF line ends) for each resolved recipient. Returns one Status per
   // recipient, in order; kOverQuota, kTooLarge, kIo, kCorrupt, kTemporary as they happen.
+  // `ingress_id` receives the id of the ingress record (zero when none was written).
   std::vector<Status> deliver(std::string_view from, const std::vector<User>& recipients,
-                              std::string message);
+                              std::string message, Guid* ingress_id = nullptr);
+
+  // Records that the sender has received the replies for `ingress_id`; replay treats a
+  // record without this note as possibly retried by the sender.
+  void acknowledge(const Guid& ingress_id);
 
   // Re-delivers one ingress record, restricted to `only_user` when non-empty. Recipients
-  // that already hold the ingress id are skipped, so replaying twice changes nothing.
+  // that already hold the ingress id are skipped, so replaying twice changes nothing. A
+  // record that was never acknowledged is also skipped for a recipient that received the
+  // identical message later (the sender retried it), so a crash never yields two copies.
   void replay(const IngressRecord& record, std::string_view only_user, ReplayCounts* counts);
 
   const DeliveryOptions& options() const { return options_; }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
@@ -33,20 +34,32 @@ bool is_segment(const std::string& name) {
 
 }  // namespace
 
-std::string IngressCache::encode(const IngressRecord& r) {
-  json header = {{"id", r.id.hex()}, {"time_ms", r.time_ms}, {"from", r.from},
-                 {"rcpt", r.recipients}};
-  std::string h = header.dump();
+namespace {
+
+std::string frame(const std::string& h, const std::string& message) {
   std::string out(kMagic, 4);
   put_le(out, h.size(), 4);
-  put_le(out, r.message.size(), 8);
+  put_le(out, message.size(), 8);
   out += h;
-  out += r.message;
+  out += message;
   Sha256 sum;
   sum.update(std::string_view(out).substr(kFixed));
   Digest d = sum.finish();
   out.append(as_bytes(d));
   return out;
+}
+
+}  // namespace
+
+std::string IngressCache::encode_ack(const Guid& id, int64_t time_ms) {
+  json header = {{"ack", id.hex()}, {"time_ms", time_ms}};
+  return frame(header.dump(), "");
+}
+
+std::string IngressCache::encode(const IngressRecord& r) {
+  json header = {{"id", r.id.hex()}, {"time_ms", r.time_ms}, {"from", r.from},
+                 {"rcpt", r.recipients}};
+  return frame(header.dump(), r.message);
 }
 
 Result<std::unique_ptr<IngressCache>> IngressCache::open(FileSystem& fs, const std::string& dir,
@@ -74,6 +87,18 @@ Status IngressCache::open_segment_locked() {
   MK_ASSIGN_OR_RETURN(active_, fs_.create(active_path_));
   sticky_error_ = Status::ok();
   return fs_.sync_dir(dir_);
+}
+
+Status IngressCache::acknowledge(const Guid& id) {
+  return append_unsynced(encode_ack(id, now_ms()));
+}
+
+Status IngressCache::append_unsynced(const std::string& bytes) {
+  std::lock_guard lock(mu_);
+  if (!active_ || !sticky_error_.is_ok()) return Status::ok();  // nothing to acknowledge into
+  Status s = active_->append(bytes);
+  if (!s.is_ok()) sticky_error_ = s;
+  return s;
 }
 
 Status IngressCache::append(const IngressRecord& record) {
@@ -121,9 +146,8 @@ Status IngressCache::sync_through(uint64_t ticket) {
   return Status::ok();
 }
 
-Status IngressCache::scan(int64_t since, int64_t until,
-                          const std::function<Status(const IngressRecord&)>& visit,
-                          IngressScanStats* stats) {
+Status IngressCache::read_all(const std::function<Status(IngressRecord&, bool)>& visit,
+                              IngressScanStats* stats) {
   MK_ASSIGN_OR_RETURN(auto names, fs_.list_dir(dir_));
   std::vector<std::string> segments;
   for (const auto& n : names)
@@ -149,11 +173,12 @@ Status IngressCache::scan(int64_t since, int64_t until,
       }
       uint64_t hlen = get_le(buf.data() + pos + 4, 4);
       uint64_t mlen = get_le(buf.data() + pos + 8, 8);
-      if (hlen > kMaxHeader || mlen > kMaxMessage || pos + kFixed + hlen + mlen + 32 > buf.size()) {
-        // A torn tail from a crash: the record was never acknowledged.
-        if (pos + kFixed + hlen + mlen + 32 > buf.size() && hlen <= kMaxHeader && mlen <= kMaxMessage)
+      bool plausible = hlen <= kMaxHeader && mlen <= kMaxMessage;
+      if (!plausible || pos + kFixed + hlen + mlen + 32 > buf.size()) {
+        // A torn tail from a crash mid-append: that record was never acknowledged.
+        if (plausible) {
           MK_LOG_DEBUG("ingress segment {}: torn tail at offset {}", name, pos);
-        else {
+        } else {
           ++st.damaged;
           MK_LOG_WARN("ingress segment {}: damaged record at offset {}", name, pos);
         }
@@ -169,29 +194,49 @@ Status IngressCache::scan(int64_t since, int64_t until,
         pos = next;
         continue;
       }
+      pos = next;
       IngressRecord r;
+      bool is_ack = false;
       try {
         json h = json::parse(body.substr(0, hlen));
-        auto id = Guid::from_hex(h.at("id").get<std::string>());
+        is_ack = h.contains("ack");
+        auto id = Guid::from_hex(h.at(is_ack ? "ack" : "id").get<std::string>());
         if (!id) throw std::runtime_error("bad id");
         r.id = *id;
         r.time_ms = h.at("time_ms").get<int64_t>();
-        r.from = h.at("from").get<std::string>();
-        r.recipients = h.at("rcpt").get<std::vector<std::string>>();
+        if (!is_ack) {
+          r.from = h.at("from").get<std::string>();
+          r.recipients = h.at("rcpt").get<std::vector<std::string>>();
+        }
       } catch (const std::exception&) {
         ++st.damaged;
-        pos = next;
         continue;
       }
-      pos = next;
-      ++st.records;
-      if (st.oldest_ms == 0 || r.time_ms < st.oldest_ms) st.oldest_ms = r.time_ms;
-      if (r.time_ms < since || r.time_ms >= until) continue;
-      r.message = std::string(body.substr(hlen));
-      MK_RETURN_IF_ERROR(visit(r));
+      if (!is_ack) {
+        ++st.records;
+        if (st.oldest_ms == 0 || r.time_ms < st.oldest_ms) st.oldest_ms = r.time_ms;
+        r.message = std::string(body.substr(hlen));
+      }
+      MK_RETURN_IF_ERROR(visit(r, is_ack));
     }
   }
   return Status::ok();
+}
+
+Status IngressCache::scan(int64_t since, int64_t until,
+                          const std::function<Status(const IngressRecord&)>& visit,
+                          IngressScanStats* stats) {
+  // Two passes: acknowledgements follow their records, often in a later segment.
+  std::set<Guid> acked;
+  MK_RETURN_IF_ERROR(read_all([&](IngressRecord& r, bool is_ack) {
+    if (is_ack) acked.insert(r.id);
+    return Status::ok();
+  }, nullptr));
+  return read_all([&](IngressRecord& r, bool is_ack) -> Status {
+    if (is_ack || r.time_ms < since || r.time_ms >= until) return Status::ok();
+    r.acknowledged = acked.count(r.id) > 0;
+    return visit(r);
+  }, stats);
 }
 
 Result<int> IngressCache::prune(int64_t now) {

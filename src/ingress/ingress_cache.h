@@ -24,6 +24,9 @@ struct IngressRecord {
   std::string from;                     // envelope sender, "" for the null sender
   std::vector<std::string> recipients;  // normalized addresses accepted for delivery
   std::string message;                  // raw bytes, CRLF line ends
+  // Set by scan(): the sender was told the outcome (acknowledge() was called). A record
+  // without it may have been retried by the sender under a new ingress id.
+  bool acknowledged = false;
 };
 
 struct IngressRetention {
@@ -50,6 +53,10 @@ class IngressCache {
   // Appends and makes durable. Concurrent callers share fsyncs (group sync).
   Status append(const IngressRecord& record);
 
+  // Notes that the sender received the replies for record `id`. Not fsynced on its own: it
+  // becomes durable with the next append. Losing it only makes replay more careful.
+  Status acknowledge(const Guid& id);
+
   // Calls `visit` for every intact record with since <= time < until, oldest first. A
   // visitor returning non-ok stops the scan with that status.
   Status scan(int64_t since, int64_t until,
@@ -61,12 +68,17 @@ class IngressCache {
   Result<int> prune(int64_t now);
 
   static std::string encode(const IngressRecord& record);
+  static std::string encode_ack(const Guid& id, int64_t time_ms);
 
  private:
   IngressCache(FileSystem& fs, std::string dir, IngressRetention retention)
       : fs_(fs), dir_(std::move(dir)), retention_(retention) {}
   Status open_segment_locked();
   Status sync_through(uint64_t ticket);
+  Status append_unsynced(const std::string& bytes);
+  // Reads every segment, calling `visit` with each intact record or acknowledgement.
+  Status read_all(const std::function<Status(IngressRecord&, bool is_ack)>& visit,
+                  IngressScanStats* stats);
 
   FileSystem& fs_;
   std::string dir_;

@@ -34,6 +34,12 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     return report;
   }
   SqliteDb& db = **opened;
+  // One read transaction for the whole check: a consistent snapshot even while the server
+  // keeps writing.
+  if (Status b = db.exec("BEGIN"); !b.is_ok()) {
+    problem("sqlite file " + path, b.message());
+    return report;
+  }
 
   say("sqlite integrity");
   {
@@ -61,6 +67,26 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   });
   if (!chain.is_ok()) problem("journal", chain.status().message());
   else report.journal_records = static_cast<uint64_t>(*chain);
+  {
+    // meta.journal_head is written with every commit: "seq:HEXHASH" of the newest record.
+    auto head = db.prepare(
+        "SELECT (SELECT value FROM meta WHERE key='journal_head'),"
+        " COALESCE((SELECT seq || ':' || hex(hash) FROM journal ORDER BY seq DESC LIMIT 1), '0:')");
+    if (head.is_ok()) {
+      auto row = head->step();
+      if (row.is_ok() && *row && !head->column_is_null(0)) {
+        std::string want = head->column_text(0);
+        std::string got = head->column_text(1);
+        if (want != got) {
+          std::string want_seq = want.substr(0, want.find(':'));
+          problem("journal seq " + want_seq,
+                  "the journal ends at seq " + got.substr(0, got.find(':')) +
+                      " but the last commit recorded seq " + want_seq +
+                      " as its head: records are missing or were altered");
+        }
+      }
+    }
+  }
 
   auto run_query = [&](const std::string& sql,
                        const std::function<void(const SqliteStatement&)>& row_fn) {

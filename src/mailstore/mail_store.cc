@@ -156,9 +156,14 @@ Status check_quota(SqliteDb& db, const Account& account, uint64_t extra) {
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return not_found("account vanished");
   uint64_t used = static_cast<uint64_t>(st.column_int(0));
-  if (used + extra > account.quota_bytes)
-    return over_quota("mailbox of " + account.address + " is full (" + std::to_string(used) +
-                      " of " + std::to_string(account.quota_bytes) + " bytes used)");
+  if (used + extra > account.quota_bytes) {
+    if (used >= account.quota_bytes)
+      return over_quota("mailbox of " + account.address + " is full (" + std::to_string(used) +
+                        " of " + std::to_string(account.quota_bytes) + " bytes used)");
+    return over_quota("message of " + std::to_string(extra) + " bytes does not fit in the " +
+                      std::to_string(account.quota_bytes - used) + " bytes left in the mailbox of " +
+                      account.address);
+  }
   return Status::ok();
 }
 
@@ -918,6 +923,20 @@ Result<bool> MailStore::has_delivery(const Account& account, const Guid& ingress
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
     st.bind(1, account.id).bind_blob(2, ingress_id.raw());
+    MK_ASSIGN_OR_RETURN(found, st.step());
+    return Status::ok();
+  }));
+  return found;
+}
+
+Result<bool> MailStore::has_content_since(const Account& account, const Digest& blob,
+                                          int64_t since_ms) {
+  bool found = false;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(
+        "SELECT 1 FROM items i JOIN folders f ON i.folder_id=f.id"
+        " WHERE i.blob=? AND f.account_id=? AND i.saved_ms>=? LIMIT 1"));
+    st.bind_blob(1, as_bytes(blob)).bind(2, account.id).bind(3, since_ms);
     MK_ASSIGN_OR_RETURN(found, st.step());
     return Status::ok();
   }));

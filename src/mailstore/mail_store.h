@@ -186,6 +186,9 @@ class MailStore {
   Result<MessageInfo> message_info(const Account& account, const Digest& blob);
   // True when this ingress id has been delivered to the account.
   Result<bool> has_delivery(const Account& account, const Guid& ingress_id);
+  // True when the account holds an item with exactly this content saved at or after
+  // `since_ms` (an MTA's retry of a delivery that got no reply, for replay).
+  Result<bool> has_content_since(const Account& account, const Digest& blob, int64_t since_ms);
 
   // ---- change notification (in-process)
   using Listener = std::function<void(const ChangeEvent&)>;

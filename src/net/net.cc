@@ -32,16 +32,22 @@ void Connection::start_watchdog() {
 }
 
 void Connection::on_watchdog() {
-  {
-    if (std::chrono::steady_clock::now() >= deadline_) {
-      MK_LOG_DEBUG("connection {} idle timeout", peer_);
-      boost::system::error_code ignored;
-      socket_.shutdown(tcp::socket::shutdown_both, ignored);
-      socket_.cancel(ignored);
-      return;
-    }
+  if (std::chrono::steady_clock::now() < deadline_) {
     start_watchdog();
+    return;
   }
+  boost::system::error_code ignored;
+  if (!timed_out_) {
+    MK_LOG_DEBUG("connection {} idle timeout", peer_);
+    timed_out_ = true;
+    socket_.cancel(ignored);
+    // Give the session a few seconds to write its goodbye, then close regardless.
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    start_watchdog();
+    return;
+  }
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
 }
 
 void Connection::close() {
@@ -71,7 +77,7 @@ awaitable<bool> Connection::fill() {
       asio::buffer(buffer_.data() + old, 16384),
       asio::redirect_error(asio::use_awaitable, ec));
   buffer_.resize(old + n);
-  if (ec || n == 0) co_return false;
+  if (ec || n == 0 || timed_out_) co_return false;
   touch();
   co_return true;
 }
@@ -123,7 +129,7 @@ awaitable<bool> Connection::write(std::string data) {
   boost::system::error_code ec;
   co_await asio::async_write(socket_, asio::buffer(data),
                              asio::redirect_error(asio::use_awaitable, ec));
-  touch();
+  if (!timed_out_) touch();
   co_return !ec;
 }
 
@@ -172,9 +178,10 @@ size_t SessionRegistry::size() const {
   return sessions_.size();
 }
 
-Listener::Listener(asio::io_context& io, std::string name, Serve serve, int max_connections)
+Listener::Listener(asio::io_context& io, std::string name, Serve serve, int max_connections,
+                   std::string refusal)
     : io_(io), name_(std::move(name)), serve_(std::move(serve)),
-      max_connections_(max_connections), acceptor_(io) {}
+      max_connections_(max_connections), refusal_(std::move(refusal)), acceptor_(io) {}
 
 Status Listener::listen(const std::string& address, int port) {
   boost::system::error_code ec;
@@ -212,6 +219,12 @@ awaitable<void> Listener::accept_loop() {
     }
     if (*active_ >= max_connections_) {
       MK_LOG_WARN("{}: connection limit {} reached, refusing a connection", name_, max_connections_);
+      if (!refusal_.empty()) {
+        // Best effort, never blocking the accept loop: a fresh socket's buffer is empty.
+        socket.non_blocking(true, ec);
+        socket.write_some(asio::buffer(refusal_), ec);
+      }
+      socket.shutdown(tcp::socket::shutdown_both, ec);
       socket.close(ec);
       continue;
     }

@@ -85,7 +85,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // True when a complete line is already buffered (pipelined commands): replies can wait.
   bool has_buffered_line() const;
 
-  void set_idle_timeout(std::chrono::seconds timeout) { timeout_ = timeout; }
+  void set_idle_timeout(std::chrono::seconds timeout) {
+    timeout_ = timeout;
+    touch();
+  }
+  // True once the idle deadline passed. The pending read is then cancelled so the session
+  // can send its timeout reply; if the peer does not take it, the socket is closed shortly
+  // after.
+  bool timed_out() const { return timed_out_; }
   // Arms the watchdog; call once after construction (the Connection must be owned by a
   // shared_ptr), from the connection's executor.
   void start_watchdog();
@@ -108,6 +115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string buffer_;
   size_t start_ = 0;  // consumed prefix of buffer_
   bool closed_ = false;
+  bool timed_out_ = false;
   std::string peer_;
   bool loopback_ = false;
 };
@@ -139,7 +147,10 @@ class SessionRegistry {
 class Listener {
  public:
   using Serve = std::function<awaitable<void>(tcp::socket)>;
-  Listener(asio::io_context& io, std::string name, Serve serve, int max_connections);
+  // `refusal` is written to a connection refused because `max_connections` are open (for
+  // example "421 4.3.2 Too many connections\r\n"); empty closes silently.
+  Listener(asio::io_context& io, std::string name, Serve serve, int max_connections,
+           std::string refusal = {});
   // Binds and listens; port 0 picks a free port (see port()).
   Status listen(const std::string& address, int port);
   void start();
@@ -154,6 +165,7 @@ class Listener {
   std::string name_;
   Serve serve_;
   int max_connections_;
+  std::string refusal_;
   std::shared_ptr<int> active_ = std::make_shared<int>(0);
   tcp::acceptor acceptor_;
   int port_ = 0;

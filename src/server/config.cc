@@ -3,6 +3,7 @@
 #include "server/config.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <toml++/toml.h>
 
 #include "base/time.h"
@@ -12,8 +13,11 @@ namespace mailark {
 namespace {
 
 std::string resolve(const std::string& base, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return join_path(base, path);
+  std::filesystem::path p = (path.empty() || path[0] == '/') ? std::filesystem::path(path)
+                                                              : std::filesystem::path(base) / path;
+  std::string out = p.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
 }
 
 Status read_listener(const toml::table& root, const char* name, ListenerConfig* out) {

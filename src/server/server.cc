@@ -30,6 +30,9 @@ Status run_server(const Config& config) {
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);
 
   asio::io_context io(1);
+  // Signals are caught from before ports.json exists, so a SIGTERM sent as soon as the
+  // server looks ready is always a clean stop.
+  asio::signal_set signals(io, SIGTERM, SIGINT);
   net::BlockingPool pool(config.delivery_threads);
   net::SessionRegistry sessions;
   std::vector<std::unique_ptr<net::Listener>> listeners;
@@ -42,7 +45,7 @@ Status run_server(const Config& config) {
   if (config.lmtp.enabled) {
     auto l = std::make_unique<net::Listener>(
         io, "lmtp", [&](net::tcp::socket s) { return lmtp_service.serve(std::move(s)); },
-        config.max_connections);
+        config.max_connections, "421 4.3.2 Too many connections, try again later\r\n");
     MK_RETURN_IF_ERROR(l->listen(config.lmtp.address, config.lmtp.port));
     listeners.push_back(std::move(l));
   }
@@ -64,6 +67,7 @@ Status run_server(const Config& config) {
       auto removed = co_await pool.run(std::move(prune));
       if (!removed.is_ok()) MK_LOG_WARN("ingress retention failed: {}", removed.status().to_string());
       else if (*removed) MK_LOG_INFO("ingress retention removed {} segments", *removed);
+      if (stopping) break;  // SIGTERM arrived while the prune ran: the timer was not armed yet
       housekeeping.expires_after(std::chrono::minutes(10));
       boost::system::error_code ec;
       co_await housekeeping.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -71,7 +75,6 @@ Status run_server(const Config& config) {
     }
   }, asio::detached);
 
-  asio::signal_set signals(io, SIGTERM, SIGINT);
   asio::steady_timer grace(io);
   signals.async_wait([&](boost::system::error_code ec, int signo) {
     if (ec) return;

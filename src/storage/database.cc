@@ -71,6 +71,7 @@ CREATE TABLE items(
   UNIQUE(folder_id, uid));
 CREATE INDEX items_by_modseq ON items(folder_id, modseq);
 CREATE INDEX items_by_guid ON items(guid);
+CREATE INDEX items_by_blob ON items(blob);
 CREATE TABLE expunged(
   folder_id INTEGER NOT NULL,
   uid INTEGER NOT NULL,
@@ -194,7 +195,9 @@ void Database::committer_loop() {
         }
         p->result = s;
       }
-      Status c = writer_->exec("COMMIT");
+      // The journal head is kept in meta too, so a lost tail of the journal is detectable.
+      Status c = any_ok ? record_journal_head() : Status::ok();
+      if (c.is_ok()) c = writer_->exec("COMMIT");
       if (!c.is_ok()) {
         MK_LOG_ERROR("database {}: group commit failed: {}", name_, c.to_string());
         (void)writer_->exec("ROLLBACK");
@@ -213,6 +216,13 @@ void Database::committer_loop() {
     done_cv_.notify_all();
     batch.clear();
   }
+}
+
+Status Database::record_journal_head() {
+  MK_ASSIGN_OR_RETURN(auto st, writer_->prepare(
+      "INSERT OR REPLACE INTO meta(key, value) SELECT 'journal_head', seq || ':' || hex(hash)"
+      " FROM journal ORDER BY seq DESC LIMIT 1"));
+  return st.run();
 }
 
 GroupCommitStats Database::commit_stats() const {

@@ -73,6 +73,7 @@ class Database {
   Database(FileSystem& fs, std::string dir, std::string name);
   Status open_connections(bool create);
   void committer_loop();
+  Status record_journal_head();
   Result<std::unique_ptr<SqliteDb>> acquire_reader();
   void release_reader(std::unique_ptr<SqliteDb> db);
 

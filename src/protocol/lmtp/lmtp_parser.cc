@@ -68,6 +68,8 @@ bool parse_path_and_params(std::string_view rest, bool allow_null, Command* cmd,
       *why = "empty path not allowed here";
       return false;
     }
+  } else if (path.size() == 10 && upper(path) == "POSTMASTER") {
+    // RFC 5321 4.5.1: <Postmaster> without a domain must be accepted as a recipient.
   } else {
     size_t at = path.rfind('@');
     if (at == std::string_view::npos || at == 0 || at + 1 == path.size()) {
@@ -217,8 +219,9 @@ size_t DataReader::feed(std::string_view bytes) {
         if (c == '\r') {
           state_ = State::kDotCR;
         } else if (c == '\n') {
+          // ".<LF>": a line of a single dot, but not the end marker: content, kept as ".".
           ++bare_lf_;
-          put("\r\n");
+          put(".\r\n");
           prev_crlf_ = false;
           state_ = State::kLineStart;
         } else {
@@ -230,7 +233,7 @@ size_t DataReader::feed(std::string_view bytes) {
         if (c == '\n' && prev_crlf_) {
           state_ = State::kDone;
         } else if (c == '\n') {
-          put("\r\n");  // "." after a bare LF line: content, never the end marker
+          put(".\r\n");  // "." after a bare LF line: content, never the end marker
           prev_crlf_ = true;
           state_ = State::kLineStart;
         } else {

@@ -32,6 +32,12 @@ std::string reply_for_status(const Status& status, const std::string& address,
 
 namespace {
 
+struct DeliveryResults {
+  std::vector<Status> statuses;
+  Guid ingress_id;
+  const Status& operator[](size_t i) const { return statuses[i]; }
+};
+
 struct Transaction {
   bool has_sender = false;
   std::string sender;
@@ -89,7 +95,10 @@ awaitable<void> LmtpService::serve(net::tcp::socket socket) {
     }
     auto status = co_await conn->read_line(&line, kMaxCommandLine);
     if (status == net::Connection::LineStatus::kClosed) {
-      if (sessions_.shutting_down() && !conn->closed()) {
+      if (conn->timed_out()) {
+        out += reply(421, "4.4.2 " + options_.hostname + " Idle timeout, closing connection");
+        co_await flush();
+      } else if (sessions_.shutting_down() && !conn->closed()) {
         out += reply(421, "4.3.2 " + options_.hostname + " Service shutting down");
         co_await flush();
       }
@@ -195,13 +204,18 @@ awaitable<void> LmtpService::serve(net::tcp::socket socket) {
         if (!co_await flush()) goto done;
         sessions_.set_busy(session_id, true);
         DataReader reader(max_size);
+        Guid ingress_id;
         bool complete = co_await conn->read_until(
             [&](std::string_view bytes) { return reader.feed(bytes); },
             [&] { return reader.done(); });
         if (!complete) {
-          // The connection dropped mid-DATA: nothing was stored, nothing is acknowledged.
-          MK_LOG_INFO("lmtp: {} disconnected during DATA after {} bytes; nothing stored",
-                      conn->peer(), reader.received_bytes());
+          // The connection dropped or stalled mid-DATA: nothing was stored or acknowledged.
+          MK_LOG_INFO("lmtp: {} {} during DATA after {} bytes; nothing stored", conn->peer(),
+                      conn->timed_out() ? "timed out" : "disconnected", reader.received_bytes());
+          if (conn->timed_out()) {
+            out += reply(421, "4.4.2 " + options_.hostname + " Timeout during DATA, nothing stored");
+            co_await flush();
+          }
           sessions_.set_busy(session_id, false);
           goto done;
         }
@@ -217,18 +231,24 @@ awaitable<void> LmtpService::serve(net::tcp::socket socket) {
                          conn->peer(), reader.bare_lf_lines());
           auto store = [this, sender = tx.sender, rcpts = tx.recipients,
                         msg = reader.take_message()]() mutable {
-            return delivery_.deliver(sender, rcpts, std::move(msg));
+            DeliveryResults r;
+            r.statuses = delivery_.deliver(sender, rcpts, std::move(msg), &r.ingress_id);
+            return r;
           };
           auto results = co_await pool_.run(std::move(store));
           for (size_t i = 0; i < tx.recipients.size(); ++i)
             out += reply_for_status(results[i], tx.recipients[i].address,
                                     options_.over_quota_temporary, false);
+          ingress_id = results.ingress_id;
         }
         tx.reset();
         if (!co_await flush()) {
           sessions_.set_busy(session_id, false);
           goto done;
         }
+        // The replies are written: the sender will not retry this message.
+        delivery_.acknowledge(ingress_id);
+        ingress_id = Guid{};
         sessions_.set_busy(session_id, false);
         break;
       }
@@ -243,6 +263,10 @@ awaitable<void> LmtpService::serve(net::tcp::socket socket) {
         out += reply(250, "2.0.0 Ok");
         break;
       case Verb::kVrfy:
+        if (cmd.argument.empty()) {
+          out += reply(501, "5.5.4 Syntax: VRFY address");
+          break;
+        }
         out += reply(252, "2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
         break;
       case Verb::kHelp:
