@@ -73,6 +73,7 @@ std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<U
   record.from = std::string(from);
   for (const auto& u : recipients) record.recipients.push_back(u.address);
   record.message = std::move(message);
+  record.message_sha256 = sha256(record.message);  // once: ingress record and blob address
   // Durable in the ingress cache before any recipient sees it: whatever is acknowledged can
   // be replayed after losing a database.
   Status logged = ingress_.append(record);
@@ -87,6 +88,7 @@ std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<U
   input.raw = record.message;
   input.info = &info;
   input.internal_date_ms = record.time_ms;
+  input.digest = &record.message_sha256;
   for (size_t i = 0; i < recipients.size(); ++i) {
     out[i] = deliver_one(recipients[i], input, record.id, nullptr);
     if (out[i].is_ok())
@@ -121,12 +123,13 @@ void Delivery::replay(const IngressRecord& record, std::string_view only_user,
     input.raw = record.message;
     input.info = &info;
     input.internal_date_ms = record.time_ms;
+    input.digest = &record.message_sha256;  // verified by the ingress scan
     if (!record.acknowledged) {
       // The sender never saw a reply, so it may have sent the message again (new ingress
       // id). If this very content reached the account since, that copy is the retry.
       auto account = store_.account(user->database, user->address);
       if (account.is_ok() && !store_.has_delivery(*account, record.id).value_or(false) &&
-          store_.has_content_since(*account, sha256(record.message), record.time_ms).value_or(false)) {
+          store_.has_content_since(*account, record.message_sha256, record.time_ms).value_or(false)) {
         ++counts->retried;
         continue;
       }

@@ -36,15 +36,17 @@ bool is_segment(const std::string& name) {
 
 namespace {
 
+// The trailer is SHA-256 over the header; the header carries the message's own SHA-256,
+// which the delivery computes anyway for the blob address, so the message is hashed once.
 std::string frame(const std::string& h, const std::string& message) {
-  std::string out(kMagic, 4);
+  std::string out;
+  out.reserve(kFixed + h.size() + message.size() + 32);
+  out.append(kMagic, 4);
   put_le(out, h.size(), 4);
   put_le(out, message.size(), 8);
   out += h;
   out += message;
-  Sha256 sum;
-  sum.update(std::string_view(out).substr(kFixed));
-  Digest d = sum.finish();
+  Digest d = sha256(h);
   out.append(as_bytes(d));
   return out;
 }
@@ -57,8 +59,9 @@ std::string IngressCache::encode_ack(const Guid& id, int64_t time_ms) {
 }
 
 std::string IngressCache::encode(const IngressRecord& r) {
-  json header = {{"id", r.id.hex()}, {"time_ms", r.time_ms}, {"from", r.from},
-                 {"rcpt", r.recipients}};
+  Digest digest = r.message_sha256 == Digest{} ? sha256(r.message) : r.message_sha256;
+  json header = {{"id", r.id.hex()},   {"time_ms", r.time_ms},     {"from", r.from},
+                 {"rcpt", r.recipients}, {"sha256", to_hex(digest)}};
   return frame(header.dump(), r.message);
 }
 
@@ -147,7 +150,7 @@ Status IngressCache::sync_through(uint64_t ticket) {
 }
 
 Status IngressCache::read_all(const std::function<Status(IngressRecord&, bool)>& visit,
-                              IngressScanStats* stats) {
+                              IngressScanStats* stats, bool messages) {
   MK_ASSIGN_OR_RETURN(auto names, fs_.list_dir(dir_));
   std::vector<std::string> segments;
   for (const auto& n : names)
@@ -187,7 +190,7 @@ Status IngressCache::read_all(const std::function<Status(IngressRecord&, bool)>&
       std::string_view body = buf.substr(pos + kFixed, hlen + mlen);
       std::string_view sum = buf.substr(pos + kFixed + hlen + mlen, 32);
       size_t next = pos + kFixed + hlen + mlen + 32;
-      Digest d = sha256(body);
+      Digest d = sha256(body.substr(0, hlen));
       if (std::memcmp(d.data(), sum.data(), 32) != 0) {
         ++st.damaged;
         MK_LOG_WARN("ingress segment {}: checksum mismatch at offset {}, record skipped", name, pos);
@@ -207,15 +210,24 @@ Status IngressCache::read_all(const std::function<Status(IngressRecord&, bool)>&
         if (!is_ack) {
           r.from = h.at("from").get<std::string>();
           r.recipients = h.at("rcpt").get<std::vector<std::string>>();
+          auto digest = digest_from_hex(h.at("sha256").get<std::string>());
+          if (!digest) throw std::runtime_error("bad sha256");
+          r.message_sha256 = *digest;
         }
       } catch (const std::exception&) {
         ++st.damaged;
         continue;
       }
+      if (!is_ack && messages && sha256(body.substr(hlen)) != r.message_sha256) {
+        ++st.damaged;
+        MK_LOG_WARN("ingress segment {}: message at offset {} does not match its SHA-256, skipped",
+                    name, pos - (kFixed + hlen + mlen + 32));
+        continue;
+      }
       if (!is_ack) {
         ++st.records;
         if (st.oldest_ms == 0 || r.time_ms < st.oldest_ms) st.oldest_ms = r.time_ms;
-        r.message = std::string(body.substr(hlen));
+        if (messages) r.message = std::string(body.substr(hlen));
       }
       MK_RETURN_IF_ERROR(visit(r, is_ack));
     }
@@ -231,12 +243,12 @@ Status IngressCache::scan(int64_t since, int64_t until,
   MK_RETURN_IF_ERROR(read_all([&](IngressRecord& r, bool is_ack) {
     if (is_ack) acked.insert(r.id);
     return Status::ok();
-  }, nullptr));
+  }, nullptr, /*messages=*/false));
   return read_all([&](IngressRecord& r, bool is_ack) -> Status {
     if (is_ack || r.time_ms < since || r.time_ms >= until) return Status::ok();
     r.acknowledged = acked.count(r.id) > 0;
     return visit(r);
-  }, stats);
+  }, stats, /*messages=*/true);
 }
 
 Result<int> IngressCache::prune(int64_t now) {

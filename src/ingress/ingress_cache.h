@@ -24,6 +24,7 @@ struct IngressRecord {
   std::string from;                     // envelope sender, "" for the null sender
   std::vector<std::string> recipients;  // normalized addresses accepted for delivery
   std::string message;                  // raw bytes, CRLF line ends
+  Digest message_sha256{};              // SHA-256 of `message` (set by the writer)
   // Set by scan(): the sender was told the outcome (acknowledge() was called). A record
   // without it may have been retried by the sender under a new ingress id.
   bool acknowledged = false;
@@ -77,8 +78,9 @@ class IngressCache {
   Status sync_through(uint64_t ticket);
   Status append_unsynced(const std::string& bytes);
   // Reads every segment, calling `visit` with each intact record or acknowledgement.
+  // With `messages` false, message bytes are neither verified nor copied (ack pass).
   Status read_all(const std::function<Status(IngressRecord&, bool is_ack)>& visit,
-                  IngressScanStats* stats);
+                  IngressScanStats* stats, bool messages);
 
   FileSystem& fs_;
   std::string dir_;

@@ -632,7 +632,7 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
   std::string info_bytes = serialize_message_info(*info);
   // The blob is written and fsynced before the metadata that references it; its directory
   // entry is made durable by the group commit (sync_dirs) right before the SQLite commit.
-  MK_ASSIGN_OR_RETURN(auto put, account.db->blobs().put(input.raw));
+  MK_ASSIGN_OR_RETURN(auto put, account.db->blobs().put(input.raw, input.digest));
   SavedItem saved;
   saved.guid = guid;
   Guid folder_guid;

@@ -101,6 +101,9 @@ struct MessageInput {
   const MessageInfo* info = nullptr;  // parsed once by the caller; parsed here when null
   int64_t internal_date_ms = 0;       // 0 = now
   std::vector<std::string> flags;
+  // SHA-256 of `raw` when the caller already computed it (delivery does, for the ingress
+  // record); computed here when absent. Must be the true digest: it becomes the address.
+  const Digest* digest = nullptr;
 };
 
 // Folder names of the special-use folders created with every account (RFC 6154).

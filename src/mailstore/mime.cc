@@ -67,7 +67,17 @@ std::string unfold(std::string_view value) {
 }
 
 uint64_t count_lf(std::string_view raw, size_t begin, size_t end) {
-  return static_cast<uint64_t>(std::count(raw.begin() + begin, raw.begin() + end, '\n'));
+  // memchr jumps a line at a time (vectorized in libc); std::count went byte by byte.
+  uint64_t n = 0;
+  const char* p = raw.data() + begin;
+  const char* stop = raw.data() + end;
+  while (p < stop) {
+    const void* lf = std::memchr(p, '\n', static_cast<size_t>(stop - p));
+    if (!lf) break;
+    ++n;
+    p = static_cast<const char*>(lf) + 1;
+  }
+  return n;
 }
 
 // First byte after the line starting at `pos` (after its LF), or raw.size() for a last line

@@ -6,6 +6,8 @@
 
 #include "base/log.h"
 
+#include <cstring>
+
 namespace mailark::net {
 
 Connection::Connection(tcp::socket socket)
@@ -64,45 +66,50 @@ void Connection::cancel() {
   socket_.cancel(ec);
 }
 
+// (At namespace scope: GCC 12 miscompiles constexpr locals inside coroutine bodies.)
+constexpr size_t kReadChunk = 65536;
+
 awaitable<bool> Connection::fill() {
   if (closed_) co_return false;
-  if (start_ > 0 && start_ >= buffer_.size() / 2) {
-    buffer_.erase(0, start_);
+  if (start_ == end_) {
+    start_ = end_ = 0;
+  } else if (start_ > 0 && start_ >= end_ / 2) {
+    std::memmove(buffer_.data(), buffer_.data() + start_, end_ - start_);
+    end_ -= start_;
     start_ = 0;
   }
-  size_t old = buffer_.size();
-  buffer_.resize(old + 16384);
+  if (buffer_.size() < end_ + kReadChunk) buffer_.resize(end_ + kReadChunk);
   boost::system::error_code ec;
-  size_t n = co_await socket_.async_read_some(
-      asio::buffer(buffer_.data() + old, 16384),
-      asio::redirect_error(asio::use_awaitable, ec));
-  buffer_.resize(old + n);
+  size_t n = co_await socket_.async_read_some(asio::buffer(buffer_.data() + end_, kReadChunk),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+  end_ += n;
   if (ec || n == 0 || timed_out_) co_return false;
   touch();
   co_return true;
 }
 
 bool Connection::has_buffered_line() const {
-  return buffer_.find('\n', start_) != std::string::npos;
+  return std::memchr(buffer_.data() + start_, '\n', end_ - start_) != nullptr;
 }
 
 awaitable<Connection::LineStatus> Connection::read_line(std::string* line, size_t max) {
   bool too_long = false;
   while (true) {
-    size_t lf = buffer_.find('\n', start_);
-    if (lf != std::string::npos) {
+    const char* base = buffer_.data();
+    const void* found = std::memchr(base + start_, '\n', end_ - start_);
+    if (found) {
+      size_t lf = static_cast<size_t>(static_cast<const char*>(found) - base);
       size_t end = lf;
       if (end > start_ && buffer_[end - 1] == '\r') --end;
-      if (!too_long && end - start_ <= max) line->assign(buffer_, start_, end - start_);
+      if (!too_long && end - start_ <= max) line->assign(base + start_, end - start_);
       else too_long = true;
       start_ = lf + 1;
       co_return too_long ? LineStatus::kTooLong : LineStatus::kOk;
     }
-    if (buffer_.size() - start_ > max + 2) {
+    if (end_ - start_ > max + 2) {
       // Drop what we have of the over-long line and keep reading to its end.
       too_long = true;
-      buffer_.clear();
-      start_ = 0;
+      start_ = end_ = 0;
     }
     if (!co_await fill()) co_return LineStatus::kClosed;
   }
@@ -111,16 +118,14 @@ awaitable<Connection::LineStatus> Connection::read_line(std::string* line, size_
 awaitable<bool> Connection::read_until(const std::function<size_t(std::string_view)>& consume,
                                        const std::function<bool()>& done) {
   while (true) {
-    if (start_ < buffer_.size()) {
-      size_t used = consume(std::string_view(buffer_).substr(start_));
+    if (start_ < end_) {
+      size_t used = consume(buffered());
       start_ += used;
-      if (start_ == buffer_.size()) {
-        buffer_.clear();
-        start_ = 0;
-      }
+      if (start_ == end_) start_ = end_ = 0;
     }
     if (done()) co_return true;
-    if (!co_await fill()) co_return false;
+    bool more = co_await fill();
+    if (!more) co_return false;
   }
 }
 

@@ -78,7 +78,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // consumed up to its LF and reported as kTooLong.
   awaitable<LineStatus> read_line(std::string* line, size_t max);
   // Feeds buffered and then newly read bytes to `consume` (which returns how many it used)
-  // until it reports done. False when the peer closed first.
+  // until it reports done. False when the peer closed first. Pass named function objects:
+  // GCC 12 mishandles non-trivial temporaries inside a co_await full-expression, and (seen
+  // here) a coroutine whose statements mix a call on a temporary into a compound
+  // assignment; keep coroutine bodies to simple statements.
   awaitable<bool> read_until(const std::function<size_t(std::string_view)>& consume,
                              const std::function<bool()>& done);
   awaitable<bool> write(std::string data);
@@ -105,6 +108,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   awaitable<bool> fill();
+  std::string_view buffered() const { return {buffer_.data() + start_, end_ - start_}; }
   void on_watchdog();
   void touch() { deadline_ = std::chrono::steady_clock::now() + timeout_; }
 
@@ -112,8 +116,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer timer_;
   std::chrono::seconds timeout_{300};
   std::chrono::steady_clock::time_point deadline_;
+  // Received bytes are buffer_[start_, end_); the rest of buffer_ is room for the next read
+  // (kept allocated, so reads do not zero memory again and again).
   std::string buffer_;
-  size_t start_ = 0;  // consumed prefix of buffer_
+  size_t start_ = 0;
+  size_t end_ = 0;
   bool closed_ = false;
   bool timed_out_ = false;
   std::string peer_;

@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <cstring>
+#include <vector>
 
 namespace mailark {
 namespace {
@@ -43,16 +44,29 @@ Status BlobStore::create_layout() {
 }
 
 std::string BlobStore::encode(std::string_view content) {
-  std::string out(kMagic, 4);
+  // One compression context and scratch buffer per thread: ZSTD_compress() would allocate
+  // and zero a fresh workspace for every message.
+  struct Scratch {
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    std::vector<char> buffer;
+    ~Scratch() { ZSTD_freeCCtx(cctx); }
+  };
+  thread_local Scratch scratch;
   size_t bound = ZSTD_compressBound(content.size());
-  std::string compressed(bound, '\0');
-  size_t n = ZSTD_compress(compressed.data(), bound, content.data(), content.size(), 3);
+  if (scratch.buffer.size() < bound) scratch.buffer.resize(bound);
+  size_t n = ZSTD_compressCCtx(scratch.cctx, scratch.buffer.data(), bound, content.data(),
+                               content.size(), 1);
   bool use_zstd = !ZSTD_isError(n) && n + 64 < content.size();
+  std::string out;
+  out.reserve(kHeaderSize + (use_zstd ? n : content.size()));
+  out.append(kMagic, 4);
   out.push_back(static_cast<char>(use_zstd ? kZstd : kRaw));
   out.append(3, '\0');
   put_u64(out, content.size());
-  if (use_zstd) out.append(compressed.data(), n);
+  if (use_zstd) out.append(scratch.buffer.data(), n);
   else out.append(content);
+  // Do not keep a huge buffer around after an exceptionally large message.
+  if (scratch.buffer.size() > (size_t{16} << 20)) std::vector<char>().swap(scratch.buffer);
   return out;
 }
 
@@ -76,9 +90,9 @@ Result<std::string> BlobStore::decode(std::string_view file, const std::string& 
   return out;
 }
 
-Result<BlobStore::PutResult> BlobStore::put(std::string_view content) {
+Result<BlobStore::PutResult> BlobStore::put(std::string_view content, const Digest* known_digest) {
   PutResult result;
-  result.digest = sha256(content);
+  result.digest = known_digest ? *known_digest : sha256(content);
   std::string path = path_of(result.digest);
   result.dir_to_sync = parent_dir(path);
   if (fs_.exists(path) && verify(result.digest).is_ok()) {

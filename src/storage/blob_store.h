@@ -31,7 +31,8 @@ class BlobStore {
   };
   // Stores `content` durably (file fsynced). Idempotent: an intact existing copy is kept; a
   // corrupt existing copy is replaced (self-heal).
-  Result<PutResult> put(std::string_view content);
+  // `known_digest`, when given, is the caller's SHA-256 of `content` (saves hashing twice).
+  Result<PutResult> put(std::string_view content, const Digest* known_digest = nullptr);
   Status sync_dirs(const std::set<std::string>& dirs);
 
   // Returns the content, verified against `digest`. A mismatch or undecodable file is

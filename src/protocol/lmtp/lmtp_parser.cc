@@ -2,6 +2,7 @@
 #include "protocol/lmtp/lmtp_parser.h"
 
 #include <cctype>
+#include <cstring>
 
 namespace mailark::lmtp {
 namespace {
@@ -158,25 +159,50 @@ ParsedCommand parse_command(std::string_view line) {
   return p;
 }
 
-void DataReader::put(char c) {
+void DataReader::put(char c) { put(std::string_view(&c, 1)); }
+
+void DataReader::put(std::string_view s) {
   if (too_large_) return;
-  if (message_.size() >= max_size_) {
+  if (message_.size() + s.size() > max_size_) {
     too_large_ = true;
     message_.clear();
     message_.shrink_to_fit();
     return;
   }
-  message_.push_back(c);
-}
-
-void DataReader::put(std::string_view s) {
-  for (char c : s) put(c);
+  message_.append(s);
 }
 
 size_t DataReader::feed(std::string_view bytes) {
   size_t i = 0;
-  for (; i < bytes.size() && state_ != State::kDone; ++i) {
-    char c = bytes[i];
+  while (i < bytes.size() && state_ != State::kDone) {
+    if (state_ == State::kMid) {
+      // Fast path through the rest of a line: only its end (CRLF or a bare LF) and NUL
+      // bytes matter; everything else, bare CRs included, is copied as it is.
+      const char* start = bytes.data() + i;
+      size_t left = bytes.size() - i;
+      const char* lf = static_cast<const char*>(std::memchr(start, '\n', left));
+      size_t len = lf ? static_cast<size_t>(lf - start) : left;
+      if (std::memchr(start, '\0', len)) has_nul_ = true;
+      if (!lf) {
+        // No line end yet; hold back a final CR, it may be the first half of CRLF.
+        bool cr = len > 0 && start[len - 1] == '\r';
+        put(std::string_view(start, cr ? len - 1 : len));
+        if (cr) state_ = State::kCR;
+        received_ += len;
+        i += len;
+        continue;
+      }
+      bool crlf = len > 0 && start[len - 1] == '\r';
+      put(std::string_view(start, crlf ? len - 1 : len));
+      put("\r\n");
+      if (!crlf) ++bare_lf_;
+      prev_crlf_ = crlf;
+      state_ = State::kLineStart;
+      received_ += len + 1;
+      i += len + 1;
+      continue;
+    }
+    char c = bytes[i++];
     ++received_;
     if (c == '\0') has_nul_ = true;
     switch (state_) {

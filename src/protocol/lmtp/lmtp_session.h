@@ -16,6 +16,8 @@ struct LmtpOptions {
   size_t max_recipients = 1000;
 };
 
+class LmtpSession;
+
 class LmtpService {
  public:
   LmtpService(Delivery& delivery, net::BlockingPool& pool, net::SessionRegistry& sessions,
@@ -25,6 +27,7 @@ class LmtpService {
   net::awaitable<void> serve(net::tcp::socket socket);
 
  private:
+  friend class LmtpSession;
   Delivery& delivery_;
   net::BlockingPool& pool_;
   net::SessionRegistry& sessions_;
