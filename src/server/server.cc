@@ -1,6 +1,7 @@
 // Server lifecycle.
 #include "server/server.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -25,6 +26,9 @@ static std::string host_name() {
 
 Status run_server(const Config& config) {
   set_log_level(config.log_level);
+  // Dozens of blocking-pool threads would otherwise each get a malloc arena that keeps the
+  // memory of the largest message it ever saw.
+  mallopt(M_ARENA_MAX, 4);
   MK_ASSIGN_OR_RETURN(auto services, open_services(config));
   std::string ports_path = join_path(config.data_dir, "ports.json");
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);

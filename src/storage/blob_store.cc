@@ -65,8 +65,8 @@ std::string BlobStore::encode(std::string_view content) {
   put_u64(out, content.size());
   if (use_zstd) out.append(scratch.buffer.data(), n);
   else out.append(content);
-  // Do not keep a huge buffer around after an exceptionally large message.
-  if (scratch.buffer.size() > (size_t{16} << 20)) std::vector<char>().swap(scratch.buffer);
+  // Keep at most 1 MiB per thread between messages; larger ones allocate for themselves.
+  if (scratch.buffer.size() > (size_t{1} << 20)) std::vector<char>().swap(scratch.buffer);
   return out;
 }
 

@@ -1,0 +1,532 @@
+"""The servers under test (mailark and Dovecot), each in a fresh temporary directory, and a
+sampler for the memory and CPU of a server's whole process tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import grp
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+import lmtp_client
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    pass
+
+
+# --- process tree sampling ----------------------------------------------------------------
+
+def _proc_table() -> Dict[int, Tuple[int, int, int, int]]:
+    """pid -> (ppid, rss_bytes, cpu_ticks (utime+stime), child_cpu_ticks (cutime+cstime))."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(b")") + 2:].split()
+        # rest[0] is field 3 (state) of proc(5): ppid=4, utime=14, stime=15, cutime=16,
+        # cstime=17, rss=24.
+        table[int(name)] = (int(rest[1]), int(rest[21]) * PAGE,
+                            int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14]))
+    return table
+
+
+def _tree(table, root: int) -> List[int]:
+    children: Dict[int, List[int]] = {}
+    for pid, row in table.items():
+        children.setdefault(row[0], []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            out.append(pid)
+            todo.extend(children.get(pid, []))
+    return out
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def vm_hwm(pid: int) -> int:
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time used so far by the process tree under root: live processes plus the children
+    root has already reaped."""
+    table = _proc_table()
+    pids = _tree(table, root)
+    ticks = sum(table[p][2] for p in pids)
+    if root in table:
+        ticks += table[root][3]
+    return ticks / TICK
+
+
+def system_busy_seconds() -> Tuple[float, float]:
+    """(CPU seconds all CPUs spent in user and system mode since boot, steal seconds), from
+    /proc/stat. Interrupt time, idle and iowait are left out."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+    return (fields[0] + fields[1] + fields[2]) / TICK, fields[7] / TICK
+
+
+def kernel_threads_cpu_seconds() -> float:
+    """CPU seconds of kernel threads (writeback, journalling, ...), which do I/O work on the
+    server's behalf and so are not 'other load'."""
+    table = _proc_table()
+    return sum(row[2] for pid, row in table.items() if pid == 2 or row[0] == 2) / TICK
+
+
+def foreign_cpu_seconds(ours) -> float:
+    """A counter of CPU seconds used by user processes that are not ours: everything busy,
+    minus kernel threads, minus ours() (this process and the server tree)."""
+    busy, _ = system_busy_seconds()
+    return busy - kernel_threads_cpu_seconds() - ours()
+
+
+def wait_for_quiet(ours, max_wait_s: float, threshold: float = 0.15) -> Tuple[float, float]:
+    """Wait (at most max_wait_s) until other processes use less than `threshold` of one CPU
+    over a 1 s window. Returns (seconds waited, other load in the last window, in CPUs)."""
+    t0 = time.monotonic()
+    load = 0.0
+    while True:
+        f0, w0 = foreign_cpu_seconds(ours), time.monotonic()
+        time.sleep(1.0)
+        f1, w1 = foreign_cpu_seconds(ours), time.monotonic()
+        load = max(0.0, f1 - f0) / (w1 - w0)
+        if load < threshold or time.monotonic() - t0 >= max_wait_s:
+            return time.monotonic() - t0, load
+
+
+class TreeSampler:
+    """Samples, every `interval` seconds, the sum of RSS over the process tree under `root`
+    (and every `pss_every`-th sample the sum of PSS, which counts shared pages once)."""
+
+    def __init__(self, root: int, interval: float = 0.1, pss_every: int = 5):
+        self.root, self.interval, self.pss_every = root, interval, pss_every
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.peak_procs = 0
+        self.hwm_sum_at_end = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self._sample()
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        self._sample(final=True)
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self, final: bool = False):
+        table = _proc_table()
+        pids = _tree(table, self.root)
+        self.samples += 1
+        self.peak_rss = max(self.peak_rss, sum(table[p][1] for p in pids))
+        self.peak_procs = max(self.peak_procs, len(pids))
+        if final or self.samples % self.pss_every == 0:
+            self.peak_pss = max(self.peak_pss, sum(_pss(p) for p in pids))
+        if final:
+            self.hwm_sum_at_end = sum(vm_hwm(p) for p in pids)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise BenchError("%s failed (exit %d): %s" % (" ".join(cmd[:4]), p.returncode,
+                                                       (p.stderr or p.stdout).strip()[-500:]))
+    return p
+
+
+class DiedEarly(Exception):
+    pass
+
+
+def _stop_process(proc: subprocess.Popen, grace_s: float = 60.0) -> Optional[int]:
+    """SIGTERM and wait. Raises DiedEarly(exit code) if the process was already gone."""
+    if proc.poll() is not None:
+        raise DiedEarly(proc.returncode)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise BenchError("pid %d did not stop within %.0f s of SIGTERM; killed" % (proc.pid, grace_s))
+
+
+def _exit_text(rc: int) -> str:
+    if rc < 0:
+        try:
+            return "died of signal %d (%s)" % (-rc, signal.Signals(-rc).name)
+        except ValueError:
+            return "died of signal %d" % -rc
+    return "exited with status %d" % rc
+
+
+def _log_tail(path: str, n: int) -> List[str]:
+    try:
+        with open(path, errors="replace") as f:
+            return [l.rstrip() for l in f.readlines()[-n:]]
+    except OSError:
+        return []
+
+
+def _log_problems(path: str, pattern: str, limit: int = 20) -> List[str]:
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                if re.search(pattern, line):
+                    out.append(line.rstrip())
+    except OSError:
+        pass
+    if len(out) > limit:
+        out = out[:limit] + ["... and %d more" % (len(out) - limit)]
+    return out
+
+
+# --- mailark -------------------------------------------------------------------------------
+
+class Mailark:
+    name = "mailark"
+
+    def __init__(self, binary: str, root: str, domain: str, users: List[str]):
+        self.binary = os.path.abspath(binary)
+        self.root = root
+        self.dir = os.path.join(root, "mailark")
+        self.conf = os.path.join(self.dir, "mailark.toml")
+        self.log_path = os.path.join(root, "mailark.log")
+        self.domain, self.users = domain, users
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.hwm = 0
+
+    def _cli(self, *args, input=None) -> subprocess.CompletedProcess:
+        return _run([self.binary, "-c", self.conf] + list(args), input=input)
+
+    def setup(self):
+        _run([self.binary, "init", self.dir, "--ephemeral-ports"])
+        self._cli("tenant", "add", self.domain)
+        for u in self.users:
+            self._cli("user", "add", u, "--password-stdin", input="bench-password\n")
+
+    def start(self):
+        ports = os.path.join(self.dir, "ports.json")
+        if os.path.exists(ports):
+            os.unlink(ports)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf, "serve"], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=self.root)
+        log.close()
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise BenchError("mailark serve exited with %d: %s" % (
+                    self.proc.returncode, " | ".join(_log_problems(self.log_path, ".")[-5:])))
+            try:
+                with open(ports) as f:
+                    self.port = int(json.load(f)["lmtp"])
+                break
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        else:
+            raise BenchError("mailark wrote no ports.json within 30 s")
+        lmtp_client.wait_for_greeting("127.0.0.1", self.port)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def before_stop(self):
+        self.hwm = vm_hwm(self.pid)
+
+    def stop(self):
+        if self.proc:
+            proc, self.proc = self.proc, None
+            try:
+                rc = _stop_process(proc)
+            except DiedEarly as e:
+                raise BenchError("mailark serve %s before it was stopped" % _exit_text(e.args[0]))
+            if rc not in (0, None):
+                raise BenchError("mailark serve %s after SIGTERM" % _exit_text(rc))
+
+    def stored(self) -> Dict[str, int]:
+        """Items and bytes according to `mailark stats` (run after the server stopped)."""
+        out = self._cli("stats").stdout
+        lines = [l.split() for l in out.splitlines() if l.strip()]
+        header = [h.upper() for h in lines[0]]
+        items_col, bytes_col = header.index("ITEMS"), header.index("BYTES")
+        items = bytes_ = 0
+        for row in lines[1:]:
+            if len(row) == len(header) and row[items_col].isdigit():
+                items += int(row[items_col])
+                bytes_ += int(row[bytes_col])
+        return {"messages": items, "bytes": bytes_, "raw": out.strip()}
+
+    def problems(self) -> List[str]:
+        return _log_problems(self.log_path, r"\b(warn|warning|error|fatal|critical)\b", 30)
+
+    def log_tail(self, n: int) -> List[str]:
+        return _log_tail(self.log_path, n)
+
+    def disk_usage(self) -> int:
+        return _du(self.dir)
+
+
+def _du(path: str) -> int:
+    """Allocated bytes under path, counting hard-linked files once (Dovecot's sdbox links
+    one message file into several mailboxes)."""
+    total, seen = 0, set()
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+# --- Dovecot --------------------------------------------------------------------------------
+
+DOVECOT_CONF = """\
+# Generated by mailark bench/servers.py for one benchmark run. Everything lives under
+# {root}; the server listens on 127.0.0.1 only.
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = mailark-bench-{port}
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+log_path = {root}/dovecot.log
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
+first_valid_uid = {first_uid}
+first_valid_gid = {first_gid}
+mail_uid = {uid}
+mail_gid = {gid}
+# Dovecot's own high-performance format; see bench/README.md for the choice.
+mail_location = {fmt}:~/mail
+# Durability: Dovecot's defaults, spelled out. "optimized" fsyncs message data before the
+# LMTP reply (like mailark, which always fsyncs before acknowledging).
+mail_fsync = optimized
+postmaster_address = postmaster@{domain}
+lmtp_save_to_detail_mailbox = no
+passdb {{
+  driver = passwd-file
+  args = {root}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {root}/users
+  default_fields = uid={uid} gid={gid} home={root}/home/%d/%n
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+class Dovecot:
+    name = "dovecot"
+
+    def __init__(self, root: str, domain: str, users: List[str], fmt: str):
+        self.root = os.path.join(root, "dovecot")
+        self.conf = os.path.join(self.root, "dovecot.conf")
+        self.log_path = os.path.join(self.root, "dovecot.log")
+        self.domain, self.users, self.fmt = domain, users, fmt
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.hwm = 0
+
+    @staticmethod
+    def available() -> Optional[str]:
+        """None when dovecot and its LMTP server are installed, else what is missing."""
+        if not shutil.which("dovecot") or not shutil.which("doveadm"):
+            return "dovecot not found (install dovecot-core dovecot-lmtpd: " \
+                   "sh scripts/install-deps.sh --bench)"
+        if not os.path.exists("/usr/lib/dovecot/lmtp"):
+            return "Dovecot LMTP server missing (install dovecot-lmtpd)"
+        return None
+
+    @staticmethod
+    def version() -> str:
+        try:
+            return subprocess.run(["dovecot", "--version"], capture_output=True,
+                                  text=True).stdout.strip()
+        except OSError:
+            return "?"
+
+    def _identity(self):
+        """Mail processes run as an unprivileged user: Dovecot refuses mail access as
+        UID 0 (first_valid_uid), so as root the mail user is `nobody`."""
+        if os.getuid() == 0:
+            mail = pwd.getpwnam("nobody")
+            internal = "dovecot" if _user_exists("dovecot") else "nobody"
+            login = "dovenull" if _user_exists("dovenull") else "nobody"
+            return dict(uid=mail.pw_uid, gid=mail.pw_gid, internal_user=internal,
+                        internal_group=grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name,
+                        login_user=login)
+        me = pwd.getpwuid(os.getuid())
+        return dict(uid=me.pw_uid, gid=me.pw_gid, internal_user=me.pw_name,
+                    internal_group=grp.getgrgid(me.pw_gid).gr_name, login_user=me.pw_name)
+
+    def setup(self):
+        ident = self._identity()
+        os.makedirs(self.root)
+        for d in ("run", "state", "home"):
+            os.makedirs(os.path.join(self.root, d))
+        home = os.path.join(self.root, "home")
+        if os.getuid() == 0:
+            # The mail user must be able to reach and write its homes.
+            p = self.root
+            while p and p != "/":
+                st = os.stat(p)
+                if not st.st_mode & 0o001:
+                    os.chmod(p, st.st_mode | 0o011)
+                p = os.path.dirname(p)
+            os.chown(home, ident["uid"], ident["gid"])
+        self.port = free_port()
+        with open(os.path.join(self.root, "users"), "w") as f:
+            for u in self.users:
+                f.write("%s:{PLAIN}bench-password:::::\n" % u)
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_CONF.format(root=self.root, port=self.port, fmt=self.fmt,
+                                        domain=self.domain,
+                                        first_uid=min(ident["uid"], 500) or 1,
+                                        first_gid=min(ident["gid"], 1) or 1, **ident))
+
+    def start(self):
+        log = open(os.path.join(self.root, "dovecot.stdout"), "ab")
+        self.proc = subprocess.Popen(["dovecot", "-c", self.conf, "-F"], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=self.root)
+        log.close()
+        try:
+            lmtp_client.wait_for_greeting("127.0.0.1", self.port)
+        except lmtp_client.LmtpError:
+            if self.proc.poll() is not None:
+                with open(os.path.join(self.root, "dovecot.stdout"), errors="replace") as f:
+                    out = f.read()[-800:]
+                raise BenchError("dovecot exited with %d: %s %s" % (
+                    self.proc.returncode, out, " | ".join(self.problems()[-5:])))
+            raise
+        # Provision every mailbox before the clock starts, as `mailark user add` does:
+        # doveadm opens (and so creates) each user's INBOX. Without this, concurrent first
+        # deliveries to a new user can race in mailbox creation (seen with Dovecot 2.3.19:
+        # "Mailbox already exists" and an fcntl EDEADLK panic with 3 recipients/message).
+        st = self.stored_live()
+        if st["users"] != len(self.users) or st["messages"] != 0:
+            raise BenchError("dovecot provisioning: %r" % st)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def before_stop(self):
+        self.hwm = vm_hwm(self.pid)
+
+    def stored_live(self) -> Dict[str, int]:
+        """Messages in every user's INBOX, from doveadm (needs the server running)."""
+        p = _run(["doveadm", "-c", self.conf, "-f", "tab", "mailbox", "status", "-A",
+                  "messages vsize", "INBOX"])
+        lines = p.stdout.strip().splitlines()
+        header = lines[0].split("\t")
+        mi, vi = header.index("messages"), header.index("vsize")
+        msgs = vsize = 0
+        users = 0
+        for line in lines[1:]:
+            cols = line.split("\t")
+            msgs += int(cols[mi])
+            vsize += int(cols[vi])
+            users += 1
+        return {"messages": msgs, "bytes": vsize, "users": users}
+
+    def stop(self):
+        if self.proc:
+            proc, self.proc = self.proc, None
+            try:
+                rc = _stop_process(proc)
+            except DiedEarly as e:
+                raise BenchError("dovecot %s before it was stopped" % _exit_text(e.args[0]))
+            if rc not in (0, None):
+                raise BenchError("dovecot %s after SIGTERM" % _exit_text(rc))
+
+    def problems(self) -> List[str]:
+        return [l for l in _log_problems(self.log_path, r"(Error|Fatal|Panic|Warning):", 30)
+                if "Killed with signal 15" not in l]
+
+    def log_tail(self, n: int) -> List[str]:
+        return _log_tail(self.log_path, n)
+
+    def disk_usage(self) -> int:
+        return _du(os.path.join(self.root, "home"))
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
