@@ -109,12 +109,13 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   say("messages and blobs");
   BlobStore blobs(posix_fs(), dir + "/blobs");
   std::set<Digest> referenced;
+  std::set<Digest> inline_blobs;  // content kept in messages.data, so a file would be stray
   std::map<Digest, int64_t> refs_expected;
   run_query("SELECT blob, COUNT(*) FROM items GROUP BY blob", [&](const SqliteStatement& st) {
     auto d = digest_from_bytes(st.column_blob(0));
     if (d) refs_expected[*d] = st.column_int(1);
   });
-  run_query("SELECT blob, size, refs, info FROM messages", [&](const SqliteStatement& st) {
+  run_query("SELECT blob, size, refs, info, data FROM messages", [&](const SqliteStatement& st) {
     auto d = digest_from_bytes(st.column_blob(0));
     if (!d) {
       problem("messages table", "row with a malformed blob id");
@@ -122,6 +123,7 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     }
     std::string where = "blob " + to_hex(*d);
     referenced.insert(*d);
+    if (!st.column_is_null(4)) inline_blobs.insert(*d);
     ++report.blobs;
     int64_t refs = st.column_int(2);
     int64_t expected = refs_expected.count(*d) ? refs_expected[*d] : 0;
@@ -131,9 +133,11 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     if (!deserialize_message_info(st.column_blob(3)).is_ok())
       problem(where, "parse cache entry does not decode");
     if (expected == 0) return;  // unreferenced content may be gone; nothing serves it
-    auto content = blobs.get(*d);
+    bool is_inline = !st.column_is_null(4);
+    auto content = is_inline ? BlobStore::decode_verified(st.column_blob(4), *d) : blobs.get(*d);
     if (!content.is_ok()) {
-      problem(where + " (" + blobs.path_of(*d) + ")", content.status().message());
+      problem(where + (is_inline ? " (stored in the messages table)" : " (" + blobs.path_of(*d) + ")"),
+              content.status().message());
       return;
     }
     if (static_cast<int64_t>(content->size()) != st.column_int(1))
@@ -148,7 +152,7 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   if (on_disk.is_ok()) {
     uint64_t orphans = 0;
     for (const auto& d : *on_disk)
-      if (!referenced.count(d)) ++orphans;
+      if (!referenced.count(d) || inline_blobs.count(d)) ++orphans;
     if (orphans)
       report.notes.push_back({"blob store", std::to_string(orphans) +
                                                 " blob files no item refers to (left by interrupted "

@@ -8,9 +8,13 @@
 
 #include "base/log.h"
 #include "base/time.h"
+#include "storage/blob_store.h"
 #include "storage/database.h"
 
 namespace mailark {
+
+// Messages up to this size are stored inside the database (see docs/formats/database.md).
+constexpr size_t kInlineBlobLimit = 64 * 1024;
 
 const SpecialFolder kDefaultFolders[6] = {{"INBOX", ""},          {"Sent", "\\Sent"},
                                           {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"},
@@ -630,9 +634,19 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
     info = &parsed;
   }
   std::string info_bytes = serialize_message_info(*info);
-  // The blob is written and fsynced before the metadata that references it; its directory
-  // entry is made durable by the group commit (sync_dirs) right before the SQLite commit.
-  MK_ASSIGN_OR_RETURN(auto put, account.db->blobs().put(input.raw, input.digest));
+  // Small messages (most mail) live inside the database row, committed and fsynced with the
+  // metadata in one group commit. Larger ones get a blob file, written and fsynced before
+  // the metadata that references it; its directory entry is made durable by the group
+  // commit (sync_dirs) right before the SQLite commit.
+  BlobStore::PutResult put;
+  std::string inline_data;
+  if (input.raw.size() <= kInlineBlobLimit) {
+    put.digest = input.digest ? *input.digest : sha256(input.raw);
+    inline_data = BlobStore::encode(input.raw);
+    put.stored_size = inline_data.size();
+  } else {
+    MK_ASSIGN_OR_RETURN(put, account.db->blobs().put(input.raw, input.digest));
+  }
   SavedItem saved;
   saved.guid = guid;
   Guid folder_guid;
@@ -652,13 +666,17 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
         MK_RETURN_IF_ERROR(check_quota(db, account, input.raw.size()));
         MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
         folder_guid = f.guid;
+        // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
         MK_ASSIGN_OR_RETURN(auto msg, db.prepare(
-            "INSERT INTO messages(blob, size, stored_size, refs, info) VALUES (?,?,?,1,?)"
-            " ON CONFLICT(blob) DO UPDATE SET refs=refs+1"));
+            "INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES (?,?,?,1,?,?)"
+            " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
+            " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
         msg.bind_blob(1, as_bytes(put.digest))
             .bind(2, static_cast<int64_t>(input.raw.size()))
             .bind(3, static_cast<int64_t>(put.stored_size))
             .bind_blob(4, info_bytes);
+        if (inline_data.empty()) msg.bind_null(5);
+        else msg.bind_blob(5, inline_data);
         MK_RETURN_IF_ERROR(msg.run());
         ItemInfo it;
         it.uid = f.uidnext++;
@@ -692,7 +710,7 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
         saved.modseq = it.modseq;
         return Status::ok();
       },
-      {put.dir_to_sync});
+      put.dir_to_sync.empty() ? std::set<std::string>{} : std::set<std::string>{put.dir_to_sync});
   MK_RETURN_IF_ERROR(s);
   if (!saved.duplicate) notify({account.db->name(), account.guid, folder_guid, saved.modseq});
   return saved;
@@ -899,7 +917,19 @@ Result<FolderChanges> MailStore::changes_since(const Account& account, std::stri
 }
 
 Result<std::string> MailStore::read_message(const Account& account, const Digest& blob) {
-  auto r = account.db->blobs().get(blob);
+  std::string inline_data;
+  bool is_inline = false;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
+    st.bind_blob(1, as_bytes(blob));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row && !st.column_is_null(0)) {
+      is_inline = true;
+      inline_data = st.column_blob(0);
+    }
+    return Status::ok();
+  }));
+  auto r = is_inline ? BlobStore::decode_verified(inline_data, blob) : account.db->blobs().get(blob);
   if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
     MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
   return r;

@@ -10,6 +10,7 @@
 
 #include "mailstore/check.h"
 #include "storage/database.h"
+#include "storage/sqlite.h"
 
 namespace mailark {
 namespace {
@@ -112,13 +113,32 @@ TEST_F(MailStoreTest, BodyIsVerifiedAndParsed) {
   auto info = store_->message_info(alice_, items[0].blob);
   ASSERT_TRUE(info.is_ok());
   EXPECT_EQ(info->envelope.subject, "Hello");
-  // Damage the blob: reads fail as corrupt, never return bad bytes.
+  // Damage the stored copy (small messages live in the messages table): reads fail as
+  // corrupt, never return bad bytes, and check names the blob.
+  auto db = SqliteDb::open(dir_ + "/db1/meta.sqlite", false);
+  ASSERT_TRUE(db.is_ok());
+  ASSERT_TRUE((*db)->exec("UPDATE messages SET data = substr(data, 1, 20) || 'X' || substr(data, 22)").is_ok());
+  EXPECT_EQ(store_->read_message(alice_, items[0].blob).status().code(), ErrorCode::kCorrupt);
+  CheckReport report = check_database(dir_ + "/db1", "db1");
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].location.rfind("blob " + to_hex(items[0].blob), 0), 0u);
+}
+
+TEST_F(MailStoreTest, LargeMessagesGetVerifiedFiles) {
+  std::string raw = "Subject: big\r\n\r\n";
+  for (int i = 0; i < 4000; ++i) raw += "line " + std::to_string(i) + " of a large message\r\n";
+  ASSERT_GT(raw.size(), 64u * 1024);
+  ASSERT_TRUE(store_->append(alice_, "INBOX", msg(raw)).is_ok());
+  auto items = store_->fetch(alice_, "INBOX").value();
   std::string path = alice_.db->blobs().path_of(items[0].blob);
+  ASSERT_TRUE(std::filesystem::exists(path));
+  EXPECT_EQ(*store_->read_message(alice_, items[0].blob), raw);
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekp(20);
+  f.seekp(100);
   f.put('#');
   f.close();
   EXPECT_EQ(store_->read_message(alice_, items[0].blob).status().code(), ErrorCode::kCorrupt);
+  EXPECT_FALSE(check_database(dir_ + "/db1", "db1").ok());
 }
 
 TEST_F(MailStoreTest, FlagsModseqAndChangesSince) {

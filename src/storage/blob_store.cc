@@ -90,6 +90,13 @@ Result<std::string> BlobStore::decode(std::string_view file, const std::string& 
   return out;
 }
 
+Result<std::string> BlobStore::decode_verified(std::string_view encoded, const Digest& digest) {
+  MK_ASSIGN_OR_RETURN(std::string content, decode(encoded, "blob " + to_hex(digest)));
+  if (sha256(content) != digest)
+    return corrupt("blob " + to_hex(digest) + ": content does not match its SHA-256");
+  return content;
+}
+
 Result<BlobStore::PutResult> BlobStore::put(std::string_view content, const Digest* known_digest) {
   PutResult result;
   result.digest = known_digest ? *known_digest : sha256(content);
@@ -135,10 +142,7 @@ Result<std::string> BlobStore::get(const Digest& digest) const {
       return not_found("blob " + to_hex(digest) + " missing");
     return file.status();
   }
-  MK_ASSIGN_OR_RETURN(std::string content, decode(*file, "blob " + to_hex(digest)));
-  if (sha256(content) != digest)
-    return corrupt("blob " + to_hex(digest) + ": content does not match its SHA-256");
-  return content;
+  return decode_verified(*file, digest);
 }
 
 Status BlobStore::verify(const Digest& digest) const {

@@ -52,9 +52,12 @@ class BlobStore {
   std::string path_of(const Digest& digest) const;
   const std::string& root() const { return root_; }
 
-  // File encoding, exposed for the checker and tests.
+  // File encoding, exposed for the checker and tests. Small blobs are kept in the same
+  // encoding inside the database (messages.data) instead of a file of their own.
   static std::string encode(std::string_view content);
   static Result<std::string> decode(std::string_view file_bytes, const std::string& what);
+  // decode() plus the check that the content hashes to `digest` (kCorrupt otherwise).
+  static Result<std::string> decode_verified(std::string_view encoded, const Digest& digest);
 
  private:
   FileSystem& fs_;

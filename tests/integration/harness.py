@@ -353,6 +353,15 @@ class Instance:
         base = os.path.join(self.db_dir(db), "blobs")
         return sorted(f for _, _, fs in os.walk(base) for f in fs if re.fullmatch(r"[0-9a-f]{64}", f))
 
+    def stored_blobs(self, db="db1"):
+        """Every stored body: blob files plus small bodies kept inline in messages.data."""
+        inline = []
+        if os.path.exists(self.meta_path(db)):
+            with ro_connect(self.meta_path(db)) as c:
+                inline = [r[0].lower() for r in
+                          c.execute("SELECT hex(blob) FROM messages WHERE data IS NOT NULL")]
+        return sorted(set(self.blob_files(db)) | set(inline))
+
     def user_database(self, address):
         with ro_connect(os.path.join(self.data, "directory", "directory.sqlite")) as c:
             row = c.execute("SELECT database FROM users WHERE address = ?", (address,)).fetchone()

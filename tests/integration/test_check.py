@@ -36,6 +36,10 @@ class CheckTest(h.MailarkTestCase):
         for m in (cls.small, cls.big):
             _, _, dr = c.transaction("s@remote.test", [f"a@{DOMAIN}"], m)
             assert dr[f"a@{DOMAIN}"].code == 250, dr
+        # db2 gets a body large enough for a blob file of its own
+        cls.big2 = cls.big.replace(b"big@check.test", b"big2@check.test")
+        _, _, dr = c.transaction("s@remote.test", [f"z@{DOMAIN}"], cls.big2)
+        assert dr[f"z@{DOMAIN}"].code == 250, dr
         for i in range(300):  # enough rows for tables and indexes to span several pages
             m = make_message(f"fill-{i}@check.test", 600 + 37 * i)
             rcpts = [f"a@{DOMAIN}", f"b@{DOMAIN}", f"z@{DOMAIN}"][i % 3:i % 3 + 2]
@@ -90,14 +94,18 @@ class CheckTest(h.MailarkTestCase):
             f.seek(offset)
             f.write(bytes([b[0] ^ 0x01]))
 
-    def test_flipped_byte_in_raw_blob(self):
+    def test_flipped_byte_in_inline_blob(self):
+        """Small bodies live in messages.data (same MKB1 encoding as a file)."""
         inst = self.copy()
-        path = inst.blob_file(self.small_sha)
-        with open(path, "rb") as f:
-            head = f.read(16)
-        self.assertEqual(head[:4], b"MKB1")
-        self.assertEqual(head[4], 0, "small blob expected to be stored raw")
-        self.flip(path, 16 + len(self.small) // 2)
+        self.assertFalse(os.path.exists(inst.blob_file(self.small_sha)))
+        with sqlite3.connect(inst.meta_path()) as db:
+            data = db.execute("SELECT data FROM messages WHERE hex(blob) = ?",
+                              (self.small_sha.upper(),)).fetchone()[0]
+            self.assertEqual(data[:4], b"MKB1")
+            pos = 16 + len(self.small) // 2
+            damaged = data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1:]
+            db.execute("UPDATE messages SET data = ? WHERE hex(blob) = ?",
+                       (damaged, self.small_sha.upper()))
         r = self.check(inst)
         self.assertDamageFound(r, "db1", rf"PROBLEM blob {self.small_sha}\b")
         named = set(re.findall(r"blob ([0-9a-f]{64})", r.out))
@@ -119,9 +127,9 @@ class CheckTest(h.MailarkTestCase):
 
     def test_missing_blob(self):
         inst = self.copy()
-        os.unlink(inst.blob_file(self.small_sha))
+        os.unlink(inst.blob_file(self.big_sha))
         r = self.check(inst)
-        self.assertDamageFound(r, "db1", rf"PROBLEM blob {self.small_sha}\b")
+        self.assertDamageFound(r, "db1", rf"PROBLEM blob {self.big_sha}\b")
 
     def test_truncated_blob(self):
         inst = self.copy()
@@ -224,9 +232,9 @@ class CheckTest(h.MailarkTestCase):
 
     def test_quiet_prints_problems(self):
         inst = self.copy()
-        self.flip(inst.blob_file(self.small_sha), 16 + 3)
+        self.flip(inst.blob_file(self.big_sha), 16 + 3)
         r = self.check(inst, "--quiet")
-        self.assertDamageFound(r, "db1", rf"PROBLEM blob {self.small_sha}\b")
+        self.assertDamageFound(r, "db1", rf"PROBLEM blob {self.big_sha}\b")
 
 
 if __name__ == "__main__":

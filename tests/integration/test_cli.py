@@ -275,11 +275,11 @@ class DeliverTest(h.MailarkTestCase):
         self.assertEqual(self.stored(f"small@{DOMAIN}", self.tmp), [])
 
     def test_too_large_65(self):
-        before = self.inst.blob_files()
+        before = self.inst.stored_blobs()
         r = self.deliver(self.inst, f"frank@{DOMAIN}", make_message("big@acme.test", 30_000))
         self.assertFailure(r, h.EX_DATAERR)
         self.assertEqual(self.stored(f"frank@{DOMAIN}"), [])
-        self.assertEqual(self.inst.blob_files(), before)
+        self.assertEqual(self.inst.stored_blobs(), before)
 
     def test_nul_65(self):
         r = self.deliver(self.inst, f"frank@{DOMAIN}", b"Subject: nul\n\nab\x00cd\n")

@@ -594,7 +594,7 @@ class SmallLimitTest(h.MailarkTestCase):
         c = LMTP(self.port)
         self.addCleanup(c.close)
         records = ingress_records(self.inst)
-        blob_files = self.inst.blob_files()
+        blob_files = self.inst.stored_blobs()
         msg = make_message("big@client.test", 3 * self.LIMIT)
         mr, rr, dr = c.transaction("s@remote.test", rcpts, msg)  # no SIZE= given
         for r in rcpts:
@@ -602,7 +602,7 @@ class SmallLimitTest(h.MailarkTestCase):
             self.assertReply(dr[r], 552, "5.3.4")
         self.assertEqual(self.inst.blobs_by_account().get(rcpts[0], []), [])
         self.assertEqual(self.inst.blobs_by_account().get(rcpts[1], []), [])
-        self.assertEqual(self.inst.blob_files(), blob_files)
+        self.assertEqual(self.inst.stored_blobs(), blob_files)
         self.assertEqual(ingress_records(self.inst), records)
         # the session continues
         self.assertReply(c.cmd("NOOP"), 250, "2.0.0")

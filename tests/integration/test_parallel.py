@@ -149,7 +149,7 @@ class ParallelDeliveryTest(h.MailarkTestCase):
         # content is stored once per database
         for db in ("db1", "db2"):
             want = {d for u in USERS if DB_OF[u] == db for d in expected[u]}
-            self.assertEqual(set(inst.blob_files(db)), want, f"blob files of {db}")
+            self.assertEqual(set(inst.stored_blobs(db)), want, f"stored bodies of {db}")
             with h.ro_connect(inst.meta_path(db)) as c:
                 n = c.execute("SELECT count(*) FROM messages").fetchone()[0]
             self.assertEqual(n, len(want), f"messages rows of {db}")

@@ -322,9 +322,8 @@ struct RawField {
 };
 
 // Splits a header block (which may or may not end with its blank line) into fields. A line
-// without a colon still forms an entry, named by the whole line as Dovecot's header parser
-// names it, so HEADER.FIELDS.NOT keeps it; a continuation line with nothing before it is an
-// entry of its own that no name matches.
+// without a colon, and a continuation line with nothing before it, form entries without a
+// name: no HEADER.FIELDS list matches them and HEADER.FIELDS.NOT keeps them (as Dovecot).
 std::vector<RawField> split_fields(std::string_view header) {
   std::vector<RawField> fields;
   size_t pos = 0;
@@ -339,10 +338,9 @@ std::vector<RawField> split_fields(std::string_view header) {
     } while (pos < header.size() && is_wsp(header[pos]));
     const std::string_view bytes = header.substr(start, pos - start);
     std::string_view name;
-    if (!is_wsp(c)) {
-      const size_t line_end = bytes.find_first_of("\r\n");
-      name = bytes.substr(0, bytes.find(':'));
-      if (name.size() > line_end) name = bytes.substr(0, line_end);
+    const size_t colon = bytes.find(':');
+    if (!is_wsp(c) && colon != std::string_view::npos && colon < bytes.find('\n')) {
+      name = bytes.substr(0, colon);
       while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
     }
     fields.push_back({name, bytes});
@@ -366,7 +364,7 @@ std::string select_fields(std::string_view header, const Section& section) {
         }
       }
     }
-    if (field.name.empty() || named == exclude) continue;
+    if (named == exclude) continue;
     out.append(field.bytes);
     if (field.bytes.back() != '\n') out += "\r\n";
   }
