@@ -74,11 +74,12 @@ std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<U
   for (const auto& u : recipients) record.recipients.push_back(u.address);
   record.message = std::move(message);
   record.message_sha256 = sha256(record.message);  // once: ingress record and blob address
-  // Durable in the ingress cache before any recipient sees it: whatever is acknowledged can
-  // be replayed after losing a database.
-  Status logged = ingress_.append(record);
-  if (!logged.is_ok()) {
-    MK_LOG_ERROR("ingress cache append failed: {}", logged.to_string());
+  // The ingress record must be durable before anything is acknowledged, so that whatever
+  // is acknowledged can be replayed after losing a database. Its fsync runs while the
+  // recipients' items are stored and committed; the replies wait for both.
+  auto ticket = ingress_.write(record);
+  if (!ticket.is_ok()) {
+    MK_LOG_ERROR("ingress cache append failed: {}", ticket.status().to_string());
     for (auto& s : out) s = temporary("ingress cache unavailable");
     return out;
   }
@@ -97,6 +98,14 @@ std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<U
     else
       MK_LOG_WARN("delivery of {} to {} failed: {}", record.id.hex(), recipients[i].address,
                   out[i].to_string());
+  }
+  Status logged = ingress_.wait_durable(*ticket);
+  if (!logged.is_ok()) {
+    // Stored but not replayable: answer 4xx so the sender retries; replay de-duplicates.
+    MK_LOG_ERROR("ingress cache fsync failed: {}", logged.to_string());
+    for (auto& s : out)
+      if (s.is_ok()) s = temporary("ingress cache unavailable");
+    if (ingress_id) *ingress_id = Guid{};
   }
   return out;
 }

@@ -105,6 +105,13 @@ Status IngressCache::append_unsynced(const std::string& bytes) {
 }
 
 Status IngressCache::append(const IngressRecord& record) {
+  MK_ASSIGN_OR_RETURN(uint64_t ticket, write(record));
+  return sync_through(ticket);
+}
+
+Status IngressCache::wait_durable(uint64_t ticket) { return sync_through(ticket); }
+
+Result<uint64_t> IngressCache::write(const IngressRecord& record) {
   std::string bytes = encode(record);
   uint64_t ticket;
   {
@@ -124,7 +131,7 @@ Status IngressCache::append(const IngressRecord& record) {
     }
     ticket = ++appended_;
   }
-  return sync_through(ticket);
+  return ticket;
 }
 
 Status IngressCache::sync_through(uint64_t ticket) {

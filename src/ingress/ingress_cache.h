@@ -54,6 +54,12 @@ class IngressCache {
   // Appends and makes durable. Concurrent callers share fsyncs (group sync).
   Status append(const IngressRecord& record);
 
+  // The two halves of append(), so a caller can do other durable work (the store commit)
+  // while the fsync runs: write() returns a ticket, wait_durable() blocks until that record
+  // is on stable storage.
+  Result<uint64_t> write(const IngressRecord& record);
+  Status wait_durable(uint64_t ticket);
+
   // Notes that the sender received the replies for record `id`. Not fsynced on its own: it
   // becomes durable with the next append. Losing it only makes replay more careful.
   Status acknowledge(const Guid& id);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "os/temp_dir.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,11 +18,6 @@ namespace {
 
 class IngressTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/mk-ingress-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   IngressRecord record(int i, int64_t time) {
     IngressRecord r;
     r.id = Guid::random();
@@ -38,7 +35,8 @@ class IngressTest : public ::testing::Test {
     }, stats).is_ok());
     return out;
   }
-  std::string dir_;
+  TempDir temp_;
+  std::string dir_ = temp_.path();
 };
 
 TEST_F(IngressTest, AppendScanAndTimeWindow) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "os/temp_dir.h"
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,12 +14,8 @@ namespace {
 
 class FaultFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/mk-fault-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  TempDir temp_;
+  std::string dir_ = temp_.path();
 };
 
 TEST_F(FaultFileTest, CrashDropsUnsyncedBytesAndEntries) {

@@ -62,6 +62,12 @@ FileSystem& posix_fs();
 // Readers see either the old file or the new one, never a mix, even after a crash.
 Status publish_file(FileSystem& fs, const std::string& path, std::string_view contents);
 
+// publish_file() without the final directory fsync, for callers that batch directory
+// fsyncs (group commit): writes `tmp`, fsyncs it and renames it to `path`. `tmp` is
+// removed on failure.
+Status write_synced_and_rename(FileSystem& fs, const std::string& tmp, const std::string& path,
+                               std::string_view contents);
+
 std::string parent_dir(const std::string& path);
 std::string join_path(const std::string& a, const std::string& b);
 

@@ -198,8 +198,8 @@ std::string join_path(const std::string& a, const std::string& b) {
   return a + "/" + b;
 }
 
-Status publish_file(FileSystem& fs, const std::string& path, std::string_view contents) {
-  std::string tmp = path + ".tmp-" + Guid::random().hex().substr(0, 8);
+Status write_synced_and_rename(FileSystem& fs, const std::string& tmp, const std::string& path,
+                               std::string_view contents) {
   {
     MK_ASSIGN_OR_RETURN(auto file, fs.create(tmp));
     Status s = file->append(contents);
@@ -211,10 +211,13 @@ Status publish_file(FileSystem& fs, const std::string& path, std::string_view co
     }
   }
   Status s = fs.rename(tmp, path);
-  if (!s.is_ok()) {
-    (void)fs.remove(tmp);
-    return s;
-  }
+  if (!s.is_ok()) (void)fs.remove(tmp);
+  return s;
+}
+
+Status publish_file(FileSystem& fs, const std::string& path, std::string_view contents) {
+  std::string tmp = path + ".tmp-" + Guid::random().hex().substr(0, 8);
+  MK_RETURN_IF_ERROR(write_synced_and_rename(fs, tmp, path, contents));
   return fs.sync_dir(parent_dir(path));
 }
 

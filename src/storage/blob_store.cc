@@ -109,22 +109,8 @@ Result<BlobStore::PutResult> BlobStore::put(std::string_view content, const Dige
     return result;
   }
   std::string encoded = encode(content);
-  std::string tmp = root_ + "/tmp/" + Guid::random().hex();
-  {
-    MK_ASSIGN_OR_RETURN(auto file, fs_.create(tmp));
-    Status s = file->append(encoded);
-    if (s.is_ok()) s = file->sync();
-    if (s.is_ok()) s = file->close();
-    if (!s.is_ok()) {
-      (void)fs_.remove(tmp);
-      return s;
-    }
-  }
-  Status s = fs_.rename(tmp, path);
-  if (!s.is_ok()) {
-    (void)fs_.remove(tmp);
-    return s;
-  }
+  MK_RETURN_IF_ERROR(
+      write_synced_and_rename(fs_, root_ + "/tmp/" + Guid::random().hex(), path, encoded));
   result.stored_size = encoded.size();
   return result;
 }

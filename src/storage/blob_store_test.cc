@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "os/temp_dir.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,12 +17,8 @@ namespace {
 
 class BlobStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/mk-blob-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  TempDir temp_;
+  std::string dir_ = temp_.path();
 };
 
 std::string text_message(size_t n) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "os/temp_dir.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -14,12 +16,8 @@ namespace {
 
 class DatabaseTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/mk-db-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  TempDir temp_;
+  std::string dir_ = temp_.path();
 };
 
 TEST_F(DatabaseTest, CreateOpenAndRefuseTwice) {

@@ -1,6 +1,17 @@
 // FETCH ENVELOPE / BODY / BODYSTRUCTURE writers and BODY[section]<partial> extraction
 // (imap_format.h). Choices follow what Dovecot 2.3 sends, so clients migrating from it see the
-// same answers; the remaining differences are in docs/formats/parse-cache.md.
+// same answers (checked byte for byte over IMAP). Differences that come from the parse cache
+// are in docs/formats/parse-cache.md; those made here, deliberately:
+// - Strings are quoted unless they need a literal (8-bit, CR, LF); Dovecot also sends a
+//   literal for values that were folded or hold '"' or '\'. Same value, other form.
+// - Content-Language tags separated only by blanks ("en de") are all kept; Dovecot stops at
+//   the first such tag.
+// - HEADER.FIELDS[.NOT] always ends with a line break and the blank line, even when the
+//   message's header has no blank line (Dovecot then omits it for .NOT, and sometimes for
+//   HEADER.FIELDS, depending on its cache state).
+// - Section specs and partials follow the RFC 3501 grammar strictly: BAD for part 0, leading
+//   zeros, "<n>" without a count, a zero count, doubled spaces, '%'/'*' in field names
+//   (Dovecot accepts these and answers an empty string or the remainder).
 #include "protocol/imap/imap_format.h"
 
 #include <charconv>
@@ -32,9 +43,13 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
 bool is_message(const MimePart& part) {
   return part.type == "message" && (part.subtype == "rfc822" || part.subtype == "global");
@@ -207,8 +222,7 @@ void append_body(std::string& out, const MimePart& part, bool extensible) {
     out += ' ';
     append_envelope(out, part.envelope ? *part.envelope : MimeEnvelope{});
     out += ' ';
-    append_body(out, part.children.empty() ? empty_text_part() : part.children.front(),
-                extensible);
+    append_body(out, part.children.empty() ? empty_text_part() : part.children.front(), extensible);
     out += ' ';
     out += std::to_string(part.body_lines);
   } else if (part.type == "text") {
@@ -236,7 +250,14 @@ bool is_field_atom_char(char c) {
   const unsigned char u = static_cast<unsigned char>(c);
   if (u <= 0x20 || u >= 0x7f) return false;
   switch (c) {
-    case '(': case ')': case '{': case '%': case '*': case '"': case '\\': case ']':
+    case '(':
+    case ')':
+    case '{':
+    case '%':
+    case '*':
+    case '"':
+    case '\\':
+    case ']':
       return false;
     default:
       return true;
@@ -437,12 +458,23 @@ std::string section_name(const Section& section) {
   }
   const char* text = nullptr;
   switch (section.text) {
-    case Section::Text::kNone: return out;
-    case Section::Text::kHeader: text = "HEADER"; break;
-    case Section::Text::kHeaderFields: text = "HEADER.FIELDS"; break;
-    case Section::Text::kHeaderFieldsNot: text = "HEADER.FIELDS.NOT"; break;
-    case Section::Text::kText: text = "TEXT"; break;
-    case Section::Text::kMime: text = "MIME"; break;
+    case Section::Text::kNone:
+      return out;
+    case Section::Text::kHeader:
+      text = "HEADER";
+      break;
+    case Section::Text::kHeaderFields:
+      text = "HEADER.FIELDS";
+      break;
+    case Section::Text::kHeaderFieldsNot:
+      text = "HEADER.FIELDS.NOT";
+      break;
+    case Section::Text::kText:
+      text = "TEXT";
+      break;
+    case Section::Text::kMime:
+      text = "MIME";
+      break;
   }
   if (!out.empty()) out += '.';
   out += text;
