@@ -97,7 +97,12 @@ Database::~Database() {
     stopping_ = true;
   }
   work_cv_.notify_all();
+  checkpoint_cv_.notify_all();
   if (committer_.joinable()) committer_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  // Never waits for readers of other processes; the last connection to close checkpoints
+  // the rest and removes the WAL by itself.
+  if (writer_) (void)writer_->exec("PRAGMA wal_checkpoint(PASSIVE)");
 }
 
 Result<std::unique_ptr<Database>> Database::create(FileSystem& fs, const std::string& dir,
@@ -150,7 +155,10 @@ Status Database::open_connections(bool create) {
   if (version != kDatabaseFormatVersion)
     return invalid("database " + name_ + " has format version " + std::to_string(version) +
                    ", this mailark reads version " + std::to_string(kDatabaseFormatVersion));
+  // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
+  MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
   committer_ = std::thread([this] { committer_loop(); });
+  checkpointer_ = std::thread([this] { checkpointer_loop(); });
   return Status::ok();
 }
 
@@ -224,6 +232,27 @@ Status Database::record_journal_head() {
       "INSERT OR REPLACE INTO meta(key, value) SELECT 'journal_head', seq || ':' || hex(hash)"
       " FROM journal ORDER BY seq DESC LIMIT 1"));
   return st.run();
+}
+
+void Database::checkpointer_loop() {
+  // Its own connection: a PASSIVE checkpoint copies committed WAL frames into the database
+  // file without blocking the committer, every 200 ms while there is work.
+  auto db = SqliteDb::open(sqlite_path(), false);
+  if (!db.is_ok()) {
+    MK_LOG_ERROR("database {}: no checkpoint connection: {}", name_, db.status().to_string());
+    return;
+  }
+  std::unique_lock lock(mu_);
+  uint64_t seen = stats_.commits;
+  while (!stopping_) {
+    checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(200));
+    if (stopping_ || stats_.commits == seen) continue;
+    seen = stats_.commits;
+    lock.unlock();
+    Status s = (*db)->exec("PRAGMA wal_checkpoint(PASSIVE)");
+    if (!s.is_ok()) MK_LOG_WARN("database {}: checkpoint failed: {}", name_, s.to_string());
+    lock.lock();
+  }
 }
 
 GroupCommitStats Database::commit_stats() const {

@@ -97,6 +97,10 @@ class Database {
   bool stopping_ = false;
   GroupCommitStats stats_;
   std::thread committer_;
+  // WAL checkpoints run here instead of inside a commit, so a batch never waits for one.
+  std::thread checkpointer_;
+  std::condition_variable checkpoint_cv_;
+  void checkpointer_loop();
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<SqliteDb>> readers_;
