@@ -274,7 +274,11 @@ class FieldDecoder {
         if (members) append_addresses(members, /*in_group=*/true, out);
         if (!in_group) out.push_back(MimeAddress{});
       } else if (INTERNET_ADDRESS_IS_MAILBOX(address)) {
-        const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(address));
+        // GMime decodes punycode domains to UTF-8 in get_addr(); the IDN form keeps the
+        // ASCII spelling clients (and Dovecot) show in ENVELOPE.
+        InternetAddressMailbox* box = INTERNET_ADDRESS_MAILBOX(address);
+        const char* addr = internet_address_mailbox_get_idn_addr(box);
+        if (!addr) addr = internet_address_mailbox_get_addr(box);
         const std::string_view spec = addr ? addr : "";
         // Mailbox and host are never NIL for a real address (NIL marks a group boundary):
         // missing ones get Dovecot's placeholders.

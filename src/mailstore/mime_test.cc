@@ -1100,3 +1100,22 @@ TEST(MimeCorpus, MatchesDovecotBodystructureSizes) {
 
 }  // namespace
 }  // namespace mailark
+
+namespace mailark {
+namespace {
+
+TEST(MimeEnvelope, InternationalDomainStaysAscii) {
+  MessageInfo info = parse_message(
+      "From: User <user169@xn--mller-bau-q9a.test>\r\nTo: plain@example.test\r\n"
+      "Cc: odd@xn--mller-bau-9db.test\r\n\r\nbody\r\n");
+  ASSERT_EQ(info.envelope.from.size(), 1u);
+  EXPECT_EQ(info.envelope.from[0].mailbox, "user169");
+  EXPECT_EQ(info.envelope.from[0].host, "xn--mller-bau-q9a.test");  // müller-bau
+  EXPECT_EQ(info.envelope.to[0].host, "example.test");
+  // A label that is not in IDNA normal form is re-encoded, but stays ASCII.
+  ASSERT_EQ(info.envelope.cc.size(), 1u);
+  for (char c : *info.envelope.cc[0].host) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
+}
+
+}  // namespace
+}  // namespace mailark
