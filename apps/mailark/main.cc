@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   ma::UserAddOptions uadd_opts;
   auto* uadd = user->add_subcommand("add", "Add a user and create the mailbox");
   uadd->add_option("ADDR", uadd_opts.address, "Address, e.g. alice@acme.test")->required();
-  uadd->add_flag("--password-stdin", uadd_opts.password_stdin, "Read the password from the first line of stdin");
+  uadd->add_flag("--password-stdin", uadd_opts.password_stdin,
+                 "Read the password from the first line of stdin");
   uadd->add_option("--quota", uadd_opts.quota, "Quota, e.g. 2GB (default unlimited)");
   uadd->add_option("--db", uadd_opts.database, "Database (default: the least loaded one)");
   uadd->callback([&] { rc = ma::user_add(config(), uadd_opts); });
@@ -65,7 +66,8 @@ int main(int argc, char** argv) {
   bool passwd_stdin = false;
   auto* upass = user->add_subcommand("passwd", "Change a user's password");
   upass->add_option("ADDR", address, "Address")->required();
-  upass->add_flag("--password-stdin", passwd_stdin, "Read the password from the first line of stdin");
+  upass->add_flag("--password-stdin", passwd_stdin,
+                  "Read the password from the first line of stdin");
   upass->callback([&] { rc = ma::user_passwd(config(), address, passwd_stdin); });
   std::string quota;
   auto* uquota = user->add_subcommand("quota", "Set a user's quota");
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> to;
   std::string from;
   auto* deliver = app.add_subcommand(
-      "deliver", "Deliver one message from stdin (Postfix mailbox_command); exits with sysexits codes");
+      "deliver",
+      "Deliver one message from stdin (Postfix mailbox_command); exits with sysexits codes");
   deliver->add_option("--to", to, "Recipient (repeatable)")->required();
   deliver->add_option("--from", from, "Envelope sender");
   deliver->callback([&] { rc = ma::deliver(config(), to, from); });
@@ -99,11 +102,13 @@ int main(int argc, char** argv) {
   // check, stats
   std::string check_db;
   bool quiet = false;
-  auto* check = app.add_subcommand("check", "Verify databases: SQLite, journal chain, blobs, references");
+  auto* check =
+      app.add_subcommand("check", "Verify databases: SQLite, journal chain, blobs, references");
   check->add_option("--db", check_db, "Only this database");
   check->add_flag("-q,--quiet", quiet, "Print problems and the summary only");
   check->callback([&] { rc = ma::check(config(), check_db, quiet); });
-  auto* stats = app.add_subcommand("stats", "Accounts, items, bytes and journal length per database");
+  auto* stats =
+      app.add_subcommand("stats", "Accounts, items, bytes and journal length per database");
   stats->callback([&] { rc = ma::stats(config()); });
 
   // replay
@@ -136,8 +141,8 @@ int main(int argc, char** argv) {
       for (CLI::App* sub : subs)
         if (sub->get_name() == arg) next = sub;
       if (!next) {
-        std::fprintf(stderr, "mailark: unknown command '%s' for '%s' (see %s --help)\n", arg.c_str(),
-                     path.c_str(), path.c_str());
+        std::fprintf(stderr, "mailark: unknown command '%s' for '%s' (see %s --help)\n",
+                     arg.c_str(), path.c_str(), path.c_str());
         return ma::kExUsage;
       }
       current = next;

@@ -19,7 +19,9 @@
 namespace mailark::admin {
 namespace {
 
-bool stdout_is_tty() { return isatty(STDOUT_FILENO) == 1; }
+bool stdout_is_tty() {
+  return isatty(STDOUT_FILENO) == 1;
+}
 
 Result<std::unique_ptr<Services>> open(const std::string& config_path) {
   MK_ASSIGN_OR_RETURN(Config config, load_config(config_path));
@@ -27,7 +29,9 @@ Result<std::unique_ptr<Services>> open(const std::string& config_path) {
   return open_services(config);
 }
 
-int fail_status(const Status& s, int code = 1) { return fail(s.message(), code); }
+int fail_status(const Status& s, int code = 1) {
+  return fail(s.message(), code);
+}
 
 Result<std::string> read_password(bool from_stdin, bool* generated) {
   *generated = false;
@@ -59,14 +63,17 @@ Result<std::string> read_password(bool from_stdin, bool* generated) {
   static const char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
   Guid a = Guid::random(), b = Guid::random();
   for (int i = 0; i < 16; ++i) {
-    uint8_t byte = i < 16 ? a.bytes[static_cast<size_t>(i)] ^ b.bytes[static_cast<size_t>(15 - i)] : 0;
+    uint8_t byte =
+        i < 16 ? a.bytes[static_cast<size_t>(i)] ^ b.bytes[static_cast<size_t>(15 - i)] : 0;
     pw += kAlphabet[byte % (sizeof kAlphabet - 1)];
   }
   *generated = true;
   return pw;
 }
 
-std::string date_only(int64_t ms) { return format_time_s(ms).substr(0, 10); }
+std::string date_only(int64_t ms) {
+  return format_time_s(ms).substr(0, 10);
+}
 
 }  // namespace
 
@@ -81,8 +88,8 @@ int init(const std::string& dir, bool ephemeral_ports, const std::string& listen
   options.listen_address = listen_address;
   Status s = init_data_dir(dir, options);
   if (!s.is_ok()) return fail_status(s);
-  std::printf("initialized %s\n  configuration: %s/mailark.toml\n  first database: db1\n", dir.c_str(),
-              dir.c_str());
+  std::printf("initialized %s\n  configuration: %s/mailark.toml\n  first database: db1\n",
+              dir.c_str(), dir.c_str());
   return 0;
 }
 
@@ -145,7 +152,8 @@ int user_add(const std::string& config_path, const UserAddOptions& o) {
   auto account = s.store->create_account(user->database, user->guid, user->address);
   if (!account.is_ok()) {
     (void)s.directory->remove_user(user->address);
-    return fail("cannot create the mailbox of " + user->address + ": " + account.status().message());
+    return fail("cannot create the mailbox of " + user->address + ": " +
+                account.status().message());
   }
   std::printf("user %s added on database %s\n", user->address.c_str(), user->database.c_str());
   if (generated) std::printf("password: %s\n", password->c_str());
@@ -206,7 +214,8 @@ int user_passwd(const std::string& config_path, const std::string& address, bool
   return 0;
 }
 
-int user_quota(const std::string& config_path, const std::string& address, const std::string& quota) {
+int user_quota(const std::string& config_path, const std::string& address,
+               const std::string& quota) {
   auto sv = open(config_path);
   if (!sv.is_ok()) return fail_status(sv.status());
   uint64_t bytes = 0;
@@ -217,7 +226,8 @@ int user_quota(const std::string& config_path, const std::string& address, const
   }
   Status s = (*sv)->directory->set_quota(address, bytes);
   if (!s.is_ok()) return fail_status(s);
-  std::printf("quota of %s set to %s\n", address.c_str(), bytes ? format_size(bytes).c_str() : "unlimited");
+  std::printf("quota of %s set to %s\n", address.c_str(),
+              bytes ? format_size(bytes).c_str() : "unlimited");
   return 0;
 }
 
@@ -234,7 +244,8 @@ int db_add(const std::string& config_path, const std::string& name) {
   if (!s.is_ok()) return fail_status(s);
   s = (*sv)->directory->add_database(name);
   if (!s.is_ok()) return fail_status(s);
-  std::printf("database %s created at %s\n", name.c_str(), (*sv)->store->database_dir(name).c_str());
+  std::printf("database %s created at %s\n", name.c_str(),
+              (*sv)->store->database_dir(name).c_str());
   return 0;
 }
 
@@ -294,12 +305,15 @@ int deliver(const std::string& config_path, const std::vector<std::string>& to,
     auto user = s.delivery->resolve_recipient(addr);
     if (!user.is_ok()) {
       switch (user.status().code()) {
-        case ErrorCode::kNotFound: return fail("<" + addr + ">: user unknown", kExNoUser);
-        case ErrorCode::kInvalid: return fail("<" + addr + ">: " + user.status().message(), kExUsage);
+        case ErrorCode::kNotFound:
+          return fail("<" + addr + ">: user unknown", kExNoUser);
+        case ErrorCode::kInvalid:
+          return fail("<" + addr + ">: " + user.status().message(), kExUsage);
         case ErrorCode::kOverQuota:
           return fail("<" + addr + ">: mailbox is full",
                       s.config.over_quota_temporary ? kExTempFail : kExCantCreat);
-        default: return fail("<" + addr + ">: " + user.status().message(), kExTempFail);
+        default:
+          return fail("<" + addr + ">: " + user.status().message(), kExTempFail);
       }
     }
     users.push_back(*user);
@@ -316,8 +330,10 @@ int deliver(const std::string& config_path, const std::vector<std::string>& to,
   }
   if (std::ferror(stdin)) return fail("cannot read the message from standard input", kExIoErr);
   std::string message = to_crlf(raw);
-  if (message.size() > limit) return fail("message larger than the limit of " + format_size(limit), kExDataErr);
-  if (message.find('\0') != std::string::npos) return fail("message contains NUL characters", kExDataErr);
+  if (message.size() > limit)
+    return fail("message larger than the limit of " + format_size(limit), kExDataErr);
+  if (message.find('\0') != std::string::npos)
+    return fail("message contains NUL characters", kExDataErr);
   Guid ingress_id;
   auto results = s.delivery->deliver(from, users, std::move(message), &ingress_id);
   // Our exit code is the reply: from here on the MTA will not retry this message.
@@ -327,9 +343,12 @@ int deliver(const std::string& config_path, const std::vector<std::string>& to,
     const Status& r = results[i];
     if (r.is_ok()) continue;
     int c = kExTempFail;
-    if (r.code() == ErrorCode::kOverQuota) c = s.config.over_quota_temporary ? kExTempFail : kExCantCreat;
-    else if (r.code() == ErrorCode::kTooLarge) c = kExDataErr;
-    else if (r.code() == ErrorCode::kNotFound) c = kExNoUser;
+    if (r.code() == ErrorCode::kOverQuota)
+      c = s.config.over_quota_temporary ? kExTempFail : kExCantCreat;
+    else if (r.code() == ErrorCode::kTooLarge)
+      c = kExDataErr;
+    else if (r.code() == ErrorCode::kNotFound)
+      c = kExNoUser;
     fail("<" + users[i].address + ">: " + r.message(), c);
     if (code == 0 || c == kExTempFail) code = c;
   }
@@ -361,7 +380,8 @@ int check(const std::string& config_path, const std::string& database, bool quie
     if (r.ok()) {
       std::printf("%s: ok (%llu accounts, %llu items, %llu blobs, %llu journal records)\n",
                   name.c_str(), static_cast<unsigned long long>(r.accounts),
-                  static_cast<unsigned long long>(r.items), static_cast<unsigned long long>(r.blobs),
+                  static_cast<unsigned long long>(r.items),
+                  static_cast<unsigned long long>(r.blobs),
                   static_cast<unsigned long long>(r.journal_records));
     } else {
       std::printf("%s: FAILED with %zu problems\n", name.c_str(), r.problems.size());
@@ -390,8 +410,10 @@ int stats(const std::string& config_path) {
       continue;
     }
     std::printf("%-16s %8llu %10llu %12llu %12llu %12llu\n", d.name.c_str(),
-                static_cast<unsigned long long>(st->accounts), static_cast<unsigned long long>(st->items),
-                static_cast<unsigned long long>(st->bytes), static_cast<unsigned long long>(st->stored_bytes),
+                static_cast<unsigned long long>(st->accounts),
+                static_cast<unsigned long long>(st->items),
+                static_cast<unsigned long long>(st->bytes),
+                static_cast<unsigned long long>(st->stored_bytes),
                 static_cast<unsigned long long>(st->journal_records));
   }
   if (failed) return fail(std::to_string(failed) + " databases could not be read");
@@ -406,7 +428,8 @@ int replay(const std::string& config_path, const ReplayOptions& o) {
   int64_t since = 0, until = INT64_MAX;
   if (!o.since.empty()) {
     auto t = parse_time(o.since, now);
-    if (!t) return fail("--since: cannot read time '" + o.since + "' (use 2026-11-24T10:00:00Z or -2h)");
+    if (!t)
+      return fail("--since: cannot read time '" + o.since + "' (use 2026-11-24T10:00:00Z or -2h)");
     since = *t;
   } else if (!o.list) {
     return fail("--since is required (use --since -1d, or a time such as 2026-11-24T10:00:00Z)");
@@ -426,49 +449,66 @@ int replay(const std::string& config_path, const ReplayOptions& o) {
   }
   IngressScanStats scan_stats;
   if (o.list) {
-    std::printf("%-24s %-32s %10s  %-30s %s\n", "TIME", "INGRESS ID", "BYTES", "FROM", "RECIPIENTS");
+    std::printf("%-24s %-32s %10s  %-30s %s\n", "TIME", "INGRESS ID", "BYTES", "FROM",
+                "RECIPIENTS");
     uint64_t shown = 0;
-    Status st = s.ingress->scan(since, until, [&](const IngressRecord& r) {
-      std::string rcpts;
-      bool match = only_user.empty();
-      for (const auto& x : r.recipients) {
-        if (!rcpts.empty()) rcpts += ",";
-        rcpts += x;
-        if (x == only_user) match = true;
-      }
-      if (!match) return Status::ok();
-      ++shown;
-      std::printf("%-24s %-32s %10zu  %-30s %s\n", format_time_ms(r.time_ms).c_str(), r.id.hex().c_str(),
-                  r.message.size(), r.from.empty() ? "<>" : r.from.c_str(), rcpts.c_str());
-      return Status::ok();
-    }, &scan_stats);
+    Status st = s.ingress->scan(
+        since, until,
+        [&](const IngressRecord& r) {
+          std::string rcpts;
+          bool match = only_user.empty();
+          for (const auto& x : r.recipients) {
+            if (!rcpts.empty()) rcpts += ",";
+            rcpts += x;
+            if (x == only_user) match = true;
+          }
+          if (!match) return Status::ok();
+          ++shown;
+          std::printf("%-24s %-32s %10zu  %-30s %s\n", format_time_ms(r.time_ms).c_str(),
+                      r.id.hex().c_str(), r.message.size(), r.from.empty() ? "<>" : r.from.c_str(),
+                      rcpts.c_str());
+          return Status::ok();
+        },
+        &scan_stats);
     if (!st.is_ok()) return fail_status(st);
-    std::printf("%llu records shown; cache holds %llu records in %llu segments%s\n",
-                static_cast<unsigned long long>(shown), static_cast<unsigned long long>(scan_stats.records),
-                static_cast<unsigned long long>(scan_stats.segments),
-                scan_stats.oldest_ms ? (", oldest " + format_time_s(scan_stats.oldest_ms)).c_str() : "");
-    if (scan_stats.damaged) return fail(std::to_string(scan_stats.damaged) + " damaged records were skipped");
+    std::printf(
+        "%llu records shown; cache holds %llu records in %llu segments%s\n",
+        static_cast<unsigned long long>(shown), static_cast<unsigned long long>(scan_stats.records),
+        static_cast<unsigned long long>(scan_stats.segments),
+        scan_stats.oldest_ms ? (", oldest " + format_time_s(scan_stats.oldest_ms)).c_str() : "");
+    if (scan_stats.damaged)
+      return fail(std::to_string(scan_stats.damaged) + " damaged records were skipped");
     return 0;
   }
   ReplayCounts counts;
   bool progress = !o.quiet && stdout_is_tty();
-  Status st = s.ingress->scan(since, until, [&](const IngressRecord& r) {
-    s.delivery->replay(r, only_user, &counts);
-    if (progress && counts.records % 100 == 0)
-      std::fprintf(stderr, "\rreplaying: %llu records", static_cast<unsigned long long>(counts.records));
-    return Status::ok();
-  }, &scan_stats);
+  Status st = s.ingress->scan(
+      since, until,
+      [&](const IngressRecord& r) {
+        s.delivery->replay(r, only_user, &counts);
+        if (progress && counts.records % 100 == 0)
+          std::fprintf(stderr, "\rreplaying: %llu records",
+                       static_cast<unsigned long long>(counts.records));
+        return Status::ok();
+      },
+      &scan_stats);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
   if (!st.is_ok()) return fail_status(st);
-  std::printf("replayed %llu records: %llu delivered, %llu already present, %llu failed, "
-              "%llu retried by the sender (skipped)\n",
-              static_cast<unsigned long long>(counts.records), static_cast<unsigned long long>(counts.delivered),
-              static_cast<unsigned long long>(counts.skipped), static_cast<unsigned long long>(counts.failed),
-              static_cast<unsigned long long>(counts.retried));
+  std::printf(
+      "replayed %llu records: %llu delivered, %llu already present, %llu failed, "
+      "%llu retried by the sender (skipped)\n",
+      static_cast<unsigned long long>(counts.records),
+      static_cast<unsigned long long>(counts.delivered),
+      static_cast<unsigned long long>(counts.skipped),
+      static_cast<unsigned long long>(counts.failed),
+      static_cast<unsigned long long>(counts.retried));
   if (scan_stats.oldest_ms)
-    std::printf("the ingress cache covers %s until now\n", format_time_s(scan_stats.oldest_ms).c_str());
-  if (counts.failed) return fail(std::to_string(counts.failed) + " deliveries failed; see messages above");
-  if (scan_stats.damaged) return fail(std::to_string(scan_stats.damaged) + " damaged ingress records were skipped");
+    std::printf("the ingress cache covers %s until now\n",
+                format_time_s(scan_stats.oldest_ms).c_str());
+  if (counts.failed)
+    return fail(std::to_string(counts.failed) + " deliveries failed; see messages above");
+  if (scan_stats.damaged)
+    return fail(std::to_string(scan_stats.damaged) + " damaged ingress records were skipped");
   return 0;
 }
 

@@ -41,7 +41,8 @@ int user_add(const std::string& config_path, const UserAddOptions& options);
 int user_list(const std::string& config_path, const std::string& domain);
 int user_del(const std::string& config_path, const std::string& address);
 int user_passwd(const std::string& config_path, const std::string& address, bool password_stdin);
-int user_quota(const std::string& config_path, const std::string& address, const std::string& quota);
+int user_quota(const std::string& config_path, const std::string& address,
+               const std::string& quota);
 
 int db_add(const std::string& config_path, const std::string& name);
 int db_list(const std::string& config_path);

@@ -56,7 +56,8 @@ Status Delivery::deliver_one(const User& user, const MessageInput& input, const 
 void Delivery::acknowledge(const Guid& ingress_id) {
   if (ingress_id.is_zero()) return;
   Status s = ingress_.acknowledge(ingress_id);
-  if (!s.is_ok()) MK_LOG_WARN("ingress acknowledgement of {} failed: {}", ingress_id.hex(), s.to_string());
+  if (!s.is_ok())
+    MK_LOG_WARN("ingress acknowledgement of {} failed: {}", ingress_id.hex(), s.to_string());
 }
 
 std::vector<Status> Delivery::deliver(std::string_view from, const std::vector<User>& recipients,
@@ -138,7 +139,8 @@ void Delivery::replay(const IngressRecord& record, std::string_view only_user,
       // id). If this very content reached the account since, that copy is the retry.
       auto account = store_.account(user->database, user->address);
       if (account.is_ok() && !store_.has_delivery(*account, record.id).value_or(false) &&
-          store_.has_content_since(*account, record.message_sha256, record.time_ms).value_or(false)) {
+          store_.has_content_since(*account, record.message_sha256, record.time_ms)
+              .value_or(false)) {
         ++counts->retried;
         continue;
       }

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/log.h"
 #include "base/time.h"
@@ -60,8 +60,11 @@ std::string IngressCache::encode_ack(const Guid& id, int64_t time_ms) {
 
 std::string IngressCache::encode(const IngressRecord& r) {
   Digest digest = r.message_sha256 == Digest{} ? sha256(r.message) : r.message_sha256;
-  json header = {{"id", r.id.hex()},   {"time_ms", r.time_ms},     {"from", r.from},
-                 {"rcpt", r.recipients}, {"sha256", to_hex(digest)}};
+  json header = {{"id", r.id.hex()},
+                 {"time_ms", r.time_ms},
+                 {"from", r.from},
+                 {"rcpt", r.recipients},
+                 {"sha256", to_hex(digest)}};
   return frame(header.dump(), r.message);
 }
 
@@ -109,7 +112,9 @@ Status IngressCache::append(const IngressRecord& record) {
   return sync_through(ticket);
 }
 
-Status IngressCache::wait_durable(uint64_t ticket) { return sync_through(ticket); }
+Status IngressCache::wait_durable(uint64_t ticket) {
+  return sync_through(ticket);
+}
 
 Result<uint64_t> IngressCache::write(const IngressRecord& record) {
   std::string bytes = encode(record);
@@ -149,8 +154,10 @@ Status IngressCache::sync_through(uint64_t ticket) {
     Status s = file->sync();
     lock.lock();
     syncing_ = false;
-    if (s.is_ok()) synced_ = std::max(synced_, target);
-    else sticky_error_ = s;
+    if (s.is_ok())
+      synced_ = std::max(synced_, target);
+    else
+      sticky_error_ = s;
     synced_cv_.notify_all();
   }
   return Status::ok();
@@ -178,7 +185,8 @@ Status IngressCache::read_all(const std::function<Status(IngressRecord&, bool)>&
     while (pos + kFixed <= buf.size()) {
       if (std::memcmp(buf.data() + pos, kMagic, 4) != 0) {
         ++st.damaged;
-        MK_LOG_WARN("ingress segment {}: damaged record at offset {}, rest of segment skipped", name, pos);
+        MK_LOG_WARN("ingress segment {}: damaged record at offset {}, rest of segment skipped",
+                    name, pos);
         break;
       }
       uint64_t hlen = get_le(buf.data() + pos + 4, 4);
@@ -200,7 +208,8 @@ Status IngressCache::read_all(const std::function<Status(IngressRecord&, bool)>&
       Digest d = sha256(body.substr(0, hlen));
       if (std::memcmp(d.data(), sum.data(), 32) != 0) {
         ++st.damaged;
-        MK_LOG_WARN("ingress segment {}: checksum mismatch at offset {}, record skipped", name, pos);
+        MK_LOG_WARN("ingress segment {}: checksum mismatch at offset {}, record skipped", name,
+                    pos);
         pos = next;
         continue;
       }
@@ -247,15 +256,19 @@ Status IngressCache::scan(int64_t since, int64_t until,
                           IngressScanStats* stats) {
   // Two passes: acknowledgements follow their records, often in a later segment.
   std::set<Guid> acked;
-  MK_RETURN_IF_ERROR(read_all([&](IngressRecord& r, bool is_ack) {
-    if (is_ack) acked.insert(r.id);
-    return Status::ok();
-  }, nullptr, /*messages=*/false));
-  return read_all([&](IngressRecord& r, bool is_ack) -> Status {
-    if (is_ack || r.time_ms < since || r.time_ms >= until) return Status::ok();
-    r.acknowledged = acked.count(r.id) > 0;
-    return visit(r);
-  }, stats, /*messages=*/true);
+  MK_RETURN_IF_ERROR(read_all(
+      [&](IngressRecord& r, bool is_ack) {
+        if (is_ack) acked.insert(r.id);
+        return Status::ok();
+      },
+      nullptr, /*messages=*/false));
+  return read_all(
+      [&](IngressRecord& r, bool is_ack) -> Status {
+        if (is_ack || r.time_ms < since || r.time_ms >= until) return Status::ok();
+        r.acknowledged = acked.count(r.id) > 0;
+        return visit(r);
+      },
+      stats, /*messages=*/true);
 }
 
 Result<int> IngressCache::prune(int64_t now) {

@@ -99,7 +99,7 @@ class IngressCache {
   uint64_t appended_ = 0;  // tickets handed out
   uint64_t synced_ = 0;    // tickets durable
   bool syncing_ = false;
-  Status sticky_error_;    // an fsync failure poisons the segment; the next append rotates
+  Status sticky_error_;  // an fsync failure poisons the segment; the next append rotates
 };
 
 }  // namespace mailark

@@ -29,10 +29,14 @@ class IngressTest : public ::testing::Test {
   }
   std::vector<IngressRecord> scan_all(IngressCache& c, IngressScanStats* stats = nullptr) {
     std::vector<IngressRecord> out;
-    EXPECT_TRUE(c.scan(0, INT64_MAX, [&](const IngressRecord& r) {
-      out.push_back(r);
-      return Status::ok();
-    }, stats).is_ok());
+    EXPECT_TRUE(c.scan(
+                     0, INT64_MAX,
+                     [&](const IngressRecord& r) {
+                       out.push_back(r);
+                       return Status::ok();
+                     },
+                     stats)
+                    .is_ok());
     return out;
   }
   TempDir temp_;
@@ -56,10 +60,12 @@ TEST_F(IngressTest, AppendScanAndTimeWindow) {
     EXPECT_EQ(all[i].from, written[i].from);
   }
   int n = 0;
-  ASSERT_TRUE((*c)->scan(1005, 1010, [&](const IngressRecord&) {
-    ++n;
-    return Status::ok();
-  }).is_ok());
+  ASSERT_TRUE((*c)->scan(1005, 1010,
+                         [&](const IngressRecord&) {
+                           ++n;
+                           return Status::ok();
+                         })
+                  .is_ok());
   EXPECT_EQ(n, 5);
 }
 
@@ -134,10 +140,14 @@ TEST_F(IngressTest, RetentionByAgeAndSize) {
   EXPECT_GE(before, 3);
   // Nothing is old yet.
   EXPECT_EQ(*(*c)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch()).count()), 0);
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count()),
+            0);
   // Two hours from now everything but the active segment is past max_age.
   auto later = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch()).count() + 7'200'000;
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count() +
+               7'200'000;
   EXPECT_EQ(*(*c)->prune(later), before - 1);
   EXPECT_EQ(segments(), 1);
 }
