@@ -61,12 +61,7 @@ Result<std::string> read_password(bool from_stdin, bool* generated) {
   }
   // Not interactive and no --password-stdin: make one up and show it once.
   static const char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-  Guid a = Guid::random(), b = Guid::random();
-  for (int i = 0; i < 16; ++i) {
-    uint8_t byte =
-        i < 16 ? a.bytes[static_cast<size_t>(i)] ^ b.bytes[static_cast<size_t>(15 - i)] : 0;
-    pw += kAlphabet[byte % (sizeof kAlphabet - 1)];
-  }
+  for (uint8_t byte : Guid::random().bytes) pw += kAlphabet[byte % (sizeof kAlphabet - 1)];
   *generated = true;
   return pw;
 }
