@@ -2,13 +2,53 @@
 #include "net/net.h"
 
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "base/log.h"
 
 #include <cstring>
 
 namespace mailark::net {
+
+struct TlsContext::Impl {
+  asio::ssl::context context{asio::ssl::context::tls_server};
+};
+
+TlsContext::TlsContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TlsContext::~TlsContext() = default;
+
+Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_path,
+                                                     const std::string& key_path) {
+  auto impl = std::make_unique<Impl>();
+  SSL_CTX* ctx = impl->context.native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Idle connections give their OpenSSL record buffers back.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  auto openssl_error = [](const std::string& what) {
+    unsigned long e = ERR_get_error();
+    char text[256] = "unknown error";
+    if (e) ERR_error_string_n(e, text, sizeof text);
+    ERR_clear_error();
+    return what + ": " + text;
+  };
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_path.c_str()) != 1)
+    return io_error(openssl_error("cannot load TLS certificate " + cert_path));
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), SSL_FILETYPE_PEM) != 1)
+    return io_error(openssl_error("cannot load TLS key " + key_path));
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    return invalid(openssl_error("TLS key " + key_path + " does not match " + cert_path));
+  return std::shared_ptr<TlsContext>(new TlsContext(std::move(impl)));
+}
+
+struct Connection::Tls {
+  Tls(tcp::socket& socket, asio::ssl::context& context) : stream(socket, context) {}
+  asio::ssl::stream<tcp::socket&> stream;
+};
 
 Connection::Connection(tcp::socket socket)
     : socket_(std::move(socket)), timer_(socket_.get_executor()) {
@@ -67,23 +107,60 @@ void Connection::cancel() {
 }
 
 // (At namespace scope: GCC 12 miscompiles constexpr locals inside coroutine bodies.)
-constexpr size_t kReadChunk = 65536;
+constexpr size_t kSmallRead = 4096;
+constexpr size_t kLargeRead = 65536;
 
 awaitable<bool> Connection::fill() {
   if (closed_) co_return false;
   if (start_ == end_) {
     start_ = end_ = 0;
+    if (buffer_.size() > kSmallRead) std::string().swap(buffer_);
+    if (!tls_) {
+      // Wait for data before taking a buffer. (Not under TLS: a whole record may already
+      // sit decrypted-pending inside the TLS engine while the socket is quiet.)
+      std::string().swap(buffer_);
+      boost::system::error_code wait_ec;
+      co_await socket_.async_wait(tcp::socket::wait_read,
+                                  asio::redirect_error(asio::use_awaitable, wait_ec));
+      if (wait_ec || timed_out_ || closed_) co_return false;
+    }
   } else if (start_ > 0 && start_ >= end_ / 2) {
     std::memmove(buffer_.data(), buffer_.data() + start_, end_ - start_);
     end_ -= start_;
     start_ = 0;
   }
-  if (buffer_.size() < end_ + kReadChunk) buffer_.resize(end_ + kReadChunk);
+  size_t want = last_read_full_ ? kLargeRead : kSmallRead;
+  if (buffer_.size() < end_ + want) buffer_.resize(end_ + want);
+  size_t room = buffer_.size() - end_;
   boost::system::error_code ec;
-  size_t n = co_await socket_.async_read_some(asio::buffer(buffer_.data() + end_, kReadChunk),
+  size_t n = 0;
+  if (tls_) {
+    n = co_await tls_->stream.async_read_some(asio::buffer(buffer_.data() + end_, room),
                                               asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    n = co_await socket_.async_read_some(asio::buffer(buffer_.data() + end_, room),
+                                         asio::redirect_error(asio::use_awaitable, ec));
+  }
   end_ += n;
+  last_read_full_ = n == room;
   if (ec || n == 0 || timed_out_) co_return false;
+  touch();
+  co_return true;
+}
+
+awaitable<bool> Connection::start_tls(TlsContext& context) {
+  if (closed_ || tls_) co_return false;
+  start_ = end_ = 0;
+  std::string().swap(buffer_);
+  tls_ = std::make_unique<Tls>(socket_, context.impl().context);
+  boost::system::error_code ec;
+  co_await tls_->stream.async_handshake(asio::ssl::stream_base::server,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || timed_out_) {
+    MK_LOG_DEBUG("connection {}: TLS handshake failed: {}", peer_, ec.message());
+    close();
+    co_return false;
+  }
   touch();
   co_return true;
 }
@@ -132,8 +209,13 @@ awaitable<bool> Connection::read_until(const std::function<size_t(std::string_vi
 awaitable<bool> Connection::write(std::string data) {
   if (closed_) co_return false;
   boost::system::error_code ec;
-  co_await asio::async_write(socket_, asio::buffer(data),
-                             asio::redirect_error(asio::use_awaitable, ec));
+  if (tls_) {
+    co_await asio::async_write(tls_->stream, asio::buffer(data),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await asio::async_write(socket_, asio::buffer(data),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (!timed_out_) touch();
   co_return !ec;
 }

@@ -66,6 +66,22 @@ class BlockingPool {
   asio::thread_pool pool_;
 };
 
+// A server certificate and key loaded for TLS (OpenSSL through Asio), shared by every
+// connection of the listeners that use it.
+class TlsContext {
+ public:
+  // Loads the PEM certificate chain and private key; kIo/kInvalid with OpenSSL's reason.
+  static Result<std::shared_ptr<TlsContext>> load(const std::string& cert_path,
+                                                 const std::string& key_path);
+  ~TlsContext();
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit TlsContext(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // A client connection: buffered reads, line framing with a length bound, writes, and an
 // idle deadline that closes the socket when it passes.
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -85,6 +101,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   awaitable<bool> read_until(const std::function<size_t(std::string_view)>& consume,
                              const std::function<bool()>& done);
   awaitable<bool> write(std::string data);
+  // Starts TLS as the server (implicit TLS at connect, or after STARTTLS's OK). Bytes the
+  // client sent in plaintext after the command are discarded, so nothing injected before the
+  // handshake can be taken as sent under TLS. False when the handshake fails.
+  awaitable<bool> start_tls(TlsContext& context);
+  bool is_tls() const { return tls_ != nullptr; }
   // True when a complete line is already buffered (pipelined commands): replies can wait.
   bool has_buffered_line() const;
 
@@ -103,6 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Interrupts a pending read (used to drain idle sessions on shutdown).
   void cancel();
   bool closed() const { return closed_; }
+  asio::any_io_executor executor() { return socket_.get_executor(); }
   std::string peer() const { return peer_; }
   bool peer_is_loopback() const { return loopback_; }
 
@@ -112,15 +134,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_watchdog();
   void touch() { deadline_ = std::chrono::steady_clock::now() + timeout_; }
 
+  struct Tls;
   tcp::socket socket_;
+  std::unique_ptr<Tls> tls_;
   asio::steady_timer timer_;
   std::chrono::seconds timeout_{300};
   std::chrono::steady_clock::time_point deadline_;
-  // Received bytes are buffer_[start_, end_); the rest of buffer_ is room for the next read
-  // (kept allocated, so reads do not zero memory again and again).
+  // Received bytes are buffer_[start_, end_); the rest of buffer_ is room for the next read.
+  // The buffer is given back while the connection waits with nothing buffered, so an idle
+  // connection holds no read buffer (IMAP keeps thousands of idle sessions); it starts
+  // small and grows only for a peer that sends a lot at once.
   std::string buffer_;
   size_t start_ = 0;
   size_t end_ = 0;
+  bool last_read_full_ = false;
   bool closed_ = false;
   bool timed_out_ = false;
   std::string peer_;

@@ -87,6 +87,28 @@ Result<Config> load_config(const std::string& path) {
   MK_RETURN_IF_ERROR(read_size(root["ingress"]["max_size"], "ingress.max_size", &c.ingress.max_bytes));
   MK_RETURN_IF_ERROR(read_size(root["ingress"]["segment_size"], "ingress.segment_size", &c.ingress.segment_bytes));
   MK_RETURN_IF_ERROR(read_listener(root, "lmtp", &c.lmtp));
+  MK_RETURN_IF_ERROR(read_listener(root, "imap", &c.imap));
+  MK_RETURN_IF_ERROR(read_listener(root, "imaps", &c.imaps));
+  if (auto v = root["tls"]["cert"].value<std::string>()) c.tls_cert = resolve(c.data_dir, *v);
+  if (auto v = root["tls"]["key"].value<std::string>()) c.tls_key = resolve(c.data_dir, *v);
+  c.imap_timeout_s = static_cast<int>(root["imap"]["timeout_s"].value_or(int64_t{c.imap_timeout_s}));
+  if (c.imap_timeout_s < 1800) return invalid("imap.timeout_s must be at least 1800 (RFC 3501 5.4)");
+  c.imap_login_timeout_s = static_cast<int>(root["imap"]["login_timeout_s"].value_or(int64_t{c.imap_login_timeout_s}));
+  if (c.imap_login_timeout_s < 1) return invalid("imap.login_timeout_s must be positive");
+  if (auto v = root["imap"]["plaintext_auth"].value<std::string>()) {
+    if (*v == "loopback") c.imap_plaintext_auth_loopback = true;
+    else if (*v == "never") c.imap_plaintext_auth_loopback = false;
+    else return invalid("imap.plaintext_auth must be \"loopback\" or \"never\"");
+  }
+  MK_RETURN_IF_ERROR(read_size(root["imap"]["max_line"], "imap.max_line", &c.imap_max_line));
+  if (c.imap_max_line < 1024 || c.imap_max_line > (16u << 20)) return invalid("imap.max_line must be 1KB..16MB");
+  c.imap_idle_poll_s = static_cast<int>(root["imap"]["idle_poll_s"].value_or(int64_t{c.imap_idle_poll_s}));
+  if (c.imap_idle_poll_s < 1) return invalid("imap.idle_poll_s must be positive");
+  c.auth_max_failures = static_cast<int>(root["auth"]["max_failures"].value_or(int64_t{c.auth_max_failures}));
+  if (c.auth_max_failures < 1) return invalid("auth.max_failures must be positive");
+  MK_RETURN_IF_ERROR(read_duration(root["auth"]["window"], "auth.window", &c.auth_window_ms));
+  c.auth_failure_delay_ms = static_cast<int>(root["auth"]["failure_delay_ms"].value_or(int64_t{c.auth_failure_delay_ms}));
+  if (c.auth_failure_delay_ms < 0 || c.auth_failure_delay_ms > 60000) return invalid("auth.failure_delay_ms must be 0..60000");
   MK_RETURN_IF_ERROR(read_size(root["delivery"]["max_message_size"], "delivery.max_message_size", &c.max_message_size));
   if (auto v = root["delivery"]["over_quota"].value<std::string>()) {
     if (*v == "temporary") c.over_quota_temporary = true;
@@ -134,6 +156,41 @@ address = "127.0.0.1"
 # 0 picks a free port; every listener's port is written to ports.json in data_dir.
 port = 24
 timeout_s = 300
+
+[imap]
+enabled = true
+address = "127.0.0.1"
+port = 143
+# Authenticated sessions are logged out after this many idle seconds (at least 1800).
+timeout_s = 1800
+# Connections that have not logged in yet.
+login_timeout_s = 60
+# "loopback": LOGIN and AUTHENTICATE PLAIN are allowed without TLS from 127.0.0.1 and ::1
+# only (development, a webmail on the same host); "never": TLS is always required.
+plaintext_auth = "loopback"
+# Longest command line; literals (APPEND) are bounded by delivery.max_message_size.
+max_line = "64KB"
+# IDLE also checks every this many seconds for changes made by other processes.
+idle_poll_s = 30
+
+[imaps]
+# IMAP over TLS from the first byte (RFC 8314).
+enabled = true
+address = "127.0.0.1"
+port = 993
+
+[tls]
+# PEM certificate chain and private key for imaps and STARTTLS. 'mailark init' creates a
+# self-signed pair; replace it with a certificate clients trust.
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+
+[auth]
+# Failed logins are answered after a delay that doubles up to 4x; an address with this many
+# failures within the window is refused until the window has passed.
+max_failures = 10
+window = "15m"
+failure_delay_ms = 2000
 
 [delivery]
 max_message_size = "50MB"

@@ -26,6 +26,18 @@ struct Config {
   IngressRetention ingress;
 
   ListenerConfig lmtp;
+  ListenerConfig imap{true, "127.0.0.1", 143};
+  ListenerConfig imaps{true, "127.0.0.1", 993};
+  std::string tls_cert;  // PEM; empty or missing: no STARTTLS, and imaps cannot start
+  std::string tls_key;
+  int imap_timeout_s = 30 * 60;
+  int imap_login_timeout_s = 60;
+  bool imap_plaintext_auth_loopback = true;
+  uint64_t imap_max_line = 64 * 1024;
+  int imap_idle_poll_s = 30;
+  int auth_max_failures = 10;
+  int64_t auth_window_ms = 15 * 60 * 1000;
+  int auth_failure_delay_ms = 2000;
   uint64_t max_message_size = uint64_t{50} << 20;
   bool over_quota_temporary = false;  // 452 4.2.2 instead of 552 5.2.2
   std::string recipient_delimiter = "+";

@@ -11,6 +11,7 @@
 #include "base/time.h"
 #include "net/net.h"
 #include "os/file.h"
+#include "protocol/imap/imap_session.h"
 #include "protocol/lmtp/lmtp_session.h"
 #include "server/services.h"
 
@@ -54,10 +55,50 @@ Status run_server(const Config& config) {
     listeners.push_back(std::move(l));
   }
 
+  std::shared_ptr<net::TlsContext> tls;
+  if (!config.tls_cert.empty() && posix_fs().exists(config.tls_cert)) {
+    MK_ASSIGN_OR_RETURN(tls, net::TlsContext::load(config.tls_cert, config.tls_key));
+  } else if (config.imaps.enabled) {
+    return not_found("imaps is enabled but there is no TLS certificate at " + config.tls_cert);
+  } else {
+    MK_LOG_WARN("no TLS certificate at {}: IMAP offers no STARTTLS", config.tls_cert);
+  }
+  AuthLimits auth_limits;
+  auth_limits.max_failures = config.auth_max_failures;
+  auth_limits.window = std::chrono::seconds(config.auth_window_ms / 1000);
+  auth_limits.failure_delay = std::chrono::milliseconds(config.auth_failure_delay_ms);
+  AuthLimiter auth_limiter(auth_limits);
+  imap::ImapOptions imap_options;
+  imap_options.hostname = lmtp_options.hostname;
+  imap_options.timeout_s = config.imap_timeout_s;
+  imap_options.login_timeout_s = config.imap_login_timeout_s;
+  imap_options.plaintext_auth_loopback = config.imap_plaintext_auth_loopback;
+  imap_options.max_line = config.imap_max_line;
+  imap_options.max_message_size = config.max_message_size;
+  imap_options.max_literal = config.max_message_size;
+  imap_options.idle_poll_s = config.imap_idle_poll_s;
+  imap::ImapService imap_service(*services->directory, *services->store, pool, sessions,
+                                 auth_limiter, imap_options, tls);
+  std::string imap_refusal = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n";
+  if (config.imap.enabled) {
+    auto l = std::make_unique<net::Listener>(
+        io, "imap", [&](net::tcp::socket s) { return imap_service.serve(std::move(s)); },
+        config.max_connections, imap_refusal);
+    MK_RETURN_IF_ERROR(l->listen(config.imap.address, config.imap.port));
+    listeners.push_back(std::move(l));
+  }
+  if (config.imaps.enabled) {
+    auto l = std::make_unique<net::Listener>(
+        io, "imaps", [&](net::tcp::socket s) { return imap_service.serve_tls(std::move(s)); },
+        config.max_connections);
+    MK_RETURN_IF_ERROR(l->listen(config.imaps.address, config.imaps.port));
+    listeners.push_back(std::move(l));
+  }
+
   nlohmann::json ports = nlohmann::json::object();
   for (auto& l : listeners) {
     ports[l->name()] = l->port();
-    MK_LOG_INFO("{} listening on {}:{}", l->name(), config.lmtp.address, l->port());
+    MK_LOG_INFO("{} listening on port {}", l->name(), l->port());
   }
   MK_RETURN_IF_ERROR(publish_file(posix_fs(), ports_path, ports.dump() + "\n"));
   for (auto& l : listeners) l->start();

@@ -2,6 +2,9 @@
 #include "server/services.h"
 
 #include "os/file.h"
+#include "server/certificate.h"
+
+#include <cstring>
 
 namespace mailark {
 
@@ -28,9 +31,10 @@ Status init_data_dir(const std::string& dir, const InitOptions& options) {
   MK_RETURN_IF_ERROR(fs.make_dirs(dir));
   std::string text = default_config_text();
   if (options.ephemeral_ports) {
-    size_t pos;
-    while ((pos = text.find("\nport = 24\n")) != std::string::npos)
-      text.replace(pos, 11, "\nport = 0\n");
+    for (const char* port : {"\nport = 24\n", "\nport = 143\n", "\nport = 993\n"}) {
+      size_t pos = text.find(port);
+      if (pos != std::string::npos) text.replace(pos, std::strlen(port), "\nport = 0\n");
+    }
   }
   if (options.listen_address != "127.0.0.1") {
     size_t pos;
@@ -46,6 +50,11 @@ Status init_data_dir(const std::string& dir, const InitOptions& options) {
   {
     MK_ASSIGN_OR_RETURN(auto directory, Directory::open(config.directory_path, true));
     MK_RETURN_IF_ERROR(directory->add_database("db1"));
+  }
+  if (!config.tls_cert.empty() && !config.tls_key.empty() && !fs.exists(config.tls_cert)) {
+    MK_RETURN_IF_ERROR(fs.make_dirs(parent_dir(config.tls_cert)));
+    MK_RETURN_IF_ERROR(fs.make_dirs(parent_dir(config.tls_key)));
+    MK_RETURN_IF_ERROR(create_self_signed_certificate(config.tls_cert, config.tls_key, options.hostname));
   }
   MailStore store(fs, config.databases_path);
   MK_RETURN_IF_ERROR(store.create_database("db1"));

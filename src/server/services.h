@@ -28,6 +28,7 @@ Result<std::unique_ptr<Services>> open_services(const Config& config);
 struct InitOptions {
   bool ephemeral_ports = false;  // port = 0 everywhere (development, tests)
   std::string listen_address = "127.0.0.1";
+  std::string hostname = "localhost";  // the self-signed certificate's name
 };
 Status init_data_dir(const std::string& dir, const InitOptions& options);
 

@@ -232,7 +232,9 @@ CommandFramer::Step CommandFramer::feed_line(std::string_view line) {
 void CommandFramer::feed_literal(std::string_view bytes) { buffer_.append(bytes); }
 
 void CommandFramer::reset() {
-  buffer_.clear();
+  // An idle session keeps no large command buffer.
+  if (buffer_.capacity() > 4096) std::string().swap(buffer_);
+  else buffer_.clear();
   literal_ = 0;
 }
 

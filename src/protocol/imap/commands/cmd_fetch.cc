@@ -1,0 +1,329 @@
+// FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2) with CONDSTORE's MODSEQ item and CHANGEDSINCE
+// modifier and QRESYNC's VANISHED modifier (RFC 7162 3.1.4, 3.2.6). ENVELOPE, BODY,
+// BODYSTRUCTURE and top-level header sections come from the parse cache; the message bytes
+// are read only for the sections that need them. Output goes out in batches, so a fetch of a
+// whole large folder never builds one huge reply.
+#include <algorithm>
+
+#include "base/log.h"
+#include "protocol/imap/imap_context.h"
+#include "protocol/imap/imap_format.h"
+
+namespace mailark::imap {
+
+namespace {
+
+struct FetchItem {
+  enum class Kind { kFlags, kUid, kInternalDate, kSize, kEnvelope, kBody, kBodyStructure, kModseq,
+                    kSection };
+  Kind kind;
+  BodyFetch body;            // kSection
+  std::string name;          // kSection: the response name ("BODY[TEXT]", "RFC822.HEADER")
+  bool from_cache = false;   // kSection: answered from the parse cache
+};
+
+struct FetchPlan {
+  std::vector<FetchItem> items;
+  bool needs_info = false;
+  bool needs_raw = false;
+  bool sets_seen = false;
+  bool has_flags = false;
+  bool has_uid = false;
+  bool has_modseq = false;
+  uint64_t changed_since = 0;
+  bool vanished = false;
+};
+
+constexpr size_t kBatchMessages = 256;
+constexpr size_t kBatchBytes = 512 * 1024;
+
+Status add_item(const Value& v, FetchPlan* plan) {
+  if (!v.is_atom()) return invalid("Invalid FETCH attribute");
+  std::string up = v.upper();
+  using K = FetchItem::Kind;
+  auto simple = [&](K kind) { plan->items.push_back(FetchItem{kind, {}, {}, false}); };
+  if (up == "ALL" || up == "FAST" || up == "FULL") {
+    simple(K::kFlags);
+    simple(K::kInternalDate);
+    simple(K::kSize);
+    if (up != "FAST") simple(K::kEnvelope);
+    if (up == "FULL") simple(K::kBody);
+  } else if (up == "FLAGS") {
+    simple(K::kFlags);
+  } else if (up == "UID") {
+    simple(K::kUid);
+  } else if (up == "INTERNALDATE") {
+    simple(K::kInternalDate);
+  } else if (up == "RFC822.SIZE") {
+    simple(K::kSize);
+  } else if (up == "ENVELOPE") {
+    simple(K::kEnvelope);
+  } else if (up == "BODY") {
+    simple(K::kBody);
+  } else if (up == "BODYSTRUCTURE") {
+    simple(K::kBodyStructure);
+  } else if (up == "MODSEQ") {
+    simple(K::kModseq);
+  } else if (up == "RFC822" || up == "RFC822.HEADER" || up == "RFC822.TEXT") {
+    FetchItem item{K::kSection, {}, up, false};
+    item.body.peek = up == "RFC822.HEADER";
+    if (up == "RFC822.HEADER") item.body.section.text = Section::Text::kHeader;
+    if (up == "RFC822.TEXT") item.body.section.text = Section::Text::kText;
+    plan->items.push_back(std::move(item));
+  } else if (up.compare(0, 5, "BODY[") == 0 || up.compare(0, 10, "BODY.PEEK[") == 0) {
+    auto parsed = parse_body_fetch(v.text);
+    if (!parsed.is_ok()) return parsed.status();
+    FetchItem item{K::kSection, std::move(*parsed), {}, false};
+    item.name = body_response_name(item.body.section, item.body.partial);
+    plan->items.push_back(std::move(item));
+  } else {
+    return invalid("Unknown FETCH attribute " + v.text.substr(0, 40));
+  }
+  return Status::ok();
+}
+
+Result<FetchPlan> make_plan(const Command& cmd) {
+  FetchPlan plan;
+  const Value& attrs = cmd.args[1];
+  if (attrs.is_list()) {
+    if (attrs.items.empty()) return invalid("Empty FETCH attribute list");
+    for (const Value& v : attrs.items) MK_RETURN_IF_ERROR(add_item(v, &plan));
+  } else {
+    MK_RETURN_IF_ERROR(add_item(attrs, &plan));
+  }
+  if (cmd.args.size() == 3) {
+    const Value& mods = cmd.args[2];
+    if (!mods.is_list() || mods.items.empty()) return invalid("Invalid FETCH modifiers");
+    for (size_t i = 0; i < mods.items.size(); ++i) {
+      std::string m = mods.items[i].upper();
+      if (m == "CHANGEDSINCE" && i + 1 < mods.items.size() && mods.items[i + 1].is_atom()) {
+        const std::string& n = mods.items[++i].text;
+        char* end = nullptr;
+        plan.changed_since = std::strtoull(n.c_str(), &end, 10);
+        if (n.empty() || *end || n[0] == '-' || n.size() > 20) return invalid("Invalid CHANGEDSINCE");
+      } else if (m == "VANISHED") {
+        plan.vanished = true;
+      } else {
+        return invalid("Unknown FETCH modifier");
+      }
+    }
+    if (plan.vanished && (!cmd.uid || plan.changed_since == 0))
+      return invalid("VANISHED needs UID FETCH with CHANGEDSINCE");
+  }
+  for (FetchItem& item : plan.items) {
+    using K = FetchItem::Kind;
+    switch (item.kind) {
+      case K::kFlags: plan.has_flags = true; break;
+      case K::kUid: plan.has_uid = true; break;
+      case K::kModseq: plan.has_modseq = true; break;
+      case K::kEnvelope:
+      case K::kBody:
+      case K::kBodyStructure: plan.needs_info = true; break;
+      case K::kSection: {
+        const Section& s = item.body.section;
+        item.from_cache = s.part.empty() && (s.text == Section::Text::kHeader ||
+                                             s.text == Section::Text::kHeaderFields ||
+                                             s.text == Section::Text::kHeaderFieldsNot);
+        plan.needs_info = true;
+        if (!item.from_cache) plan.needs_raw = true;
+        if (!item.body.peek) plan.sets_seen = true;
+        break;
+      }
+      default: break;
+    }
+  }
+  return plan;
+}
+
+std::string literal(std::string_view bytes) {
+  std::string out = "{" + std::to_string(bytes.size()) + "}\r\n";
+  out.append(bytes);
+  return out;
+}
+
+struct FetchState {
+  FetchPlan plan;
+  std::vector<uint32_t> uids;
+  size_t pos = 0;
+  bool missing = false;
+  Status error;
+};
+
+bool has_seen(const std::vector<std::string>& flags) {
+  return std::binary_search(flags.begin(), flags.end(), std::string("\\Seen"));
+}
+
+// One message's "* n FETCH (...)" line.
+Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item, bool flags_changed,
+                      std::string* out) {
+  const MailboxView& view = *ctx.selected;
+  std::optional<MessageInfo> info;
+  std::optional<std::string> raw;
+  if (plan.needs_info) {
+    MK_ASSIGN_OR_RETURN(MessageInfo loaded, ctx.store().message_info(*ctx.account, item.blob));
+    info = std::move(loaded);
+  }
+  std::string line = "* " + std::to_string(*view.seq_of(item.uid)) + " FETCH (";
+  bool first = true;
+  auto sep = [&] {
+    if (!first) line += ' ';
+    first = false;
+  };
+  if (ctx.uid_command && !plan.has_uid) {
+    sep();
+    line += "UID " + std::to_string(item.uid);
+  }
+  bool recent = !ctx.rev2 && view.is_recent(item.uid);
+  using K = FetchItem::Kind;
+  for (const FetchItem& f : plan.items) {
+    sep();
+    switch (f.kind) {
+      case K::kFlags: line += "FLAGS " + format_flags(item.flags, recent); break;
+      case K::kUid: line += "UID " + std::to_string(item.uid); break;
+      case K::kInternalDate: line += "INTERNALDATE \"" + format_internal_date(item.internal_date_ms) + "\""; break;
+      case K::kSize: line += "RFC822.SIZE " + std::to_string(item.size); break;
+      case K::kEnvelope: line += "ENVELOPE " + format_envelope(info->envelope); break;
+      case K::kBody: line += "BODY " + format_bodystructure(info->body, false); break;
+      case K::kBodyStructure: line += "BODYSTRUCTURE " + format_bodystructure(info->body, true); break;
+      case K::kModseq: line += "MODSEQ (" + std::to_string(item.modseq) + ")"; break;
+      case K::kSection: {
+        std::string bytes;
+        std::optional<std::string> cached;
+        if (f.from_cache) cached = header_section_from_cache(*info, f.body.section);
+        if (cached) {
+          bytes = std::move(*cached);
+        } else {
+          if (!raw) {
+            MK_ASSIGN_OR_RETURN(std::string loaded, ctx.store().read_message(*ctx.account, item.blob));
+            raw = std::move(loaded);
+          }
+          MK_ASSIGN_OR_RETURN(bytes, extract_section(*raw, *info, f.body.section));
+        }
+        line += f.name + " " + literal(apply_partial(bytes, f.body.partial));
+        break;
+      }
+    }
+  }
+  if (flags_changed && !plan.has_flags) line += " FLAGS " + format_flags(item.flags, recent);
+  if ((plan.changed_since || (ctx.condstore && flags_changed)) && !plan.has_modseq)
+    line += " MODSEQ (" + std::to_string(item.modseq) + ")";
+  line += ")\r\n";
+  out->append(line);
+  return Status::ok();
+}
+
+// Answers the next batch; true when more remain.
+bool fetch_batch(ImapContext& ctx, FetchState& st) {
+  MailboxView& view = *ctx.selected;
+  size_t start_size = ctx.out.size();
+  while (st.pos < st.uids.size() && st.error.is_ok()) {
+    size_t end = std::min(st.uids.size(), st.pos + kBatchMessages);
+    auto found = ctx.store().fetch(*ctx.account, view.name(), st.uids[st.pos], st.uids[end - 1]);
+    if (!found.is_ok()) {
+      st.error = found.status();
+      break;
+    }
+    std::vector<ItemInfo>& items = *found;
+    // Keep only the requested UIDs (the range may hold others).
+    std::vector<ItemInfo> wanted;
+    size_t k = st.pos;
+    for (ItemInfo& item : items) {
+      while (k < end && st.uids[k] < item.uid) {
+        st.missing = true;
+        ++k;
+      }
+      if (k < end && st.uids[k] == item.uid) {
+        wanted.push_back(std::move(item));
+        ++k;
+      }
+    }
+    if (k < end) st.missing = true;
+    std::vector<bool> flags_changed(wanted.size(), false);
+    if (st.plan.sets_seen && !view.read_only()) {
+      std::vector<uint32_t> unseen;
+      for (const ItemInfo& item : wanted)
+        if (!has_seen(item.flags)) unseen.push_back(item.uid);
+      if (!unseen.empty()) {
+        auto changed = ctx.store().store_flags(*ctx.account, view.name(), unseen, FlagOp::kAdd,
+                                               {"\\Seen"});
+        if (!changed.is_ok()) {
+          st.error = changed.status();
+          break;
+        }
+        for (const ItemInfo& c : changed->changed) {
+          for (size_t i = 0; i < wanted.size(); ++i) {
+            if (wanted[i].uid != c.uid) continue;
+            wanted[i].flags = c.flags;
+            wanted[i].modseq = c.modseq;
+            flags_changed[i] = true;
+            view.reported(c.uid, c.modseq);
+          }
+        }
+      }
+    }
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (st.plan.changed_since && wanted[i].modseq <= st.plan.changed_since) continue;
+      Status s = format_message(ctx, st.plan, wanted[i], flags_changed[i], &ctx.out);
+      if (!s.is_ok()) {
+        MK_LOG_ERROR("imap {}: cannot fetch uid {} of {}: {}", ctx.user, wanted[i].uid, view.name(),
+                     s.to_string());
+        st.error = s;
+        break;
+      }
+    }
+    st.pos = end;
+    if (ctx.out.size() - start_size > kBatchBytes) break;
+  }
+  return st.pos < st.uids.size() && st.error.is_ok();
+}
+
+void fetch_done(ImapContext& ctx, const FetchState& st) {
+  if (!st.error.is_ok()) return ctx.fail(st.error);
+  if (st.missing && !ctx.uid_command)
+    return ctx.no("[EXPUNGEISSUED] Some of the requested messages no longer exist");
+  ctx.ok("Fetch completed");
+}
+
+}  // namespace
+
+void cmd_fetch(ImapContext& ctx, const Command& cmd) {
+  if (cmd.args.size() < 2 || cmd.args.size() > 3 || !cmd.args[0].is_atom())
+    return ctx.bad("FETCH takes a sequence set and attributes");
+  auto set = parse_sequence_set(cmd.args[0].text);
+  if (!set) return ctx.bad("Invalid sequence set");
+  auto plan = make_plan(cmd);
+  if (!plan.is_ok()) return ctx.bad(plan.status().message());
+  if (plan->vanished && !ctx.qresync) return ctx.bad("QRESYNC is not enabled");
+  if (plan->has_modseq || plan->changed_since) ctx.condstore = true;
+  auto uids = ctx.selected->resolve(*set, cmd.uid);
+  if (!uids.is_ok()) return ctx.bad(uids.status().message());
+
+  if (plan->vanished) {
+    auto changes = ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
+    if (!changes.is_ok()) return ctx.fail(changes.status());
+    std::vector<uint32_t> gone;
+    for (uint32_t uid : changes->vanished) {
+      for (SeqRange r : *set) {
+        uint32_t lo = std::min(r.lo, r.hi), hi = std::max(r.lo, r.hi);
+        if (uid >= lo && uid <= hi) {
+          gone.push_back(uid);
+          break;
+        }
+      }
+    }
+    if (!gone.empty()) ctx.out += "* VANISHED (EARLIER) " + format_uid_set(gone) + "\r\n";
+  }
+
+  auto state = std::make_shared<FetchState>();
+  state->plan = std::move(*plan);
+  state->uids = std::move(*uids);
+  if (!fetch_batch(ctx, *state)) return fetch_done(ctx, *state);
+  ImapContext* c = &ctx;
+  ctx.more = [c, state] {
+    if (fetch_batch(*c, *state)) return true;
+    fetch_done(*c, *state);
+    return false;
+  };
+}
+
+}  // namespace mailark::imap

@@ -1,0 +1,78 @@
+// SEARCH and UID SEARCH (RFC 3501 6.4.4) with ESEARCH replies (RFC 4731, and always under
+// IMAP4rev2) and CONDSTORE's MODSEQ (RFC 7162 3.1.5). The parse cache answers header keys;
+// message bytes are read only for BODY and TEXT.
+#include "base/log.h"
+#include "protocol/imap/imap_context.h"
+#include "protocol/imap/imap_search.h"
+
+namespace mailark::imap {
+
+void cmd_search(ImapContext& ctx, const Command& cmd) {
+  if (cmd.args.empty()) return ctx.bad("SEARCH needs search keys");
+  auto parsed = parse_search_command(cmd.args);
+  if (!parsed.is_ok()) {
+    if (parsed.status().code() == ErrorCode::kNotFound)
+      return ctx.no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+    return ctx.bad(parsed.status().message());
+  }
+  const SearchProgram& program = parsed->program;
+  if (program.uses_modseq()) ctx.condstore = true;
+  MailboxView& view = *ctx.selected;
+  auto items = ctx.store().fetch(*ctx.account, view.name());
+  if (!items.is_ok()) return ctx.fail(items.status());
+  SearchView search_view{view.exists(), view.max_uid()};
+  std::vector<uint32_t> found;
+  uint64_t highest_modseq = 0;
+  for (const ItemInfo& item : *items) {
+    auto seq = view.seq_of(item.uid);
+    if (!seq || view.is_pending_expunge(item.uid)) continue;
+    SearchMessage m;
+    m.seq = *seq;
+    m.uid = item.uid;
+    m.flags = &item.flags;
+    m.recent = view.is_recent(item.uid);
+    m.size = item.size;
+    m.internal_date_ms = item.internal_date_ms;
+    m.modseq = item.modseq;
+    std::optional<MessageInfo> info;
+    std::optional<std::string> raw;
+    if (program.needs_info()) {
+      auto loaded = ctx.store().message_info(*ctx.account, item.blob);
+      if (!loaded.is_ok()) return ctx.fail(loaded.status());
+      info = std::move(*loaded);
+      m.info = &*info;
+    }
+    if (program.needs_body()) {
+      auto loaded = ctx.store().read_message(*ctx.account, item.blob);
+      if (!loaded.is_ok()) return ctx.fail(loaded.status());
+      raw = std::move(*loaded);
+      m.raw = *raw;
+    }
+    if (!search_matches(program, search_view, m)) continue;
+    found.push_back(cmd.uid ? item.uid : *seq);
+    highest_modseq = std::max(highest_modseq, item.modseq);
+  }
+  std::sort(found.begin(), found.end());
+  const SearchReturn& ret = parsed->ret;
+  if (ret.esearch || ctx.rev2) {
+    bool all = ret.all || !ret.esearch || !(ret.min || ret.max || ret.count);
+    std::string line = "* ESEARCH (TAG " + quote(ctx.tag) + ")";
+    if (cmd.uid) line += " UID";
+    if (!found.empty()) {
+      if (ret.min) line += " MIN " + std::to_string(found.front());
+      if (ret.max) line += " MAX " + std::to_string(found.back());
+    }
+    if (ret.count) line += " COUNT " + std::to_string(found.size());
+    if (all && !found.empty()) line += " ALL " + format_uid_set(found);
+    if (program.uses_modseq() && !found.empty()) line += " MODSEQ " + std::to_string(highest_modseq);
+    ctx.out += line + "\r\n";
+  } else {
+    std::string line = "* SEARCH";
+    for (uint32_t n : found) line += " " + std::to_string(n);
+    if (program.uses_modseq() && !found.empty()) line += " (MODSEQ " + std::to_string(highest_modseq) + ")";
+    ctx.out += line + "\r\n";
+  }
+  ctx.ok("Search completed");
+}
+
+}  // namespace mailark::imap

@@ -1,0 +1,114 @@
+// IMAP SEARCH (RFC 3501 6.4.4, RFC 9051 6.4.4) with ESEARCH return options (RFC 4731) and
+// the CONDSTORE MODSEQ key (RFC 7162 3.1.5): the command's arguments in, a compiled program
+// out, and the program evaluated against one message at a time. Pure: no store access; the
+// caller supplies each message's flags, sizes, dates, parse cache and (for BODY/TEXT) bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "mailstore/mime.h"
+#include "protocol/imap/imap_parser.h"
+
+namespace mailark::imap {
+
+// A compiled search: the keys of one SEARCH command, implicitly ANDed. Immutable and cheap to
+// copy (the key tree is shared). Needles are case-folded once here, not per message.
+class SearchProgram {
+ public:
+  struct Node;  // the key tree; defined in imap_search.cc
+
+  SearchProgram();  // matches every message (ALL)
+  explicit SearchProgram(std::shared_ptr<const Node> root);
+
+  // Evaluation reads the parse cache (header fields, the Date header, the part structure):
+  // the caller sets SearchMessage::info. True whenever needs_body() is.
+  bool needs_info() const { return needs_info_; }
+  // BODY or TEXT: the caller sets SearchMessage::raw (the whole message).
+  bool needs_body() const { return needs_body_; }
+  // A MODSEQ key: RFC 7162 3.1.5 wants "(MODSEQ n)" appended to the SEARCH response.
+  bool uses_modseq() const { return uses_modseq_; }
+
+  // The program in IMAP search-key syntax, for logs and tests; it parses back to the same
+  // program. Keys appear as evaluated: cheap keys before ones that read the header or body,
+  // NEW/OLD/UNSEEN... in their expanded form, strings case-folded, dates as "1-Feb-1994".
+  std::string to_string() const;
+
+  const Node& root() const { return *root_; }
+
+ private:
+  std::shared_ptr<const Node> root_;
+  bool needs_info_ = false;
+  bool needs_body_ = false;
+  bool uses_modseq_ = false;
+};
+
+// RETURN (...) of RFC 4731. `esearch` is set when RETURN was given at all; RETURN () means
+// ALL.
+struct SearchReturn {
+  bool esearch = false;
+  bool min = false, max = false, count = false, all = false;
+  bool operator==(const SearchReturn&) const = default;
+};
+
+struct SearchCommand {
+  SearchReturn ret;
+  std::string charset;  // upper-cased ("UTF-8", "US-ASCII"); empty when CHARSET was not given
+  SearchProgram program;
+};
+
+// Parses the arguments of SEARCH / UID SEARCH as parse_command() produced them:
+//   [RETURN (opts)] [CHARSET name] key *(SP key)
+// Keywords are case-insensitive. Errors:
+//   kInvalid  - malformed input (unknown key or RETURN option, missing or bad argument, bad
+//               date or number, keys nested more than 64 deep): tagged BAD with the message.
+//   kNotFound - CHARSET names a charset other than UTF-8 / US-ASCII: the caller answers
+//               NO [BADCHARSET (UTF-8 US-ASCII)].
+// RETURN (SAVE) (RFC 5182) is not supported and is kInvalid, as is the "$" sequence set.
+Result<SearchCommand> parse_search_command(const std::vector<Value>& args);
+
+// What '*' stands for in sequence and UID sets.
+struct SearchView {
+  uint32_t max_seq = 0;  // messages in the mailbox
+  uint32_t max_uid = 0;  // highest UID in the mailbox
+};
+
+// One message as the evaluator sees it. Nothing is owned; everything must outlive the call.
+struct SearchMessage {
+  uint32_t seq = 0, uid = 0;
+  const std::vector<std::string>* flags = nullptr;  // "\\Seen", "$Label1", ...; null: none
+  bool recent = false;
+  uint64_t size = 0;             // RFC822.SIZE
+  int64_t internal_date_ms = 0;  // ms since the epoch, UTC
+  uint64_t modseq = 0;
+  // The parse cache of `raw`, when program.needs_info(). When it is null but `raw` is set,
+  // the message is parsed on the spot (slow, but never a wrong answer).
+  const MessageInfo* info = nullptr;
+  std::string_view raw;  // the whole message, when program.needs_body()
+};
+
+// Whether `m` matches. Never fails: a key whose data is missing or unusable (no Date header,
+// no parse cache, a cache whose offsets do not fit `raw`) simply does not match.
+// Matching rules (choices where the RFCs leave room):
+// - Flags and keywords compare case-insensitively. NEW = RECENT UNSEEN, OLD = NOT RECENT.
+// - BEFORE/ON/SINCE use the UTC calendar day of the internal date.
+// - SENTBEFORE/SENTON/SENTSINCE use the calendar day written in the (last) Date header, i.e.
+//   in the sender's own zone. Without a parsable Date header they do not match (Dovecot falls
+//   back to the internal date instead).
+// - HEADER/FROM/TO/CC/BCC/SUBJECT: substring of the unfolded, RFC 2047-decoded value of any
+//   top-level field of that name; an empty string matches when the field exists.
+// - BODY: substring of the decoded (transfer encoding and charset) text of every text/* part,
+//   including the header and text of attached message/rfc822 parts; other parts are skipped.
+//   TEXT: the top-level header (names and decoded values) or BODY.
+// - Strings compare after Unicode case folding and NFC (ASCII lower-casing for ASCII text);
+//   bytes that are not UTF-8 compare as they are.
+bool search_matches(const SearchProgram& program, const SearchView& view, const SearchMessage& m);
+
+// "1:3,7": a compact sequence set of sorted, unique numbers (ESEARCH ALL); "" when empty.
+std::string format_sequence_set(const std::vector<uint32_t>& sorted);
+
+}  // namespace mailark::imap

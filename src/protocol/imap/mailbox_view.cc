@@ -1,0 +1,165 @@
+// Selected-mailbox bookkeeping: sequence numbers, \Recent, and untagged change responses.
+#include "protocol/imap/mailbox_view.h"
+
+#include <algorithm>
+
+namespace mailark::imap {
+
+uint32_t RecentClaims::claim(const Guid& folder, uint32_t uidnext) {
+  std::lock_guard lock(mu_);
+  uint32_t& claimed = claimed_[folder];
+  uint32_t first = claimed == 0 ? 1 : claimed;
+  if (uidnext > claimed) claimed = uidnext;
+  return std::max(first, uint32_t{1});
+}
+
+uint32_t RecentClaims::first_unclaimed(const Guid& folder) {
+  std::lock_guard lock(mu_);
+  auto it = claimed_.find(folder);
+  return it == claimed_.end() || it->second == 0 ? 1 : it->second;
+}
+
+MailboxView::MailboxView(const FolderInfo& folder, const std::vector<ItemInfo>& items,
+                         bool read_only, uint32_t first_recent)
+    : name_(folder.name),
+      folder_guid_(folder.guid),
+      uidvalidity_(folder.uidvalidity),
+      read_only_(read_only),
+      modseq_(folder.highestmodseq) {
+  uids_.reserve(items.size());
+  for (const ItemInfo& item : items) {
+    uids_.push_back(item.uid);
+    if (item.uid >= first_recent) recent_.push_back(item.uid);
+  }
+}
+
+std::optional<uint32_t> MailboxView::seq_of(uint32_t uid) const {
+  auto it = std::lower_bound(uids_.begin(), uids_.end(), uid);
+  if (it == uids_.end() || *it != uid) return std::nullopt;
+  return static_cast<uint32_t>(it - uids_.begin()) + 1;
+}
+
+bool MailboxView::is_recent(uint32_t uid) const {
+  return std::binary_search(recent_.begin(), recent_.end(), uid);
+}
+
+bool MailboxView::is_pending_expunge(uint32_t uid) const {
+  return std::binary_search(pending_.begin(), pending_.end(), uid);
+}
+
+Result<std::vector<uint32_t>> MailboxView::resolve(const std::vector<SeqRange>& set,
+                                                   bool uid_set) const {
+  std::vector<uint32_t> out;
+  uint32_t star = uid_set ? max_uid() : exists();
+  for (SeqRange r : set) {
+    uint32_t lo = r.lo == UINT32_MAX ? star : r.lo;
+    uint32_t hi = r.hi == UINT32_MAX ? star : r.hi;
+    if (lo > hi) std::swap(lo, hi);
+    if (uid_set) {
+      auto first = std::lower_bound(uids_.begin(), uids_.end(), lo);
+      auto last = std::upper_bound(uids_.begin(), uids_.end(), hi);
+      out.insert(out.end(), first, last);
+    } else {
+      if (lo == 0 || hi > exists()) return invalid("Invalid message sequence number");
+      out.insert(out.end(), uids_.begin() + (lo - 1), uids_.begin() + hi);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void MailboxView::announce_expunges(const std::vector<uint32_t>& uids, const SyncOptions& options,
+                                    std::string* out) {
+  std::vector<uint32_t> gone;
+  for (uint32_t uid : uids)
+    if (seq_of(uid)) gone.push_back(uid);
+  if (gone.empty()) return;
+  std::sort(gone.begin(), gone.end());
+  if (options.qresync) {
+    *out += "* VANISHED " + format_uid_set(gone) + "\r\n";
+  } else {
+    // Highest first, so no announced number shifts the ones still to come.
+    for (auto it = gone.rbegin(); it != gone.rend(); ++it)
+      *out += "* " + std::to_string(*seq_of(*it)) + " EXPUNGE\r\n";
+  }
+  auto removed = [&](uint32_t uid) { return std::binary_search(gone.begin(), gone.end(), uid); };
+  uids_.erase(std::remove_if(uids_.begin(), uids_.end(), removed), uids_.end());
+  recent_.erase(std::remove_if(recent_.begin(), recent_.end(), removed), recent_.end());
+  pending_.erase(std::remove_if(pending_.begin(), pending_.end(), removed), pending_.end());
+  for (uint32_t uid : gone) reported_.erase(uid);
+}
+
+void MailboxView::expunged_now(const std::vector<uint32_t>& uids, const SyncOptions& options,
+                               std::string* out) {
+  announce_expunges(uids, options, out);
+}
+
+void MailboxView::apply(const FolderChanges& changes, const SyncOptions& options,
+                        RecentClaims& recent, std::string* out) {
+  for (uint32_t uid : changes.vanished)
+    if (seq_of(uid) && !is_pending_expunge(uid)) pending_.push_back(uid);
+  std::sort(pending_.begin(), pending_.end());
+  if (options.allow_expunge && !pending_.empty()) {
+    std::vector<uint32_t> now = pending_;
+    announce_expunges(now, options, out);
+  }
+
+  uint32_t old_max = max_uid();
+  std::vector<const ItemInfo*> fresh;
+  for (const ItemInfo& item : changes.changed)
+    if (item.uid > old_max) fresh.push_back(&item);
+  if (!fresh.empty()) {
+    std::sort(fresh.begin(), fresh.end(),
+              [](const ItemInfo* a, const ItemInfo* b) { return a->uid < b->uid; });
+    uint32_t first_recent = recent.claim(folder_guid_, fresh.back()->uid + 1);
+    for (const ItemInfo* item : fresh) {
+      uids_.push_back(item->uid);
+      if (item->uid >= first_recent) recent_.push_back(item->uid);
+    }
+    *out += "* " + std::to_string(exists()) + " EXISTS\r\n";
+    if (options.recent) *out += "* " + std::to_string(recent_count()) + " RECENT\r\n";
+  }
+
+  for (const ItemInfo& item : changes.changed) {
+    if (item.uid > old_max) continue;
+    auto seq = seq_of(item.uid);
+    if (!seq || is_pending_expunge(item.uid)) continue;
+    auto it = reported_.find(item.uid);
+    if (it != reported_.end() && it->second >= item.modseq) continue;
+    *out += "* " + std::to_string(*seq) + " FETCH (";
+    if (options.with_uid || options.qresync) *out += "UID " + std::to_string(item.uid) + " ";
+    *out += "FLAGS " + format_flags(item.flags, options.recent && is_recent(item.uid));
+    if (options.condstore || options.qresync) *out += " MODSEQ (" + std::to_string(item.modseq) + ")";
+    *out += ")\r\n";
+  }
+  reported_.clear();
+  advance_modseq(changes.highestmodseq);
+}
+
+std::string format_flags(const std::vector<std::string>& flags, bool recent) {
+  std::string out = "(";
+  for (const std::string& f : flags) {
+    if (out.size() > 1) out += ' ';
+    out += f;
+  }
+  if (recent) out += out.size() > 1 ? " \\Recent" : "\\Recent";
+  out += ')';
+  return out;
+}
+
+std::string format_uid_set(const std::vector<uint32_t>& ascending) {
+  std::string out;
+  size_t i = 0;
+  while (i < ascending.size()) {
+    size_t j = i;
+    while (j + 1 < ascending.size() && ascending[j + 1] == ascending[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(ascending[i]);
+    if (j > i) out += ':' + std::to_string(ascending[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace mailark::imap

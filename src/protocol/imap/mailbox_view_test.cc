@@ -1,0 +1,102 @@
+// MailboxView: sequence sets, and the untagged responses for changes made elsewhere,
+// including expunges held back while FETCH/STORE/SEARCH run.
+#include "protocol/imap/mailbox_view.h"
+
+#include <gtest/gtest.h>
+
+namespace mailark::imap {
+namespace {
+
+ItemInfo item(uint32_t uid, uint64_t modseq, std::vector<std::string> flags = {}) {
+  ItemInfo i;
+  i.uid = uid;
+  i.modseq = modseq;
+  i.flags = std::move(flags);
+  return i;
+}
+
+MailboxView make_view(std::vector<uint32_t> uids, uint32_t first_recent = 1000) {
+  FolderInfo f;
+  f.name = "INBOX";
+  f.uidvalidity = 7;
+  f.highestmodseq = 10;
+  std::vector<ItemInfo> items;
+  for (uint32_t u : uids) items.push_back(item(u, 1));
+  return MailboxView(f, items, false, first_recent);
+}
+
+TEST(MailboxView, Resolve) {
+  MailboxView v = make_view({3, 5, 9, 10});
+  auto r = v.resolve(*parse_sequence_set("2:*"), false);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(*r, (std::vector<uint32_t>{5, 9, 10}));
+  r = v.resolve(*parse_sequence_set("*:3"), false);  // reversed range
+  EXPECT_EQ(*r, (std::vector<uint32_t>{9, 10}));
+  EXPECT_FALSE(v.resolve(*parse_sequence_set("5"), false).is_ok());  // beyond EXISTS: BAD
+  r = v.resolve(*parse_sequence_set("4:9,100:*"), true);
+  EXPECT_EQ(*r, (std::vector<uint32_t>{5, 9, 10}));  // '*' = 10, 100:* = 10:100
+  EXPECT_EQ(*v.seq_of(9), 3u);
+  EXPECT_FALSE(v.seq_of(4));
+}
+
+TEST(MailboxView, ExpungesHeldBackThenAnnouncedHighestFirst) {
+  MailboxView v = make_view({1, 2, 3, 4});
+  RecentClaims recent;
+  FolderChanges ch;
+  ch.highestmodseq = 12;
+  ch.vanished = {2, 4};
+  ch.changed = {item(3, 11, {"\\Seen"}), item(5, 12)};
+  std::string out;
+  SyncOptions during_fetch;
+  during_fetch.allow_expunge = false;
+  v.apply(ch, during_fetch, recent, &out);
+  // No EXPUNGE yet; the new message is announced; numbers stay as they were.
+  EXPECT_EQ(out, "* 5 EXISTS\r\n* 1 RECENT\r\n* 3 FETCH (FLAGS (\\Seen))\r\n");
+  EXPECT_EQ(v.exists(), 5u);
+  EXPECT_TRUE(v.is_pending_expunge(2));
+  out.clear();
+  v.apply(FolderChanges{12, {}, {}}, SyncOptions{}, recent, &out);
+  EXPECT_EQ(out, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+  EXPECT_EQ(v.uids(), (std::vector<uint32_t>{1, 3, 5}));
+  EXPECT_EQ(v.modseq(), 12u);
+}
+
+TEST(MailboxView, QresyncVanishedAndModseq) {
+  MailboxView v = make_view({1, 2, 3});
+  RecentClaims recent;
+  SyncOptions o;
+  o.qresync = true;
+  o.condstore = true;
+  o.recent = false;
+  std::string out;
+  v.apply(FolderChanges{20, {item(3, 20, {"\\Flagged"})}, {1, 2}}, o, recent, &out);
+  EXPECT_EQ(out, "* VANISHED 1:2\r\n* 1 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (20))\r\n");
+}
+
+TEST(MailboxView, OwnReportedChangesAreNotRepeated) {
+  MailboxView v = make_view({1, 2});
+  RecentClaims recent;
+  v.reported(1, 15);
+  std::string out;
+  v.apply(FolderChanges{15, {item(1, 15, {"\\Seen"})}, {}}, SyncOptions{}, recent, &out);
+  EXPECT_EQ(out, "");
+}
+
+TEST(MailboxView, RecentGoesToTheFirstSession) {
+  RecentClaims recent;
+  Guid folder = Guid::random();
+  EXPECT_EQ(recent.claim(folder, 5), 1u);  // first session: 1..4 are recent for it
+  EXPECT_EQ(recent.claim(folder, 5), 5u);  // second: none
+  EXPECT_EQ(recent.first_unclaimed(folder), 5u);
+  EXPECT_EQ(recent.claim(folder, 7), 5u);  // new mail 5..6 goes to whoever sees it first
+}
+
+TEST(MailboxView, FormatSets) {
+  EXPECT_EQ(format_uid_set({1, 2, 3, 5, 7, 8}), "1:3,5,7:8");
+  EXPECT_EQ(format_uid_set({}), "");
+  EXPECT_EQ(format_flags({"$Junk", "\\Seen"}, true), "($Junk \\Seen \\Recent)");
+  EXPECT_EQ(format_flags({}, false), "()");
+}
+
+}  // namespace
+}  // namespace mailark::imap
