@@ -21,14 +21,12 @@ sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
 import resource
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from typing import Dict, List, Optional
@@ -64,71 +62,12 @@ def percentile(values: List[float], p: float) -> float:
     return v[min(len(v) - 1, int(p * len(v)))]
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def fs_type(path: str) -> str:
-    """File system type of the mount holding path, from /proc/mounts."""
-    path = os.path.realpath(path)
-    best, kind = "", "?"
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                fields = line.split()
-                mnt = fields[1].replace("\\040", " ")
-                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                    best, kind = mnt, fields[2]
-    except OSError:
-        pass
-    return kind
-
-
-def mailark_version(binary: str) -> str:
-    try:
-        return subprocess.run([binary, "version"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-
-
-def snapshot_binary(path: str, dest_dir: str, wait_s: int = 180) -> Optional[str]:
-    """Copy the mailark binary into dest_dir and return the copy's path. Every run then uses
-    the same build even if build/mailark is replaced (or briefly missing) during a rebuild.
-    Waits for the file to exist and stay unchanged for 2 s, and checks the copy runs."""
-    end = time.monotonic() + wait_s
-    while time.monotonic() < end:
-        try:
-            st = os.stat(path)
-            time.sleep(2)
-            st2 = os.stat(path)
-            if (st.st_mtime_ns, st.st_size) != (st2.st_mtime_ns, st2.st_size):
-                continue
-            copy = os.path.join(dest_dir, "mailark")
-            shutil.copy2(path, copy)
-            if os.stat(path).st_mtime_ns != st2.st_mtime_ns:
-                continue
-            if subprocess.run([copy, "version"], capture_output=True, timeout=30).returncode == 0:
-                return copy
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        time.sleep(1)
-    return None
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# Shared with imap_bench.py; they live in servers.py.
+cpu_model = servers.cpu_model
+fs_type = servers.fs_type
+mailark_version = servers.mailark_version
+snapshot_binary = servers.snapshot_binary
+sha256_file = servers.sha256_file
 
 
 def own_cpu() -> float:

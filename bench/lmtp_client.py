@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import queue
 import socket
 import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 
 @dataclasses.dataclass
@@ -152,14 +153,27 @@ def _transaction(conn: _Conn, job: Job, res: RunResult, lock: threading.Lock):
             res.failures.append("message %d: %s" % (job.index, "; ".join(problems)))
 
 
-def run(host: str, port: int, jobs: Sequence[Job], connections: int,
-        timeout: float = 300.0, on_start=None) -> RunResult:
+def run(host: str, port: int, jobs: Union[Sequence[Job], "queue.Queue[Optional[Job]]"],
+        connections: int, timeout: float = 300.0, on_start=None) -> RunResult:
     """Deliver every job once over `connections` parallel connections. Connections are
     opened and greeted before the clock starts; the clock stops when the last reply is read.
-    `on_start` is called right before the clock starts (to start samplers)."""
+    `on_start` is called right before the clock starts (to start samplers).
+    `jobs` may also be a queue.Queue that a producer fills while the run goes on, ending
+    with None (for setting up a mailbox while the corpus is still being generated)."""
     res = RunResult(connections)
     lock = threading.Lock()
     counter = itertools.count()
+
+    if isinstance(jobs, queue.Queue):
+        def take() -> Optional[Job]:
+            job = jobs.get()
+            if job is None:
+                jobs.put(None)  # the other connections see the end too
+            return job
+    else:
+        def take() -> Optional[Job]:
+            i = next(counter)
+            return jobs[i] if i < len(jobs) else None
     ready = threading.Barrier(connections + 1)
     conns: List[Optional[_Conn]] = [None] * connections
 
@@ -183,10 +197,10 @@ def run(host: str, port: int, jobs: Sequence[Job], connections: int,
             return
         try:
             while True:
-                i = next(counter)
-                if i >= len(jobs):
+                job = take()
+                if job is None:
                     break
-                _transaction(conn, jobs[i], res, lock)
+                _transaction(conn, job, res, lock)
             conn.sock.sendall(b"QUIT\r\n")
             conn.reply()
         except (OSError, LmtpError) as e:

@@ -3,8 +3,10 @@ sampler for the memory and CPU of a server's whole process tree."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
 import pwd
 import grp
 import re
@@ -20,6 +22,9 @@ import lmtp_client
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
+
+# Every bench user has this password on both servers.
+PASSWORD = "bench-password"
 
 
 class BenchError(Exception):
@@ -71,15 +76,33 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def vm_hwm(pid: int) -> int:
+def _status_kb(pid: int, field: str) -> int:
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def vm_hwm(pid: int) -> int:
+    return _status_kb(pid, "VmHWM:")
+
+
+def vm_rss(pid: int) -> int:
+    """Current resident set size of one process (VmRSS), in bytes."""
+    return _status_kb(pid, "VmRSS:")
+
+
+def tree_memory(root: int) -> Dict[str, int]:
+    """Sum of PSS (shared pages counted once over all processes) and of RSS over the process
+    tree under root, and how many processes it has."""
+    table = _proc_table()
+    pids = _tree(table, root)
+    return {"pss_bytes": sum(_pss(p) for p in pids),
+            "rss_bytes": sum(table[p][1] for p in pids), "processes": len(pids)}
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -169,6 +192,75 @@ class TreeSampler:
             self.hwm_sum_at_end = sum(vm_hwm(p) for p in pids)
 
 
+# --- machine and binary --------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def fs_type(path: str) -> str:
+    """File system type of the mount holding path, from /proc/mounts."""
+    path = os.path.realpath(path)
+    best, kind = "", "?"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                fields = line.split()
+                mnt = fields[1].replace("\\040", " ")
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, kind = mnt, fields[2]
+    except OSError:
+        pass
+    return kind
+
+
+def mailark_version(binary: str) -> str:
+    try:
+        return subprocess.run([binary, "version"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def snapshot_binary(path: str, dest_dir: str, wait_s: int = 180) -> Optional[str]:
+    """Copy the mailark binary into dest_dir and return the copy's path. Every run then uses
+    the same build even if build/mailark is replaced (or briefly missing) during a rebuild.
+    Waits for the file to exist and stay unchanged for 2 s, and checks the copy runs."""
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        try:
+            st = os.stat(path)
+            time.sleep(2)
+            st2 = os.stat(path)
+            if (st.st_mtime_ns, st.st_size) != (st2.st_mtime_ns, st2.st_size):
+                continue
+            copy = os.path.join(dest_dir, "mailark")
+            shutil.copy2(path, copy)
+            if os.stat(path).st_mtime_ns != st2.st_mtime_ns:
+                continue
+            if subprocess.run([copy, "version"], capture_output=True, timeout=30).returncode == 0:
+                return copy
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        time.sleep(1)
+    return None
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -237,18 +329,55 @@ def _log_problems(path: str, pattern: str, limit: int = 20) -> List[str]:
 
 # --- mailark -------------------------------------------------------------------------------
 
+def set_toml_key(path: str, section: str, key: str, value) -> None:
+    """Set `key = value` in [section] of a TOML file like the one `mailark init` writes:
+    replaces the key's line inside that section, or adds it right after the section header
+    (adding the section at the end when it is missing). Values: int, bool or str."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = str(value)
+    else:
+        text = json.dumps(str(value))
+    with open(path) as f:
+        lines = f.read().split("\n")
+    current, header_at = "", None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped[1:-1].strip()
+            if current == section:
+                header_at = i
+            continue
+        if current == section and re.match(r"%s\s*=" % re.escape(key), stripped):
+            lines[i] = "%s = %s" % (key, text)
+            break
+    else:
+        if header_at is None:
+            lines += ["", "[%s]" % section, "%s = %s" % (key, text)]
+        else:
+            lines.insert(header_at + 1, "%s = %s" % (key, text))
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
 class Mailark:
     name = "mailark"
 
-    def __init__(self, binary: str, root: str, domain: str, users: List[str]):
+    def __init__(self, binary: str, root: str, domain: str, users: List[str],
+                 settings: Optional[Dict[str, Dict[str, object]]] = None):
+        """settings: {section: {key: value}} written into mailark.toml after `init`, e.g.
+        {"server": {"max_connections": 2000}}; everything else keeps init's defaults."""
         self.binary = os.path.abspath(binary)
         self.root = root
         self.dir = os.path.join(root, "mailark")
         self.conf = os.path.join(self.dir, "mailark.toml")
         self.log_path = os.path.join(root, "mailark.log")
         self.domain, self.users = domain, users
+        self.settings = settings or {}
         self.proc: Optional[subprocess.Popen] = None
-        self.port = 0
+        self.port = 0          # LMTP
+        self.ports: Dict[str, int] = {}   # every listener, from ports.json
         self.hwm = 0
 
     def _cli(self, *args, input=None) -> subprocess.CompletedProcess:
@@ -256,9 +385,28 @@ class Mailark:
 
     def setup(self):
         _run([self.binary, "init", self.dir, "--ephemeral-ports"])
+        for section, keys in self.settings.items():
+            for key, value in keys.items():
+                set_toml_key(self.conf, section, key, value)
         self._cli("tenant", "add", self.domain)
         for u in self.users:
-            self._cli("user", "add", u, "--password-stdin", input="bench-password\n")
+            self._cli("user", "add", u, "--password-stdin", input=PASSWORD + "\n")
+
+    def password_hash(self, user: str) -> Optional[str]:
+        """The stored password hash of user (argon2id, PHC string), read from the directory
+        database that `init` creates at its default path; None if it cannot be read."""
+        import sqlite3
+        path = os.path.join(self.dir, "directory", "directory.sqlite")
+        try:
+            db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+            try:
+                row = db.execute("SELECT password_hash FROM users WHERE address = ?",
+                                 (user,)).fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
 
     def start(self):
         ports = os.path.join(self.dir, "ports.json")
@@ -276,7 +424,8 @@ class Mailark:
                     self.proc.returncode, " | ".join(_log_problems(self.log_path, ".")[-5:])))
             try:
                 with open(ports) as f:
-                    self.port = int(json.load(f)["lmtp"])
+                    self.ports = {k: int(v) for k, v in json.load(f).items()}
+                self.port = self.ports["lmtp"]
                 break
             except (OSError, ValueError, KeyError):
                 time.sleep(0.05)
@@ -287,6 +436,10 @@ class Mailark:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def imap_port(self) -> int:
+        return self.ports.get("imap", 0)
 
     def before_stop(self):
         self.hwm = vm_hwm(self.pid)
@@ -349,7 +502,7 @@ DOVECOT_CONF = """\
 base_dir = {root}/run
 state_dir = {root}/state
 instance_name = mailark-bench-{port}
-protocols = lmtp
+protocols = {protocols}
 listen = 127.0.0.1
 ssl = no
 log_path = {root}/dovecot.log
@@ -385,29 +538,68 @@ service lmtp {{
 service anvil {{
   chroot =
 }}
+{extra}"""
+
+# Added to DOVECOT_CONF when the IMAP server is wanted (bench/imap_bench.py). Only the limits
+# that would stop 1000+ concurrent sessions of one user from 127.0.0.1 are raised; the rest is
+# Dovecot's default: imap-login in high-security mode (one login process per connection until
+# the login is done, then the connection passes to a new imap process, one per session).
+DOVECOT_IMAP_CONF = """\
+# IMAP: 127.0.0.1 only, no TLS (plaintext LOGIN is allowed because the client is local).
+default_process_limit = {process_limit}
+# Processes such as log, anvil, stats and auth serve every imap process at once.
+default_client_limit = {client_limit}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  process_limit = {process_limit}
+}}
+service imap {{
+  process_limit = {process_limit}
+}}
+protocol imap {{
+  # Default 10: the bench opens up to 1000 sessions of one user from one address.
+  mail_max_userip_connections = {process_limit}
+}}
 """
 
 
 class Dovecot:
     name = "dovecot"
 
-    def __init__(self, root: str, domain: str, users: List[str], fmt: str):
+    def __init__(self, root: str, domain: str, users: List[str], fmt: str, imap: bool = False,
+                 passwords: Optional[Dict[str, str]] = None, imap_process_limit: int = 2100):
+        """imap: also run the IMAP server (imap_port), with process and client limits for
+        imap_process_limit concurrent sessions. passwords: user -> passwd-file password
+        field with its scheme, e.g. "{ARGON2ID}$argon2id$..."; default {PLAIN}."""
         self.root = os.path.join(root, "dovecot")
         self.conf = os.path.join(self.root, "dovecot.conf")
         self.log_path = os.path.join(self.root, "dovecot.log")
         self.domain, self.users, self.fmt = domain, users, fmt
+        self.imap, self.imap_process_limit = imap, imap_process_limit
+        self.passwords = passwords or {}
         self.proc: Optional[subprocess.Popen] = None
-        self.port = 0
+        self.port = 0          # LMTP
+        self.imap_port = 0
         self.hwm = 0
+        self._provisioned = False
 
     @staticmethod
-    def available() -> Optional[str]:
-        """None when dovecot and its LMTP server are installed, else what is missing."""
+    def available(imap: bool = False) -> Optional[str]:
+        """None when dovecot and its LMTP (and IMAP) server are installed, else what is
+        missing."""
         if not shutil.which("dovecot") or not shutil.which("doveadm"):
-            return "dovecot not found (install dovecot-core dovecot-lmtpd: " \
+            return "dovecot not found (install dovecot-core dovecot-lmtpd dovecot-imapd: " \
                    "sh scripts/install-deps.sh --bench)"
         if not os.path.exists("/usr/lib/dovecot/lmtp"):
             return "Dovecot LMTP server missing (install dovecot-lmtpd)"
+        if imap and not os.path.exists("/usr/lib/dovecot/imap"):
+            return "Dovecot IMAP server missing (install dovecot-imapd)"
         return None
 
     @staticmethod
@@ -448,12 +640,20 @@ class Dovecot:
                 p = os.path.dirname(p)
             os.chown(home, ident["uid"], ident["gid"])
         self.port = free_port()
+        extra = ""
+        if self.imap:
+            self.imap_port = free_port()
+            extra = DOVECOT_IMAP_CONF.format(imap_port=self.imap_port,
+                                             process_limit=self.imap_process_limit,
+                                             client_limit=2 * self.imap_process_limit + 1000)
         with open(os.path.join(self.root, "users"), "w") as f:
             for u in self.users:
-                f.write("%s:{PLAIN}bench-password:::::\n" % u)
+                f.write("%s:%s:::::\n" % (u, self.passwords.get(u, "{PLAIN}" + PASSWORD)))
         with open(self.conf, "w") as f:
             f.write(DOVECOT_CONF.format(root=self.root, port=self.port, fmt=self.fmt,
                                         domain=self.domain,
+                                        protocols="lmtp imap" if self.imap else "lmtp",
+                                        extra=extra,
                                         first_uid=min(ident["uid"], 500) or 1,
                                         first_gid=min(ident["gid"], 1) or 1, **ident))
 
@@ -476,9 +676,11 @@ class Dovecot:
         # doveadm opens (and so creates) each user's INBOX. Without this, concurrent first
         # deliveries to a new user can race in mailbox creation (seen with Dovecot 2.3.19:
         # "Mailbox already exists" and an fcntl EDEADLK panic with 3 recipients/message).
+        # A restart of an instance that already has mail only checks the users are there.
         st = self.stored_live()
-        if st["users"] != len(self.users) or st["messages"] != 0:
+        if st["users"] != len(self.users) or (st["messages"] != 0 and not self._provisioned):
             raise BenchError("dovecot provisioning: %r" % st)
+        self._provisioned = True
 
     @property
     def pid(self) -> int:

@@ -7,9 +7,9 @@ BUILD="build-essential cmake ninja-build pkg-config ccache git
   libsqlite3-dev sqlite3 libzstd-dev libgmime-3.0-dev libglib2.0-dev libssl-dev libargon2-dev
   libboost-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev"
-TEST="python3 swaks libpython3.11-testsuite procps"
+TEST="python3 swaks libpython3.11-testsuite procps isync curl"
 FUZZ="clang libclang-rt-14-dev"
-BENCH="dovecot-core dovecot-lmtpd"
+BENCH="dovecot-core dovecot-lmtpd dovecot-imapd"
 
 want="$BUILD $TEST"
 [ "${1:-}" = "--bench" ] && want="$want $BENCH"

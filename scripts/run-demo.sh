@@ -11,6 +11,9 @@ DEMO_PASS=demo-password
 if [ ! -f "$CONF" ]; then
   "$BIN" init "$DATA" --ephemeral-ports
 fi
+if ! grep -q '^\[imap\]' "$CONF"; then
+  echo "note: $CONF predates IMAP; remove $DATA to start over with IMAP enabled" >&2
+fi
 export MAILARK_CONFIG="$(cd "$DATA" && pwd)/mailark.toml"
 "$BIN" tenant list | grep -q '^demo.test ' || "$BIN" tenant add demo.test
 if ! "$BIN" user list | grep -q "^$DEMO_USER "; then
@@ -27,15 +30,24 @@ while [ ! -s "$DATA/ports.json" ]; do
   if [ $i -gt 100 ] || ! kill -0 $PID 2>/dev/null; then echo "mailark did not start" >&2; exit 1; fi
   sleep 0.1
 done
-LMTP=$(sed -n 's/.*"lmtp": *\([0-9]*\).*/\1/p' "$DATA/ports.json")
+port() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" "$DATA/ports.json"; }
+LMTP=$(port lmtp)
+IMAP=$(port imap)
+IMAPS=$(port imaps)
 cat <<INFO
 
 mailark is running (pid $PID), data in $DATA
   LMTP      127.0.0.1:$LMTP
+  IMAP      127.0.0.1:$IMAP   (STARTTLS; plaintext login allowed on loopback)
+  IMAPS     127.0.0.1:$IMAPS  (TLS, self-signed certificate $DATA/tls/cert.pem)
   demo user $DEMO_USER  password $DEMO_PASS
 
 Send a message:
   swaks --protocol LMTP --server 127.0.0.1:$LMTP --to $DEMO_USER
+Read it:
+  curl -u $DEMO_USER:$DEMO_PASS 'imap://127.0.0.1:$IMAP/INBOX;UID=1'
+  curl --cacert $DATA/tls/cert.pem -u $DEMO_USER:$DEMO_PASS 'imaps://localhost:$IMAPS/INBOX' -X 'UID SEARCH ALL'
+  (any mail client: server 127.0.0.1, port $IMAPS, SSL/TLS, user $DEMO_USER)
 Look at it:
   export MAILARK_CONFIG=$MAILARK_CONFIG
   $BIN stats; $BIN check; $BIN replay --list

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <sstream>
 
@@ -81,10 +82,16 @@ int init(const std::string& dir, bool ephemeral_ports, const std::string& listen
   InitOptions options;
   options.ephemeral_ports = ephemeral_ports;
   options.listen_address = listen_address;
+  char host[256] = {0};
+  // The certificate names this host (when it has a domain) besides localhost.
+  if (gethostname(host, sizeof host - 1) == 0 && host[0] && std::strchr(host, '.') != nullptr)
+    options.hostname = host;
   Status s = init_data_dir(dir, options);
   if (!s.is_ok()) return fail_status(s);
-  std::printf("initialized %s\n  configuration: %s/mailark.toml\n  first database: db1\n",
-              dir.c_str(), dir.c_str());
+  std::printf(
+      "initialized %s\n  configuration: %s/mailark.toml\n  first database: db1\n"
+      "  TLS: self-signed certificate %s/tls/cert.pem (replace it with a trusted one)\n",
+      dir.c_str(), dir.c_str(), dir.c_str());
   return 0;
 }
 

@@ -935,6 +935,24 @@ Result<std::string> MailStore::read_message(const Account& account, const Digest
   return r;
 }
 
+Result<std::unique_ptr<BlobReader>> MailStore::open_message(const Account& account,
+                                                            const Digest& blob) {
+  std::string inline_data;
+  bool is_inline = false;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
+    st.bind_blob(1, as_bytes(blob));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row && !st.column_is_null(0)) {
+      is_inline = true;
+      inline_data = st.column_blob(0);
+    }
+    return Status::ok();
+  }));
+  if (is_inline) return BlobReader::open_encoded(std::move(inline_data), blob);
+  return account.db->blobs().open(blob);
+}
+
 Result<MessageInfo> MailStore::message_info(const Account& account, const Digest& blob) {
   std::string bytes;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {

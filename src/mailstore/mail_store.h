@@ -20,6 +20,7 @@
 
 namespace mailark {
 
+class BlobReader;
 class Database;
 
 // An account opened in its database. Cheap to copy; valid while the MailStore lives.
@@ -186,6 +187,9 @@ class MailStore {
                                       uint64_t modseq);
   // The raw message, verified against its hash (kCorrupt if it does not match).
   Result<std::string> read_message(const Account& account, const Digest& blob);
+  // The raw message as a stream, for large messages (see BlobReader: a hash mismatch shows
+  // only at the end, so read it through once before sending anything).
+  Result<std::unique_ptr<BlobReader>> open_message(const Account& account, const Digest& blob);
   Result<MessageInfo> message_info(const Account& account, const Digest& blob);
   // True when this ingress id has been delivered to the account.
   Result<bool> has_delivery(const Account& account, const Guid& ingress_id);

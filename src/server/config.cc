@@ -22,8 +22,8 @@ std::string resolve(const std::string& base, const std::string& path) {
 
 Status read_listener(const toml::table& root, const char* name, ListenerConfig* out) {
   const toml::table* t = root[name].as_table();
-  if (!t) return Status::ok();
-  if (auto v = (*t)["enabled"].value<bool>()) out->enabled = *v;
+  if (!t) return Status::ok();  // absent: the built-in default (IMAP off for older configs)
+  out->enabled = (*t)["enabled"].value_or(true);
   if (auto v = (*t)["address"].value<std::string>()) out->address = *v;
   if (auto v = (*t)["port"].value<int64_t>()) {
     if (*v < 0 || *v > 65535) return invalid(std::string(name) + ".port must be 0..65535");

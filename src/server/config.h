@@ -26,8 +26,10 @@ struct Config {
   IngressRetention ingress;
 
   ListenerConfig lmtp;
-  ListenerConfig imap{true, "127.0.0.1", 143};
-  ListenerConfig imaps{true, "127.0.0.1", 993};
+  // Off unless the configuration has the section ('mailark init' writes both), so a
+  // configuration written before IMAP existed keeps starting as it did.
+  ListenerConfig imap{false, "127.0.0.1", 143};
+  ListenerConfig imaps{false, "127.0.0.1", 993};
   std::string tls_cert;  // PEM; empty or missing: no STARTTLS, and imaps cannot start
   std::string tls_key;
   int imap_timeout_s = 30 * 60;

@@ -54,7 +54,11 @@ Status init_data_dir(const std::string& dir, const InitOptions& options) {
   if (!config.tls_cert.empty() && !config.tls_key.empty() && !fs.exists(config.tls_cert)) {
     MK_RETURN_IF_ERROR(fs.make_dirs(parent_dir(config.tls_cert)));
     MK_RETURN_IF_ERROR(fs.make_dirs(parent_dir(config.tls_key)));
-    MK_RETURN_IF_ERROR(create_self_signed_certificate(config.tls_cert, config.tls_key, options.hostname));
+    Status cert = create_self_signed_certificate(config.tls_cert, config.tls_key, options.hostname);
+    // A host name the certificate cannot carry: the certificate still names localhost.
+    if (cert.code() == ErrorCode::kInvalid && options.hostname != "localhost")
+      cert = create_self_signed_certificate(config.tls_cert, config.tls_key, "localhost");
+    MK_RETURN_IF_ERROR(cert);
   }
   MailStore store(fs, config.databases_path);
   MK_RETURN_IF_ERROR(store.create_database("db1"));

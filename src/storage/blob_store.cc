@@ -131,6 +131,117 @@ Result<std::string> BlobStore::get(const Digest& digest) const {
   return decode_verified(*file, digest);
 }
 
+Result<std::unique_ptr<BlobReader>> BlobStore::open(const Digest& digest) const {
+  std::string path = path_of(digest);
+  if (!fs_.exists(path)) return not_found("blob " + to_hex(digest) + " missing");
+  return BlobReader::open_file(fs_, path, digest);
+}
+
+// ---------------------------------------------------------------- streaming reads
+
+// (Namespace scope, not function-local: the reader is used from coroutine-driven code paths.)
+constexpr size_t kReadBlock = 128 * 1024;
+
+BlobReader::BlobReader(const Digest& digest, uint64_t size, uint8_t kind)
+    : digest_(digest), size_(size), kind_(kind) {
+  if (kind_ == kZstd) dstream_ = ZSTD_createDStream();
+}
+
+BlobReader::~BlobReader() {
+  if (dstream_) ZSTD_freeDStream(static_cast<ZSTD_DStream*>(dstream_));
+}
+
+static Result<uint8_t> check_header(std::string_view header, const std::string& what, uint64_t* size) {
+  if (header.size() < kHeaderSize || std::memcmp(header.data(), kMagic, 4) != 0)
+    return corrupt(what + ": bad blob header");
+  uint8_t kind = static_cast<uint8_t>(header[4]);
+  *size = get_u64(header.data() + 8);
+  if (*size > kMaxBlobSize) return corrupt(what + ": implausible blob size");
+  if (kind != kRaw && kind != kZstd) return corrupt(what + ": unknown blob encoding");
+  return kind;
+}
+
+Result<std::unique_ptr<BlobReader>> BlobReader::open_file(FileSystem& fs, const std::string& path,
+                                                          const Digest& digest) {
+  std::string what = "blob " + to_hex(digest);
+  MK_ASSIGN_OR_RETURN(auto file, fs.open_read(path));
+  MK_ASSIGN_OR_RETURN(std::string header, file->read_at(0, kHeaderSize));
+  uint64_t size = 0;
+  MK_ASSIGN_OR_RETURN(uint8_t kind, check_header(header, what, &size));
+  std::unique_ptr<BlobReader> r(new BlobReader(digest, size, kind));
+  r->encoded_size_ = file->size();
+  r->file_ = std::move(file);
+  r->offset_ = kHeaderSize;
+  if (kind == kRaw && r->encoded_size_ != kHeaderSize + size) return corrupt(what + ": blob length mismatch");
+  return r;
+}
+
+Result<std::unique_ptr<BlobReader>> BlobReader::open_encoded(std::string encoded, const Digest& digest) {
+  std::string what = "blob " + to_hex(digest);
+  uint64_t size = 0;
+  MK_ASSIGN_OR_RETURN(uint8_t kind, check_header(encoded, what, &size));
+  std::unique_ptr<BlobReader> r(new BlobReader(digest, size, kind));
+  r->encoded_size_ = encoded.size();
+  r->encoded_ = std::move(encoded);
+  r->offset_ = kHeaderSize;
+  if (kind == kRaw && r->encoded_size_ != kHeaderSize + size) return corrupt(what + ": blob length mismatch");
+  return r;
+}
+
+Status BlobReader::refill() {
+  if (input_pos_ < input_.size()) return Status::ok();
+  input_.clear();
+  input_pos_ = 0;
+  if (offset_ >= encoded_size_) return Status::ok();
+  size_t n = static_cast<size_t>(std::min<uint64_t>(kReadBlock, encoded_size_ - offset_));
+  if (file_) {
+    MK_ASSIGN_OR_RETURN(input_, file_->read_at(offset_, n));
+    if (input_.size() != n) return corrupt("blob " + to_hex(digest_) + ": short read");
+  } else {
+    input_.assign(encoded_, static_cast<size_t>(offset_), n);
+  }
+  offset_ += n;
+  return Status::ok();
+}
+
+Result<size_t> BlobReader::read(size_t max, std::string* out) {
+  size_t appended = 0;
+  while (appended < max && produced_ < size_) {
+    MK_RETURN_IF_ERROR(refill());
+    bool input_left = input_pos_ < input_.size();
+    size_t want = static_cast<size_t>(std::min<uint64_t>(max - appended, size_ - produced_));
+    size_t old = out->size();
+    size_t got = 0;
+    if (kind_ == kRaw) {
+      got = std::min(want, input_.size() - input_pos_);
+      out->append(input_, input_pos_, got);
+      input_pos_ += got;
+    } else {
+      // The decoder may still hold output when all input is in, so it is asked even then.
+      out->resize(old + want);
+      ZSTD_outBuffer ob{out->data() + old, want, 0};
+      ZSTD_inBuffer ib{input_.data() + input_pos_, input_.size() - input_pos_, 0};
+      size_t rc = ZSTD_decompressStream(static_cast<ZSTD_DStream*>(dstream_), &ob, &ib);
+      out->resize(old + ob.pos);
+      if (ZSTD_isError(rc)) return corrupt("blob " + to_hex(digest_) + ": zstd data damaged");
+      input_pos_ += ib.pos;
+      got = ob.pos;
+    }
+    if (got == 0 && !input_left) return corrupt("blob " + to_hex(digest_) + ": blob is truncated");
+    hash_.update(std::string_view(out->data() + old, got));
+    produced_ += got;
+    appended += got;
+  }
+  if (produced_ == size_ && !done_) {
+    done_ = true;
+    if (kind_ == kRaw && offset_ != encoded_size_)
+      return corrupt("blob " + to_hex(digest_) + ": data after the end of the blob");
+    if (hash_.finish() != digest_)
+      return corrupt("blob " + to_hex(digest_) + ": content does not match its SHA-256");
+  }
+  return appended;
+}
+
 Status BlobStore::verify(const Digest& digest) const {
   auto r = get(digest);
   return r.is_ok() ? Status::ok() : r.status();

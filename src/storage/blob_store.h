@@ -3,6 +3,7 @@
 // read (invariant 3). Layout and file format: docs/formats/blob.md.
 #pragma once
 
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -12,6 +13,42 @@
 #include "os/file.h"
 
 namespace mailark {
+
+// Streams one blob's content in pieces, so a large message is never held whole: decoding and
+// the SHA-256 run as the bytes go by. A damaged stream is reported as soon as it is found; a
+// content hash mismatch only at the end, so callers that must never send unverified bytes
+// read the blob once through (verify) before streaming it out.
+class BlobReader {
+ public:
+  // A blob file, or a blob in its encoded form (kept inline in the database).
+  static Result<std::unique_ptr<BlobReader>> open_file(FileSystem& fs, const std::string& path,
+                                                       const Digest& digest);
+  static Result<std::unique_ptr<BlobReader>> open_encoded(std::string encoded, const Digest& digest);
+  ~BlobReader();
+
+  uint64_t size() const { return size_; }
+  // Appends up to `max` content bytes to `out` and returns how many; 0 once everything has
+  // been read and verified. kCorrupt when the data is damaged or does not hash to the digest.
+  Result<size_t> read(size_t max, std::string* out);
+
+ private:
+  BlobReader(const Digest& digest, uint64_t size, uint8_t kind);
+  Status refill();
+
+  Digest digest_;
+  uint64_t size_ = 0;
+  uint8_t kind_ = 0;
+  std::unique_ptr<ReadableFile> file_;  // or
+  std::string encoded_;                 // the whole encoded blob when inline
+  uint64_t offset_ = 0;                 // next encoded byte to read
+  uint64_t encoded_size_ = 0;
+  std::string input_;                   // encoded bytes read, not yet decoded
+  size_t input_pos_ = 0;
+  uint64_t produced_ = 0;
+  bool done_ = false;
+  void* dstream_ = nullptr;  // ZSTD_DStream
+  Sha256 hash_;
+};
 
 class BlobStore {
  public:
@@ -38,6 +75,8 @@ class BlobStore {
   // Returns the content, verified against `digest`. A mismatch or undecodable file is
   // kCorrupt naming the blob; a missing file is kNotFound.
   Result<std::string> get(const Digest& digest) const;
+  // A streaming reader of the blob; kNotFound when the file is missing.
+  Result<std::unique_ptr<BlobReader>> open(const Digest& digest) const;
   // get() without keeping the bytes.
   Status verify(const Digest& digest) const;
   bool contains(const Digest& digest) const;

@@ -1,18 +1,45 @@
-// Fuzz target for the IMAP command parser and framer: any bytes, no crash, and a command
-// that parses has a tag and a name.
+// Fuzz target for the IMAP command parser and framer, and for what handlers parse out of a
+// command (SEARCH programs, FETCH body sections, modified UTF-7 names): any bytes, no crash,
+// a command that parses has a tag and a name, and a name that decodes encodes back the same.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "protocol/imap/imap_format.h"
 #include "protocol/imap/imap_parser.h"
+#include "protocol/imap/imap_search.h"
+#include "protocol/imap/mutf7.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace mailark;
   using namespace mailark::imap;
   std::string_view in(reinterpret_cast<const char*>(data), size);
   ParseResult r = parse_command(in);
   if (r.command) {
     if (r.command->tag.empty() || r.command->name.empty()) std::abort();
+    const auto& args = r.command->args;
+    if (r.command->name == "SEARCH") {
+      auto search = parse_search_command(args);
+      if (search.is_ok()) {
+        MessageInfo info = parse_message("Subject: a\r\nDate: 1 Jan 2020 00:00:00 +0000\r\n\r\nb\r\n");
+        SearchMessage m;
+        m.seq = m.uid = 1;
+        m.info = &info;
+        m.raw = "Subject: a\r\n\r\nb\r\n";
+        (void)search_matches(search->program, SearchView{3, 9}, m);
+      }
+    }
+    for (const Value& v : args) {
+      if (v.is_atom()) (void)parse_body_fetch(v.text);
+      if (v.is_list())
+        for (const Value& item : v.items)
+          if (item.is_atom()) (void)parse_body_fetch(item.text);
+      if (v.is_astring()) {
+        auto name = mutf7_to_utf8(v.text);
+        if (name && utf8_to_mutf7(*name) != v.text) std::abort();
+      }
+    }
   } else if (r.error.empty()) {
     std::abort();
   }

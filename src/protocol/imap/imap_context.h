@@ -62,7 +62,8 @@ struct ImapContext {
   // Set by handlers whose output comes in batches (FETCH of many messages): called again,
   // on the pool, after `out` has been written, until it returns false.
   std::function<bool()> more;
-  enum class Then { kNone, kStartTls, kIdle, kAuthContinue, kLogout };
+  // kDrop: the output cannot be completed (a stream failed mid-literal); close at once.
+  enum class Then { kNone, kStartTls, kIdle, kAuthContinue, kLogout, kDrop };
   Then then = Then::kNone;
   std::chrono::milliseconds delay{0};  // wait before sending (authentication failures)
   // AUTHENTICATE without an initial response: the handler that takes the client's line.

@@ -238,6 +238,21 @@ void CommandFramer::reset() {
   literal_ = 0;
 }
 
+std::string format_sequence_set(const std::vector<uint32_t>& sorted) {
+  std::string out;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j + 1 < sorted.size() && sorted[j] != UINT32_MAX && sorted[j + 1] == sorted[j] + 1) {
+      ++j;
+    }
+    if (!out.empty()) out.push_back(',');
+    out += std::to_string(sorted[i]);
+    if (j > i) out += ":" + std::to_string(sorted[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
 std::optional<std::vector<SeqRange>> parse_sequence_set(std::string_view text) {
   std::vector<SeqRange> out;
   if (text.empty()) return std::nullopt;

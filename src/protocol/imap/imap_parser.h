@@ -81,6 +81,8 @@ struct SeqRange {
   uint32_t lo = 0, hi = 0;
 };
 std::optional<std::vector<SeqRange>> parse_sequence_set(std::string_view text);
+// "1:3,7": a compact sequence set of sorted, unique numbers; "" when empty.
+std::string format_sequence_set(const std::vector<uint32_t>& sorted);
 
 // Quotes a string for a response: an atom-safe quoted string, or a literal when it holds
 // CR, LF, NUL or 8-bit bytes.

@@ -779,6 +779,7 @@ std::string to_utf8(std::string bytes, std::string_view charset) {
   }
   const std::string name(charset);
   iconv_t cd = g_mime_iconv_open("UTF-8", name.c_str());
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): (iconv_t)-1 is how iconv reports failure
   if (cd == reinterpret_cast<iconv_t>(-1)) return make_valid_utf8(std::move(bytes));
   GText converted(g_mime_iconv_strndup(cd, bytes.data(), bytes.size()));
   g_mime_iconv_close(cd);
@@ -1019,21 +1020,6 @@ Result<SearchCommand> parse_search_command(const std::vector<Value>& args) {
 bool search_matches(const SearchProgram& program, const SearchView& view, const SearchMessage& m) {
   Evaluation evaluation(view, m);
   return evaluation.matches(program.root());
-}
-
-std::string format_sequence_set(const std::vector<uint32_t>& sorted) {
-  std::string out;
-  for (size_t i = 0; i < sorted.size();) {
-    size_t j = i;
-    while (j + 1 < sorted.size() && sorted[j] != UINT32_MAX && sorted[j + 1] == sorted[j] + 1) {
-      ++j;
-    }
-    if (!out.empty()) out.push_back(',');
-    out += std::to_string(sorted[i]);
-    if (j > i) out += ":" + std::to_string(sorted[j]);
-    i = j + 1;
-  }
-  return out;
 }
 
 }  // namespace mailark::imap

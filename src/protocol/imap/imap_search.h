@@ -108,7 +108,4 @@ struct SearchMessage {
 //   bytes that are not UTF-8 compare as they are.
 bool search_matches(const SearchProgram& program, const SearchView& view, const SearchMessage& m);
 
-// "1:3,7": a compact sequence set of sorted, unique numbers (ESEARCH ALL); "" when empty.
-std::string format_sequence_set(const std::vector<uint32_t>& sorted);
-
 }  // namespace mailark::imap

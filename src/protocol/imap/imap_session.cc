@@ -173,6 +173,7 @@ awaitable<bool> ImapSession::run_handler(const CommandSpec& spec, const Command&
   };
   co_await service_.pool_.run(std::move(job));
   while (ctx_.more) {
+    if (ctx_.then == ImapContext::Then::kDrop) co_return false;
     if (!co_await flush()) co_return false;
     auto next = [this, s, c] {
       if (!ctx_.more()) {
@@ -224,6 +225,10 @@ awaitable<bool> ImapSession::execute(const ParseResult& parsed) {
 // What follows the handler: the connection-level part of the command, then its tagged reply.
 awaitable<bool> ImapSession::finish(const CommandSpec& spec, const Command& cmd) {
   switch (ctx_.then) {
+    case ImapContext::Then::kDrop:
+      co_await flush();
+      conn_->close();
+      co_return false;
     case ImapContext::Then::kIdle:
       co_return co_await idle(spec, cmd);
     case ImapContext::Then::kAuthContinue:

@@ -77,7 +77,7 @@ void MailboxView::announce_expunges(const std::vector<uint32_t>& uids, const Syn
   if (gone.empty()) return;
   std::sort(gone.begin(), gone.end());
   if (options.qresync) {
-    *out += "* VANISHED " + format_uid_set(gone) + "\r\n";
+    *out += "* VANISHED " + format_sequence_set(gone) + "\r\n";
   } else {
     // Highest first, so no announced number shifts the ones still to come.
     for (auto it = gone.rbegin(); it != gone.rend(); ++it)
@@ -145,20 +145,6 @@ std::string format_flags(const std::vector<std::string>& flags, bool recent) {
   }
   if (recent) out += out.size() > 1 ? " \\Recent" : "\\Recent";
   out += ')';
-  return out;
-}
-
-std::string format_uid_set(const std::vector<uint32_t>& ascending) {
-  std::string out;
-  size_t i = 0;
-  while (i < ascending.size()) {
-    size_t j = i;
-    while (j + 1 < ascending.size() && ascending[j + 1] == ascending[j] + 1) ++j;
-    if (!out.empty()) out += ',';
-    out += std::to_string(ascending[i]);
-    if (j > i) out += ':' + std::to_string(ascending[j]);
-    i = j + 1;
-  }
   return out;
 }
 

@@ -106,7 +106,5 @@ class MailboxView {
 
 // "(\Seen $Label1)" with \Recent added when `recent`.
 std::string format_flags(const std::vector<std::string>& flags, bool recent);
-// "1:3,7,9:10" from ascending unique numbers.
-std::string format_uid_set(const std::vector<uint32_t>& ascending);
 
 }  // namespace mailark::imap

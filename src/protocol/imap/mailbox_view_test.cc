@@ -92,8 +92,6 @@ TEST(MailboxView, RecentGoesToTheFirstSession) {
 }
 
 TEST(MailboxView, FormatSets) {
-  EXPECT_EQ(format_uid_set({1, 2, 3, 5, 7, 8}), "1:3,5,7:8");
-  EXPECT_EQ(format_uid_set({}), "");
   EXPECT_EQ(format_flags({"$Junk", "\\Seen"}, true), "($Junk \\Seen \\Recent)");
   EXPECT_EQ(format_flags({}, false), "()");
 }

@@ -38,8 +38,8 @@ void cmd_copy(ImapContext& ctx, const Command& cmd) {
     }
     std::string src_set, dst_set;
     if (ascending) {
-      src_set = format_uid_set(src);
-      dst_set = format_uid_set(dst);
+      src_set = format_sequence_set(src);
+      dst_set = format_sequence_set(dst);
     } else {
       // Both lists in the same order, number by number (RFC 4315 3).
       for (size_t i = 0; i < src.size(); ++i) {

@@ -5,8 +5,11 @@
 // whole large folder never builds one huge reply.
 #include <algorithm>
 
+#include <deque>
+
 #include "base/log.h"
 #include "protocol/imap/imap_context.h"
+#include "storage/blob_store.h"
 #include "protocol/imap/imap_format.h"
 
 namespace mailark::imap {
@@ -36,6 +39,9 @@ struct FetchPlan {
 
 constexpr size_t kBatchMessages = 256;
 constexpr size_t kBatchBytes = 512 * 1024;
+// Whole-message and TEXT sections of larger messages are streamed from the blob, so a
+// session never holds such a message whole.
+constexpr uint64_t kStreamAbove = 1 << 20;
 
 Status add_item(const Value& v, FetchPlan* plan) {
   if (!v.is_atom()) return invalid("Invalid FETCH attribute");
@@ -141,13 +147,96 @@ std::string literal(std::string_view bytes) {
   return out;
 }
 
+// Output of one message: text, or a range of the message to stream from its blob.
+struct Piece {
+  std::string text;
+  bool stream = false;
+  Digest blob{};
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 struct FetchState {
   FetchPlan plan;
   std::vector<uint32_t> uids;
   size_t pos = 0;
   bool missing = false;
   Status error;
+  std::deque<Piece> pending;
+  std::unique_ptr<BlobReader> reader;  // of pending.front() once streaming started
+  uint64_t streamed = 0;
 };
+
+// The byte range of a section that can be streamed: the whole message or its TEXT, with
+// the partial applied. nullopt for every other section.
+std::optional<std::pair<uint64_t, uint64_t>> stream_range(const BodyFetch& body,
+                                                          const MessageInfo& info, uint64_t size) {
+  const Section& s = body.section;
+  if (!s.part.empty() || (s.text != Section::Text::kNone && s.text != Section::Text::kText))
+    return std::nullopt;
+  uint64_t start = s.text == Section::Text::kText ? std::min(info.header_size, size) : 0;
+  uint64_t length = size - start;
+  if (body.partial) {
+    uint64_t origin = std::min(body.partial->origin, length);
+    start += origin;
+    length = std::min(length - origin, body.partial->count);
+  }
+  return std::make_pair(start, length);
+}
+
+// Reads the whole message once, so nothing is sent from a blob that fails verification.
+Status verify_message(ImapContext& ctx, const Digest& blob) {
+  MK_ASSIGN_OR_RETURN(auto reader, ctx.store().open_message(*ctx.account, blob));
+  std::string scratch;
+  while (true) {
+    scratch.clear();
+    MK_ASSIGN_OR_RETURN(size_t n, reader->read(kBatchBytes, &scratch));
+    if (n == 0) return Status::ok();
+  }
+}
+
+// Appends pending output to ctx.out; false when it stopped because the batch is full.
+bool drain(ImapContext& ctx, FetchState& st) {
+  while (!st.pending.empty()) {
+    Piece& p = st.pending.front();
+    if (!p.stream) {
+      ctx.out += p.text;
+      st.pending.pop_front();
+      continue;
+    }
+    if (!st.reader) {
+      auto opened = ctx.store().open_message(*ctx.account, p.blob);
+      if (!opened.is_ok()) {
+        st.error = opened.status();
+        return true;
+      }
+      st.reader = std::move(*opened);
+      std::string skip;
+      for (uint64_t skipped = 0; skipped < p.offset;) {
+        skip.clear();
+        auto n = st.reader->read(static_cast<size_t>(std::min<uint64_t>(kBatchBytes, p.offset - skipped)), &skip);
+        if (!n.is_ok() || *n == 0) {
+          st.error = n.is_ok() ? corrupt("message shorter than its size") : n.status();
+          return true;
+        }
+        skipped += *n;
+      }
+      st.streamed = 0;
+    }
+    while (st.streamed < p.length) {
+      auto n = st.reader->read(static_cast<size_t>(std::min<uint64_t>(kBatchBytes, p.length - st.streamed)), &ctx.out);
+      if (!n.is_ok() || *n == 0) {
+        st.error = n.is_ok() ? corrupt("message shorter than its size") : n.status();
+        return true;
+      }
+      st.streamed += *n;
+      if (ctx.out.size() >= kBatchBytes && st.streamed < p.length) return false;
+    }
+    st.reader.reset();
+    st.pending.pop_front();
+  }
+  return true;
+}
 
 bool has_seen(const std::vector<std::string>& flags) {
   return std::binary_search(flags.begin(), flags.end(), std::string("\\Seen"));
@@ -155,7 +244,7 @@ bool has_seen(const std::vector<std::string>& flags) {
 
 // One message's "* n FETCH (...)" line.
 Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item, bool flags_changed,
-                      std::string* out) {
+                      std::deque<Piece>* out) {
   const MailboxView& view = *ctx.selected;
   std::optional<MessageInfo> info;
   std::optional<std::string> raw;
@@ -187,6 +276,15 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item, b
       case K::kBodyStructure: line += "BODYSTRUCTURE " + format_bodystructure(info->body, true); break;
       case K::kModseq: line += "MODSEQ (" + std::to_string(item.modseq) + ")"; break;
       case K::kSection: {
+        auto range = stream_range(f.body, *info, item.size);
+        if (range && item.size > kStreamAbove) {
+          if (!raw) MK_RETURN_IF_ERROR(verify_message(ctx, item.blob));
+          line += f.name + " {" + std::to_string(range->second) + "}\r\n";
+          out->push_back(Piece{std::move(line), false, {}, 0, 0});
+          line.clear();
+          out->push_back(Piece{{}, true, item.blob, range->first, range->second});
+          break;
+        }
         std::string bytes;
         std::optional<std::string> cached;
         if (f.from_cache) cached = header_section_from_cache(*info, f.body.section);
@@ -208,13 +306,14 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item, b
   if ((plan.changed_since || (ctx.condstore && flags_changed)) && !plan.has_modseq)
     line += " MODSEQ (" + std::to_string(item.modseq) + ")";
   line += ")\r\n";
-  out->append(line);
+  out->push_back(Piece{std::move(line), false, {}, 0, 0});
   return Status::ok();
 }
 
 // Answers the next batch; true when more remain.
 bool fetch_batch(ImapContext& ctx, FetchState& st) {
   MailboxView& view = *ctx.selected;
+  if (!drain(ctx, st)) return true;
   size_t start_size = ctx.out.size();
   while (st.pos < st.uids.size() && st.error.is_ok()) {
     size_t end = std::min(st.uids.size(), st.pos + kBatchMessages);
@@ -226,6 +325,7 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     std::vector<ItemInfo>& items = *found;
     // Keep only the requested UIDs (the range may hold others).
     std::vector<ItemInfo> wanted;
+    std::vector<size_t> index;  // position of wanted[i] in st.uids
     size_t k = st.pos;
     for (ItemInfo& item : items) {
       while (k < end && st.uids[k] < item.uid) {
@@ -234,10 +334,20 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
       }
       if (k < end && st.uids[k] == item.uid) {
         wanted.push_back(std::move(item));
+        index.push_back(k);
         ++k;
       }
     }
     if (k < end) st.missing = true;
+    // A message that will be streamed ends its batch.
+    if (st.plan.needs_raw) {
+      for (size_t i = 0; i < wanted.size(); ++i) {
+        if (wanted[i].size <= kStreamAbove) continue;
+        wanted.resize(i + 1);
+        end = index[i] + 1;
+        break;
+      }
+    }
     std::vector<bool> flags_changed(wanted.size(), false);
     if (st.plan.sets_seen && !view.read_only()) {
       std::vector<uint32_t> unseen;
@@ -263,16 +373,27 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     }
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (st.plan.changed_since && wanted[i].modseq <= st.plan.changed_since) continue;
-      Status s = format_message(ctx, st.plan, wanted[i], flags_changed[i], &ctx.out);
+      Status s = format_message(ctx, st.plan, wanted[i], flags_changed[i], &st.pending);
       if (!s.is_ok()) {
         MK_LOG_ERROR("imap {}: cannot fetch uid {} of {}: {}", ctx.user, wanted[i].uid, view.name(),
                      s.to_string());
         st.error = s;
+        st.pending.clear();
         break;
+      }
+      if (!drain(ctx, st)) {
+        st.pos = end;
+        return true;
       }
     }
     st.pos = end;
     if (ctx.out.size() - start_size > kBatchBytes) break;
+  }
+  if (!st.error.is_ok() && (st.reader || !st.pending.empty())) {
+    // A literal was begun and cannot be finished: the connection cannot go on.
+    MK_LOG_ERROR("imap {}: message stream failed mid-literal: {}", ctx.user, st.error.to_string());
+    ctx.then = ImapContext::Then::kDrop;
+    return false;
   }
   return st.pos < st.uids.size() && st.error.is_ok();
 }
@@ -311,7 +432,7 @@ void cmd_fetch(ImapContext& ctx, const Command& cmd) {
         }
       }
     }
-    if (!gone.empty()) ctx.out += "* VANISHED (EARLIER) " + format_uid_set(gone) + "\r\n";
+    if (!gone.empty()) ctx.out += "* VANISHED (EARLIER) " + format_sequence_set(gone) + "\r\n";
   }
 
   auto state = std::make_shared<FetchState>();

@@ -63,7 +63,7 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
       if (ret.max) line += " MAX " + std::to_string(found.back());
     }
     if (ret.count) line += " COUNT " + std::to_string(found.size());
-    if (all && !found.empty()) line += " ALL " + format_uid_set(found);
+    if (all && !found.empty()) line += " ALL " + format_sequence_set(found);
     if (program.uses_modseq() && !found.empty()) line += " MODSEQ " + std::to_string(highest_modseq);
     ctx.out += line + "\r\n";
   } else {

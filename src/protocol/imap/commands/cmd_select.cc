@@ -118,7 +118,7 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
       }
       if (known) vanished.push_back(uid);
     }
-    if (!vanished.empty()) out += "* VANISHED (EARLIER) " + format_uid_set(vanished) + "\r\n";
+    if (!vanished.empty()) out += "* VANISHED (EARLIER) " + format_sequence_set(vanished) + "\r\n";
     for (const ItemInfo& item : changes->changed) {
       auto seq = view.seq_of(item.uid);
       if (!seq) continue;

@@ -97,7 +97,7 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
     std::vector<uint32_t> numbers;
     for (uint32_t uid : failed) numbers.push_back(cmd.uid ? uid : *view.seq_of(uid));
     std::sort(numbers.begin(), numbers.end());
-    return ctx.ok("[MODIFIED " + format_uid_set(numbers) + "] Conditional STORE failed");
+    return ctx.ok("[MODIFIED " + format_sequence_set(numbers) + "] Conditional STORE failed");
   }
   ctx.ok("Store completed");
 }
