@@ -36,6 +36,7 @@ SYSTEM_FLAGS = {f.lower(): f for f in
 # Maildir info letters as mbsync 1.4 maps them (P = $Forwarded is new in 1.4)
 MAILDIR_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "P": "$Forwarded", "R": "\\Answered",
                  "S": "\\Seen", "T": "\\Deleted"}
+NBULK = 30  # plain deliveries besides the special ones, in each mbsync scenario
 DEFAULT_FOLDERS = ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]
 # commands that change the server; a sync with nothing to do must send none of them
 WRITE_COMMANDS = {"APPEND", "STORE", "EXPUNGE", "CREATE", "DELETE", "RENAME", "MOVE", "COPY",
@@ -508,6 +509,7 @@ SyncState *
             "m3": make_message(f"{t}-m3@client.test", 150_000, to=self.user),
             "m4": make_message(f"{t}-m4@client.test", 700, to=self.user),
             "m5": make_message(f"{t}-m5@client.test", 1200, to=self.user),
+            "big": make_message(f"{t}-big@client.test", 3_000_000, to=self.user),
             # appended on the server
             "A": make_message(f"{t}-A@client.test", 600, subject="A in Work, seen"),
             "B": make_message(f"{t}-B@client.test", 650, subject="B in Work, flagged answered"),
@@ -519,6 +521,9 @@ SyncState *
             "F": make_message(f"{t}-F@client.test", 560, subject="F local in Projects 2026"),
             "G": make_message(f"{t}-G@client.test", 570, subject="G local in a new folder"),
         }
+        bulk = [f"n{i:02}" for i in range(NBULK)]  # plain deliveries, many changed below
+        for i, n in enumerate(bulk):
+            m[n] = make_message(f"{t}-{n}@client.test", 300 + 397 * i, to=self.user)
         self.names = {sha(b): n for n, b in m.items()}
         self.originals = m
         self.server_originals = {n for n in m if n not in ("E", "F", "G")}
@@ -528,7 +533,8 @@ SyncState *
                       "G": utc(2023, 10, 29, 1, 30, 0)}
 
         # mail arrives; folders and flagged messages exist on the server only
-        deliver(self.ports["lmtp"], self.user, [m[f"m{i}"] for i in range(6)])
+        inbox = [f"m{i}" for i in range(6)] + ["big"] + bulk
+        deliver(self.ports["lmtp"], self.user, [m[n] for n in inbox])
         im = Imap(self.ports["imap"], self.user, self.password)
         try:
             for folder in ["Work", "Work/Sub", "Projects 2026", "Caf&AOk-"]:  # Caf&AOk- = Café
@@ -539,56 +545,89 @@ SyncState *
         finally:
             im.close()
         self.write_config(mode, self.user, self.password)
-        expected = {f: [] for f in DEFAULT_FOLDERS + ["Work", "Work/Sub", "Projects 2026",
-                                                       "Caf&AOk-"]}
-        expected["INBOX"] = [(f"m{i}", ()) for i in range(6)]
-        expected["Work"] = [("A", ["\\Seen"]), ("B", ["\\Flagged", "\\Answered"])]
-        expected["Work/Sub"] = [("D", ["\\Draft"])]
+        # expected state: folder -> {message: flags}
+        want = {f: {} for f in DEFAULT_FOLDERS + ["Work", "Work/Sub", "Projects 2026",
+                                                   "Caf&AOk-"]}
+        want["INBOX"] = {n: () for n in inbox}
+        want["Work"] = {"A": ["\\Seen"], "B": ["\\Flagged", "\\Answered"]}
+        want["Work/Sub"] = {"D": ["\\Draft"]}
+
+        def expected():
+            return {f: list(msgs.items()) for f, msgs in want.items()}
 
         # -- sync 1: the server's folders and messages come down
         self.mbsync("1 initial")
-        server, local = self.assert_converged(expected, "after sync 1")
+        server, local = self.assert_converged(expected(), "after sync 1")
         for f in ["INBOX", "Work/Sub", "Caf&AOk-", "Projects 2026"]:
             self.assertTrue(os.path.isdir(os.path.join(self.maildir, f, "cur")), f)
 
-        # -- changes on both sides, on different messages
-        # Maildir: m0 read; m1 deleted; A marked deleted (T); D's \Draft dropped;
-        # E new in Work/Sub, F new (seen) in "Projects 2026", G in a new folder Work/LocalChild
-        set_maildir_flags(self.local_file(local, "INBOX", "m0"), "S")
-        os.unlink(self.local_file(local, "INBOX", "m1"))
-        set_maildir_flags(self.local_file(local, "Work", "A"), "ST")
-        set_maildir_flags(self.local_file(local, "Work/Sub", "D"), "")
+        # -- changes on both sides
+        # Maildir: a mail reader renames files for flags, deletes files, writes new ones
+        def local_flags(folder, name, letters):
+            set_maildir_flags(self.local_file(local, folder, name), letters)
+
+        local_flags("INBOX", "m0", "S")
+        want["INBOX"]["m0"] = ["\\Seen"]
+        for n in ["m1", "n12", "n13"]:
+            os.unlink(self.local_file(local, "INBOX", n))
+            del want["INBOX"][n]
+        local_flags("Work", "A", "ST")  # marked deleted: expunged on both sides
+        del want["Work"]["A"]
+        local_flags("Work/Sub", "D", "")  # \Draft taken off
+        want["Work/Sub"]["D"] = ()
+        local_flags("INBOX", "n07", "S")  # the server flags n07 too: both flags survive
+        want["INBOX"]["n07"] = ["\\Seen", "\\Flagged"]
+        local_flags("INBOX", "n09", "P")  # P = $Forwarded
+        want["INBOX"]["n09"] = ["$Forwarded"]
+        local_flags("INBOX", "n10", "RS")
+        want["INBOX"]["n10"] = ["\\Answered", "\\Seen"]
         add_maildir_message(os.path.join(self.maildir, "Work", "Sub"), lf(m["E"]), "",
                             self.dates["E"])
+        want["Work/Sub"]["E"] = ()
         add_maildir_message(os.path.join(self.maildir, "Projects 2026"), lf(m["F"]), "S",
                             self.dates["F"])
+        want["Projects 2026"]["F"] = ["\\Seen"]
         add_maildir_message(os.path.join(self.maildir, "Work", "LocalChild"), lf(m["G"]), "F",
-                            self.dates["G"])
-        # server: m2 flagged; m3 moved to "Projects 2026"; m4 expunged; \Answered off B;
-        # C appended to Work (seen), H to INBOX
+                            self.dates["G"])  # a new folder, created on the server by mbsync
+        want["Work/LocalChild"] = {"G": ["\\Flagged"]}
+
+        # server, over IMAP
+        def uids(folder, *names):
+            return ",".join(str(self.uid_of(server, folder, m[n])) for n in names)
+
         im = Imap(self.ports["imap"], self.user, self.password)
         try:
             im.select("INBOX")
-            im.uid("STORE", str(self.uid_of(server, "INBOX", m["m2"])), "+FLAGS", "(\\Flagged)")
-            im.uid("MOVE", str(self.uid_of(server, "INBOX", m["m3"])), imap_quote("Projects 2026"))
-            im.uid("STORE", str(self.uid_of(server, "INBOX", m["m4"])), "+FLAGS", "(\\Deleted)")
+            im.uid("STORE", uids("INBOX", "m2", "n07"), "+FLAGS", "(\\Flagged)")
+            want["INBOX"]["m2"] = ["\\Flagged"]
+            im.uid("STORE", uids("INBOX", "n08"), "+FLAGS", "($Forwarded)")
+            want["INBOX"]["n08"] = ["$Forwarded"]
+            im.uid("STORE", uids("INBOX", "n11"), "+FLAGS", "(\\Seen \\Answered \\Draft)")
+            want["INBOX"]["n11"] = ["\\Seen", "\\Answered", "\\Draft"]
+            im.uid("MOVE", uids("INBOX", "m3"), imap_quote("Projects 2026"))
+            want["Projects 2026"]["m3"] = want["INBOX"].pop("m3")
+            im.uid("MOVE", uids("INBOX", "n15", "n16"), "Work")
+            want["Work"]["n15"] = want["INBOX"].pop("n15")
+            want["Work"]["n16"] = want["INBOX"].pop("n16")
+            im.uid("STORE", uids("INBOX", "m4", "n14"), "+FLAGS", "(\\Deleted)")
             im.ok(im.c.expunge(), "EXPUNGE")
+            del want["INBOX"]["m4"], want["INBOX"]["n14"]
+            im.uid("STORE", uids("INBOX", "n05"), "+FLAGS", "(\\Deleted)")  # left unexpunged:
+            del want["INBOX"]["n05"]  # mbsync (Expunge Both) removes it on both sides
             im.select("Work")
-            im.uid("STORE", str(self.uid_of(server, "Work", m["B"])), "-FLAGS", "(\\Answered)")
+            im.uid("STORE", uids("Work", "B"), "-FLAGS", "(\\Answered)")
+            want["Work"]["B"] = ["\\Flagged"]
             im.c.close()
             im.append("Work", "(\\Seen)", m["C"], "02-Jul-2022 00:00:00 +0200")
+            want["Work"]["C"] = ["\\Seen"]
             im.append("INBOX", "", m["H"])
+            want["INBOX"]["H"] = ()
         finally:
             im.close()
 
         # -- sync 2: both sides converge
         sent = self.mbsync("2 both sides changed")
-        expected["INBOX"] = [("m0", ["\\Seen"]), ("m2", ["\\Flagged"]), ("m5", ()), ("H", ())]
-        expected["Work"] = [("B", ["\\Flagged"]), ("C", ["\\Seen"])]
-        expected["Work/Sub"] = [("D", ()), ("E", ())]
-        expected["Projects 2026"] = [("m3", ()), ("F", ["\\Seen"])]
-        expected["Work/LocalChild"] = [("G", ["\\Flagged"])]
-        self.assert_converged(expected, "after sync 2")
+        self.assert_converged(expected(), "after sync 2")
         with self.context("sync 2"):
             self.assertTrue(any(re.match(r'(?i)CREATE "?Work/LocalChild"?$', c) for c in sent),
                             "mbsync did not create Work/LocalChild on the server")
@@ -614,7 +653,7 @@ SyncState *
             self.assertEqual(after_server, before_server,
                              "server state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, messages, flags)")
             self.assertEqual(after_local, before_local, "Maildir files")
-        self.assert_converged(expected, "after sync 3")
+        self.assert_converged(expected(), "after sync 3")
 
     def test_plaintext_loopback(self):
         self.scenario("None")
@@ -667,6 +706,8 @@ class CurlTest(h.MailarkTestCase):
                 im.create(f)
             im.append("Work", "(\\Seen)", cls.w[0])
             im.append("Work", "", cls.w[1])
+            im.select("Work")  # a read-write SELECT claims \Recent: later sessions see none
+            im.c.close()
             im.select("INBOX")
             im.uid("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
             im.ok(im.c.expunge(), "EXPUNGE")
@@ -775,15 +816,12 @@ class CurlTest(h.MailarkTestCase):
                           b"Content-Type: application/octet-stream\r\n"
                           b"Content-Transfer-Encoding: base64\r\n\r\n")
 
-    def test_fetch_missing_uid(self):
-        """No message with that UID: no output, and curl reports the failure (exit 78,
-        CURLE_REMOTE_FILE_NOT_FOUND, or 8 for an answer it did not expect)."""
-        cmd = [CURL, "-q", "-sS", "-v", "--max-time", "20", "-u", f"{self.USER}:{self.PASSWORD}",
-               self.url("INBOX;UID=99")]
-        p = subprocess.run(cmd, capture_output=True, timeout=40)
-        trace = p.stderr.decode(errors="replace")
-        self.assertNotEqual(p.returncode, 0, trace)
-        self.assertEqual(p.stdout, b"", trace)
+    def test_fetch_missing_message(self):
+        """UID FETCH of a UID that does not exist is OK with no data; FETCH of a sequence number
+        beyond EXISTS an error: either way no output, curl exit 78 (CURLE_REMOTE_FILE_NOT_FOUND)."""
+        for path in ["INBOX;UID=99", "INBOX;MAILINDEX=99"]:
+            p = self.curl(self.url(path), rc=78)
+            self.assertEqual(p.stdout, b"", p.trace)
 
     # ---- search and other custom commands
 
@@ -802,6 +840,10 @@ class CurlTest(h.MailarkTestCase):
     def test_status(self):
         p = self.curl(self.url(), "-X", "STATUS Work (MESSAGES UIDNEXT UNSEEN)")
         self.assertOutput(p, b'* STATUS "Work" (MESSAGES 2 UIDNEXT 3 UNSEEN 1)\r\n')
+
+    def test_custom_fetch(self):
+        p = self.curl(self.url("Work"), "-X", "FETCH 1:* (FLAGS)")
+        self.assertOutput(p, b"* 1 FETCH (FLAGS (\\Seen))\r\n* 2 FETCH (FLAGS ())\r\n")
 
     # ---- append (upload)
 
@@ -859,6 +901,15 @@ class CurlTest(h.MailarkTestCase):
         self.assertRegex(p.stderr.decode(errors="replace"), r"(?m)^> A\d+ STARTTLS\r?$")
 
     # ---- authentication
+
+    def test_sasl_authzid(self):
+        """AUTHENTICATE PLAIN with an authorization identity: the login's own is accepted,
+        another one refused."""
+        p = self.curl(self.url("Work/"), "--sasl-authzid", self.USER)
+        self.assertOutput(p, b'* LIST (\\HasChildren) "/" "Work"\r\n'
+                             b'* LIST (\\HasNoChildren) "/" "Work/Sub"\r\n')
+        p = self.curl(self.url(), "--sasl-authzid", f"other@{DOMAIN}", rc=67)
+        self.assertEqual(p.stdout, b"", p.trace)
 
     def test_wrong_password(self):
         p = self.curl(self.url(), user=f"{self.USER}:wrong-password", rc=67)  # CURLE_LOGIN_DENIED
