@@ -149,6 +149,39 @@ struct GFree {
 };
 using GText = std::unique_ptr<char, GFree>;
 
+// RFC 5322 3.2.2 comments "(...)" (nested, with quoted pairs) outside quoted strings, which
+// GMime would otherwise keep inside parameter values ("charset=us-ascii (ascii)").
+std::string strip_comments(const std::string& value) {
+  if (value.find('(') == std::string::npos) return value;
+  std::string out;
+  out.reserve(value.size());
+  int depth = 0;
+  bool quoted = false;
+  for (size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (depth == 0 && c == '"') quoted = !quoted;
+    if ((quoted || depth > 0) && c == '\\' && i + 1 < value.size()) {
+      if (depth == 0) {
+        out += c;
+        out += value[i + 1];
+      }
+      ++i;
+      continue;
+    }
+    if (!quoted && c == '(') {
+      ++depth;
+      continue;
+    }
+    if (!quoted && c == ')' && depth > 0) {
+      if (--depth == 0) out += ' ';
+      continue;
+    }
+    if (depth == 0) out += c;
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  return out;
+}
+
 class FieldDecoder {
  public:
   FieldDecoder() {
@@ -174,7 +207,7 @@ class FieldDecoder {
   std::optional<ContentType> content_type(const std::string& value) {
     invalid_content_type_ = false;
     std::unique_ptr<GMimeContentType, GObjectUnref> ct(
-        g_mime_content_type_parse(options_, value.c_str()));
+        g_mime_content_type_parse(options_, strip_comments(value).c_str()));
     if (!ct || invalid_content_type_) return std::nullopt;
     const char* type = g_mime_content_type_get_media_type(ct.get());
     const char* subtype = g_mime_content_type_get_media_subtype(ct.get());
@@ -190,7 +223,7 @@ class FieldDecoder {
 
   std::optional<Disposition> disposition(const std::string& value) {
     std::unique_ptr<GMimeContentDisposition, GObjectUnref> cd(
-        g_mime_content_disposition_parse(options_, value.c_str()));
+        g_mime_content_disposition_parse(options_, strip_comments(value).c_str()));
     if (!cd) return std::nullopt;
     const char* name = g_mime_content_disposition_get_disposition(cd.get());
     if (!name || !*name) return std::nullopt;

@@ -108,6 +108,7 @@ void Connection::cancel() {
 
 // (At namespace scope: GCC 12 miscompiles constexpr locals inside coroutine bodies.)
 constexpr size_t kSmallRead = 4096;
+constexpr size_t kLinePrefix = 256;
 constexpr size_t kLargeRead = 65536;
 
 awaitable<bool> Connection::fill() {
@@ -178,13 +179,19 @@ awaitable<Connection::LineStatus> Connection::read_line(std::string* line, size_
       size_t lf = static_cast<size_t>(static_cast<const char*>(found) - base);
       size_t end = lf;
       if (end > start_ && buffer_[end - 1] == '\r') --end;
-      if (!too_long && end - start_ <= max) line->assign(base + start_, end - start_);
-      else too_long = true;
+      if (!too_long && end - start_ <= max) {
+        line->assign(base + start_, end - start_);
+      } else {
+        if (!too_long) line->assign(base + start_, std::min<size_t>(end - start_, kLinePrefix));
+        too_long = true;
+      }
       start_ = lf + 1;
       co_return too_long ? LineStatus::kTooLong : LineStatus::kOk;
     }
     if (end_ - start_ > max + 2) {
-      // Drop what we have of the over-long line and keep reading to its end.
+      // Drop what we have of the over-long line (keeping its start, for the caller's error
+      // reply) and keep reading to its end.
+      if (!too_long) line->assign(buffer_.data() + start_, kLinePrefix);
       too_long = true;
       start_ = end_ = 0;
     }

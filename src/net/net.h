@@ -91,7 +91,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   enum class LineStatus { kOk, kTooLong, kClosed };
   // Reads one line (without CRLF or LF) of at most `max` bytes. An over-long line is
-  // consumed up to its LF and reported as kTooLong.
+  // consumed up to its LF and reported as kTooLong, with its first bytes in `line`.
   awaitable<LineStatus> read_line(std::string* line, size_t max);
   // Feeds buffered and then newly read bytes to `consume` (which returns how many it used)
   // until it reports done. False when the peer closed first. Pass named function objects:

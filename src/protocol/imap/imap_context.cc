@@ -204,6 +204,9 @@ std::optional<int64_t> parse_internal_date(std::string_view text) {
   tm.tm_min = mm;
   tm.tm_sec = ss;
   time_t t = timegm(&tm);
+  struct tm check;
+  gmtime_r(&t, &check);
+  if (check.tm_mday != day || check.tm_mon != month) return std::nullopt;  // 31-Feb
   int offset = (zone / 100) * 3600 + (zone % 100) * 60;
   t -= sign == '+' ? offset : -offset;
   return static_cast<int64_t>(t) * 1000;

@@ -61,6 +61,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
   awaitable<void> idle_notifier();
   awaitable<bool> auth_continue();
   awaitable<void> goodbye(std::string text);
+  // Counts a BAD; at the limit says BYE and returns false.
+  awaitable<bool> count_bad();
   void after_login();
   void sync_after(const CommandSpec& spec, const Command& cmd);
 
@@ -94,6 +96,12 @@ awaitable<bool> ImapSession::flush() {
   co_return ok;
 }
 
+awaitable<bool> ImapSession::count_bad() {
+  if (++bad_count_ < service_.options().max_bad_commands) co_return true;
+  co_await goodbye("Too many invalid commands");
+  co_return false;
+}
+
 awaitable<void> ImapSession::goodbye(std::string text) {
   ctx_.out += "* BYE " + text + "\r\n";
   co_await flush();
@@ -120,7 +128,8 @@ awaitable<ImapSession::Read> ImapSession::read_command() {
     auto status = co_await conn_->read_line(&line_, service_.options().max_line);
     if (status == net::Connection::LineStatus::kClosed) co_return Read::kClosed;
     if (status == net::Connection::LineStatus::kTooLong) {
-      if (first) too_large_tag_ = "*";
+      // line_ holds the start of the over-long line, enough for its tag.
+      if (first) too_large_tag_ = tag_of(line_);
       co_return Read::kLineTooLong;
     }
     if (first) {
@@ -194,7 +203,7 @@ awaitable<bool> ImapSession::execute(const ParseResult& parsed) {
   ctx_.delay = std::chrono::milliseconds(0);
   if (!parsed.command) {
     ctx_.out += parsed.tag + " BAD " + parsed.error + "\r\n";
-    co_return ++bad_count_ < service_.options().max_bad_commands;
+    co_return co_await count_bad();
   }
   const Command& cmd = *parsed.command;
   ctx_.tag = cmd.tag;
@@ -214,7 +223,7 @@ awaitable<bool> ImapSession::execute(const ParseResult& parsed) {
   }
   if (!refusal.empty()) {
     ctx_.out += cmd.tag + " " + refusal + "\r\n";
-    co_return ++bad_count_ < service_.options().max_bad_commands;
+    co_return co_await count_bad();
   }
   bool was_authenticated = ctx_.state != SessionState::kNotAuthenticated;
   if (!co_await run_handler(*spec, cmd)) co_return false;
@@ -245,11 +254,11 @@ awaitable<bool> ImapSession::finish(const CommandSpec& spec, const Command& cmd)
   }
   if (ctx_.result.empty()) ctx_.result = "OK Completed";
   if (ctx_.result.compare(0, 3, "BAD") == 0) {
-    if (++bad_count_ >= service_.options().max_bad_commands) {
+    if (bad_count_ + 1 >= service_.options().max_bad_commands) {
       ctx_.out += ctx_.tag + " " + ctx_.result + "\r\n";
-      co_await goodbye("Too many invalid commands");
-      co_return false;
+      co_return co_await count_bad();
     }
+    ++bad_count_;
   } else {
     bad_count_ = 0;
   }
@@ -397,10 +406,7 @@ awaitable<void> ImapSession::run(bool implicit_tls) {
       if (read == Read::kLineTooLong || read == Read::kTooLarge) {
         ctx_.out += too_large_tag_ + (read == Read::kTooLarge ? " NO [TOOBIG] Literal too large\r\n"
                                                               : " BAD Command line too long\r\n");
-        if (++bad_count_ >= service_.options().max_bad_commands) {
-          co_await goodbye("Too many invalid commands");
-          break;
-        }
+        if (!co_await count_bad()) break;
         continue;
       }
       ParseResult parsed = parse_command(framer_.command());

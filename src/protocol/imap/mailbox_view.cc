@@ -112,7 +112,8 @@ void MailboxView::apply(const FolderChanges& changes, const SyncOptions& options
   if (!fresh.empty()) {
     std::sort(fresh.begin(), fresh.end(),
               [](const ItemInfo* a, const ItemInfo* b) { return a->uid < b->uid; });
-    uint32_t first_recent = recent.claim(folder_guid_, fresh.back()->uid + 1);
+    uint32_t first_recent = read_only_ ? recent.first_unclaimed(folder_guid_)
+                                       : recent.claim(folder_guid_, fresh.back()->uid + 1);
     for (const ItemInfo* item : fresh) {
       uids_.push_back(item->uid);
       if (item->uid >= first_recent) recent_.push_back(item->uid);

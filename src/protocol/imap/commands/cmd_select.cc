@@ -65,7 +65,8 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
   }
   // A failed SELECT still leaves no mailbox selected (RFC 3501 6.3.1).
   if (ctx.selected) {
-    if (ctx.qresync) ctx.out += "* OK [CLOSED] Previous mailbox closed\r\n";
+    // A server offering QRESYNC always says so (RFC 7162 3.2.11), as IMAP4rev2 does.
+    ctx.out += "* OK [CLOSED] Previous mailbox closed\r\n";
     ctx.deselect();
   }
   auto folder = ctx.store().folder(*ctx.account, *name);
@@ -73,7 +74,9 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
   if (folder->kind != "mail") return ctx.no("[CANNOT] Not a mail folder");
   auto items = ctx.store().fetch(*ctx.account, *name);
   if (!items.is_ok()) return ctx.fail(items.status());
-  uint32_t first_recent = ctx.service.recent().claim(folder->guid, folder->uidnext);
+  // EXAMINE must not take \Recent away from anyone (RFC 3501 6.3.2).
+  uint32_t first_recent = examine ? ctx.service.recent().first_unclaimed(folder->guid)
+                                  : ctx.service.recent().claim(folder->guid, folder->uidnext);
   MailboxView view(*folder, *items, examine, first_recent);
 
   std::set<std::string> keywords;

@@ -69,7 +69,7 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
   auto line = [&](const ItemInfo& item, bool with_flags) {
     std::string s = "* " + std::to_string(*view.seq_of(item.uid)) + " FETCH (";
     std::string parts;
-    if (cmd.uid || ctx.qresync) parts += "UID " + std::to_string(item.uid);
+    if (cmd.uid || ctx.condstore) parts += "UID " + std::to_string(item.uid);
     if (with_flags) {
       if (!parts.empty()) parts += ' ';
       parts += "FLAGS " + format_flags(item.flags, !ctx.rev2 && view.is_recent(item.uid));
