@@ -131,8 +131,10 @@ Status Directory::remove_tenant(std::string_view domain_in) {
   MK_ASSIGN_OR_RETURN(auto count, db_->prepare("SELECT COUNT(*) FROM users WHERE domain=?"));
   count.bind(1, domain);
   MK_ASSIGN_OR_RETURN(bool row, count.step());
-  if (row && count.column_int(0) > 0)
-    return conflict("tenant " + domain + " still has " + std::to_string(count.column_int(0)) +
+  int64_t users = row ? count.column_int(0) : 0;
+  count.reset();  // see add_user
+  if (users > 0)
+    return conflict("tenant " + domain + " still has " + std::to_string(users) +
                     " users; delete them first");
   MK_ASSIGN_OR_RETURN(auto st, db_->prepare("DELETE FROM tenants WHERE domain=?"));
   st.bind(1, domain);
@@ -209,11 +211,15 @@ Result<User> Directory::add_user(std::string_view address_in, std::string_view p
   MK_ASSIGN_OR_RETURN(auto t, db_->prepare("SELECT 1 FROM tenants WHERE domain=?"));
   t.bind(1, u.domain);
   MK_ASSIGN_OR_RETURN(bool tenant_exists, t.step());
+  // Ends the read before the write: a read transaction left open would make the INSERT fail
+  // at once with SQLITE_BUSY_SNAPSHOT when another process wrote in between.
+  t.reset();
   if (!tenant_exists)
     return not_found("no tenant " + u.domain + "; create it with 'mailark tenant add " + u.domain + "'");
   MK_ASSIGN_OR_RETURN(auto d, db_->prepare("SELECT 1 FROM databases WHERE name=?"));
   d.bind(1, u.database);
   MK_ASSIGN_OR_RETURN(bool db_exists, d.step());
+  d.reset();
   if (!db_exists) return not_found("no database " + u.database);
   MK_ASSIGN_OR_RETURN(auto st, db_->prepare(
       "INSERT INTO users(address, guid, domain, database, password_hash, quota_bytes, created_ms)"

@@ -81,8 +81,12 @@ class Result:
 class Imap:
     """One IMAP connection. Every response is collected, nothing is hidden."""
 
-    def __init__(self, port, host="127.0.0.1", tls=False, timeout=DEFAULT_TIMEOUT, greeting=True):
-        sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", tls=False, timeout=DEFAULT_TIMEOUT, greeting=True,
+                 source=None):
+        """`source`: local address to connect from (e.g. "127.0.0.7", to look like another
+        client to per-address limits)."""
+        sock = socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls:
             sock = insecure_context().wrap_socket(sock, server_hostname="localhost")
@@ -369,8 +373,6 @@ class _Parser:
             elif depth == 0 and (b in b" ()\"{" or b == b"\r" or b == b"\n"):
                 break
             self.i += 1
-        if self.i < len(self.d) and self.d[self.i:self.i + 1] == b"<" and depth == 0:
-            pass
         a = self.d[start:self.i].decode("utf-8", "surrogateescape")
         if not a:
             raise ParseError(f"empty atom at {start}: {self.d[start:start + 40]!r}")
@@ -550,10 +552,54 @@ def _lower(v):
     return v.lower() if isinstance(v, str) else v
 
 
+def _decode_2047(v):
+    import email.header
+    if "=?" not in v:
+        return v
+    try:
+        return str(email.header.make_header(email.header.decode_header(v)))
+    except Exception:
+        return v
+
+
 def _norm_params(p):
-    if isinstance(p, list):
-        return [(_lower(str(text(p[i]))), text(p[i + 1])) for i in range(0, len(p), 2)]
-    return p
+    """A parameter list as [(name, value)] with RFC 2231 continuations and charsets and RFC
+    2047 words decoded: ("name*" "UTF-8''%E2%82%AC") and ("name" "\u20ac") are the same
+    parameter, and so are ("n*0" "a" "n*1" "b") and ("n" "ab")."""
+    if not isinstance(p, list):
+        return p
+    import urllib.parse
+    pairs = [(str(text(p[i])).lower(), text(p[i + 1])) for i in range(0, len(p) - 1, 2)]
+    out, segs = [], {}
+    for name, value in pairs:
+        m = re.fullmatch(r"([^*]+)(?:\*(\d+))?(\*)?", name)
+        if not m or (m.group(2) is None and m.group(3) is None):
+            out.append((name, value))
+            continue
+        base = m.group(1)
+        if base not in segs:
+            segs[base] = []
+            out.append((base, None))
+        segs[base].append((int(m.group(2) or 0), bool(m.group(3)), value))
+    result = []
+    for name, value in out:
+        if value is None:
+            parts = sorted(segs[name], key=lambda x: x[0])
+            charset = "us-ascii"
+            raw = b""
+            for i, (n, ext, v) in enumerate(parts):
+                if ext:
+                    if i == 0 and v.count("'") >= 2:
+                        charset, _, v = v.split("'", 2)
+                    raw += urllib.parse.unquote_to_bytes(v)
+                else:
+                    raw += v.encode("utf-8", "surrogateescape")
+            try:
+                value = raw.decode(charset or "us-ascii")
+            except (LookupError, UnicodeDecodeError):
+                value = raw.decode("utf-8", "replace")
+        result.append((name, _decode_2047(value)))
+    return result
 
 
 def _norm_disp(d):
@@ -570,47 +616,98 @@ def _norm_lang(l):
     return l
 
 
-def norm_body(b):
+def _pad(ext, n):
+    return list(ext) + [None] * (n - len(ext))
+
+
+def norm_body(b, pad=True):
     """Normalises a parsed BODY or BODYSTRUCTURE for comparison: what RFC 3501 / 9051 leave
-    case-insensitive is lower-cased (type, subtype, encoding, parameter names, disposition
-    type, language tags); a single language string becomes a one-element list (body-fld-lang
-    allows both); literals become str."""
+    open is made uniform. Case-insensitive tokens (type, subtype, encoding, parameter names,
+    disposition type, language tags) are lower-cased; a single language string becomes a
+    one-element list (body-fld-lang allows both); parameters are RFC 2231/2047-decoded;
+    literals become str; omitted trailing extension fields become NIL (the grammar makes
+    them optional) unless pad=False."""
     if not isinstance(b, list):
         raise AssertionError(f"not a body structure: {b!r}")
     if b and isinstance(b[0], list):  # multipart
         i = 0
         parts = []
         while i < len(b) and isinstance(b[i], list):
-            parts.append(norm_body(b[i]))
+            parts.append(norm_body(b[i], pad))
             i += 1
         out = parts + [_lower(text(b[i]))]
-        ext = b[i + 1:]
-        if ext:
+        ext = list(b[i + 1:])
+        if ext or pad:
+            ext = _pad(ext, 4) if pad else ext
             out.append(_norm_params(ext[0]))
-        if len(ext) > 1:
-            out.append(_norm_disp(ext[1]))
-        if len(ext) > 2:
-            out.append(_norm_lang(ext[2]))
-        out += [deep_text(x) for x in ext[3:]]
+            if len(ext) > 1:
+                out.append(_norm_disp(ext[1]))
+            if len(ext) > 2:
+                out.append(_norm_lang(ext[2]))
+            out += [deep_text(x) for x in ext[3:]]
         return out
     t, st = _lower(text(b[0])), _lower(text(b[1]))
     out = [t, st, _norm_params(b[2]), deep_text(b[3]), deep_text(b[4]), _lower(text(b[5])), b[6]]
     i = 7
     if t == "message" and st in ("rfc822", "global"):
-        out += [deep_text(b[7]), norm_body(b[8]), b[9]]
+        out += [deep_text(b[7]), norm_body(b[8], pad), b[9]]
         i = 10
     elif t == "text":
         out.append(b[7])
         i = 8
-    ext = b[i:]
-    if ext:
+    ext = list(b[i:])
+    if ext or pad:
+        ext = _pad(ext, 4) if pad else ext
         out.append(deep_text(ext[0]))  # md5
-    if len(ext) > 1:
-        out.append(_norm_disp(ext[1]))
-    if len(ext) > 2:
-        out.append(_norm_lang(ext[2]))
-    out += [deep_text(x) for x in ext[3:]]
+        if len(ext) > 1:
+            out.append(_norm_disp(ext[1]))
+        if len(ext) > 2:
+            out.append(_norm_lang(ext[2]))
+        out += [deep_text(x) for x in ext[3:]]
     return out
+
+
+def strip_extensions(b):
+    """BODYSTRUCTURE -> BODY: the same structure without extension data (RFC 3501 7.4.2)."""
+    if b and isinstance(b[0], list):
+        i = 0
+        parts = []
+        while i < len(b) and isinstance(b[i], list):
+            parts.append(strip_extensions(b[i]))
+            i += 1
+        return parts + [b[i]]
+    t, st = _lower(text(b[0])), _lower(text(b[1]))
+    if t == "message" and st in ("rfc822", "global"):
+        return list(b[:8]) + [strip_extensions(b[8]), b[9]]
+    if t == "text":
+        return list(b[:8])
+    return list(b[:7])
+
+
+def has_extensions(b):
+    return norm_body(b, pad=False) != norm_body(strip_extensions(b), pad=False)
+
+
+def eight_bit_in_quoted(raw):
+    """Quoted strings in a response that hold 8-bit octets (RFC 3501 9: a quoted string is
+    7-bit; 8-bit text must be a literal unless UTF8=ACCEPT is enabled)."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+    bad, i = [], 0
+    while i < len(data):
+        m = re.match(rb"\{(\d+)\}\r\n", data[i:])
+        if data[i:i + 1] == b"{" and m:
+            i += m.end() + int(m.group(1))
+            continue
+        if data[i:i + 1] == b'"':
+            j = i + 1
+            while j < len(data) and data[j:j + 1] != b'"':
+                j += 2 if data[j:j + 1] == b"\\" else 1
+            if any(c >= 0x80 for c in data[i:j]):
+                bad.append(data[i:j + 1].decode("utf-8", "replace"))
+            i = j + 1
+            continue
+        i += 1
+    return bad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,29 +763,39 @@ def wait_for(pred, timeout=5.0, interval=0.05):
 
 
 class UserPool:
-    """Users created up front (in parallel, `mailark user add` takes a moment) and handed out
-    one per test so that tests do not see each other's mail."""
+    """Users created by background threads (`mailark user add` takes a moment each) and
+    handed out one per test, so that tests do not see each other's mail. take() waits for
+    the next user that is ready; tests run while the rest are still being created."""
 
     def __init__(self, inst, domain="acme.test", count=40, prefix="u", password="secret-pw",
                  threads=8):
         import concurrent.futures
+        import queue
         self.inst, self.domain, self.prefix, self.password = inst, domain, prefix, password
         self.serial = 0
-        names = [self._name() for _ in range(count)]
-        with concurrent.futures.ThreadPoolExecutor(threads) as ex:
-            list(ex.map(self._add, names))
-        self.free = names
+        self.ready = queue.Queue()
+        self.pending = count
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads)
+        for _ in range(count):
+            self.executor.submit(self._background, self._name())
+
+    def _background(self, address):
+        try:
+            self._add(address)
+            self.ready.put(address)
+        except BaseException as e:  # handed to the test that takes this slot
+            self.ready.put(e)
 
     def _add(self, address, quota=None):
         # concurrent `user add` runs may find the directory locked ("database is locked"):
         # retry those
-        for attempt in range(20):
+        for attempt in range(40):
             r = self.inst.cli("user", "add", address, "--password-stdin",
                               *(["--quota", quota] if quota else []),
                               input=self.password + "\n", expect=None)
             if r.rc == 0:
                 return
-            if "locked" not in r.err or attempt == 19:
+            if "locked" not in r.err or attempt == 39:
                 raise AssertionError(f"user add failed\n{r}")
             time.sleep(0.05 * (attempt + 1))
 
@@ -697,11 +804,18 @@ class UserPool:
         return f"{self.prefix}{self.serial}@{self.domain}"
 
     def take(self, quota=None):
-        if quota is None and self.free:
-            return self.free.pop(0)
+        if quota is None and self.pending > 0:
+            self.pending -= 1
+            got = self.ready.get(timeout=300)
+            if isinstance(got, BaseException):
+                raise got
+            return got
         a = self._name()
         self._add(a, quota)
         return a
+
+    def close(self):
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def apply_expunges(uids, lines):

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cctype>
 #include <ctime>
 
 #include "base/log.h"
@@ -179,8 +180,12 @@ std::string format_internal_date(int64_t ms) {
 std::optional<int64_t> parse_internal_date(std::string_view text) {
   // date-day-fixed "-" date-month "-" date-year SP time SP zone; a one-digit day may come
   // with a leading space or without it.
+  // date-day-fixed is (SP DIGIT) / 2DIGIT (RFC 3501 9).
+  if (text.size() < 2 || !(text[0] == ' ' || std::isdigit(static_cast<unsigned char>(text[0]))) ||
+      !std::isdigit(static_cast<unsigned char>(text[1])))
+    return std::nullopt;
   std::string s(text);
-  if (!s.empty() && s[0] == ' ') s.erase(0, 1);
+  if (s[0] == ' ') s.erase(0, 1);
   int day = 0, year = 0, hh = 0, mm = 0, ss = 0, zone = 0;
   char mon[4] = {0}, sign = 0;
   int consumed = 0;

@@ -114,6 +114,8 @@ class Tokenizer {
   // ("BODY[HEADER.FIELDS (FROM TO)]<0.100>") and flags starting with a backslash.
   bool atom(Value* out) {
     size_t start = pos_;
+    std::string text;  // built up only when a section holds a literal
+    bool rewritten = false;
     if (peek() == '\\') ++pos_;
     int brackets = 0;
     while (pos_ < in_.size()) {
@@ -123,22 +125,43 @@ class Tokenizer {
       } else if (c == ']') {
         if (brackets == 0) return fail("unexpected ']'");
         --brackets;
+      } else if (brackets > 0 && c == '{') {
+        // A header field name sent as a literal (header-fld-name is an astring): carried on
+        // inside the atom as the equivalent quoted string.
+        if (!rewritten) text.assign(in_.substr(start, pos_ - start));
+        rewritten = true;
+        Value name;
+        if (!literal(&name, false)) return false;
+        text += quote_simple(name.text);
+        continue;
       } else if (brackets > 0) {
         if (c == '\r' || c == '\n' || c == '\0') return fail("invalid character in section");
       } else if (!is_atom_char(c)) {
         break;
       }
+      if (rewritten) text.push_back(c);
       ++pos_;
     }
     if (brackets) return fail("unterminated '['");
     if (pos_ == start) return fail(std::string("unexpected character '") + peek() + "'");
     out->kind = Value::Kind::kAtom;
-    out->text.assign(in_.substr(start, pos_ - start));
+    if (rewritten) out->text = std::move(text);
+    else out->text.assign(in_.substr(start, pos_ - start));
     if (out->text.size() == 3) {
       std::string u = out->upper();
       if (u == "NIL") out->kind = Value::Kind::kNil;
     }
     return true;
+  }
+
+  static std::string quote_simple(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+    return out;
   }
 
   std::string_view in_;

@@ -36,6 +36,11 @@ TEST(ImapParser, WellFormed) {
   ASSERT_TRUE(r.command) << r.error;
   EXPECT_EQ(r.command->args[1].text, "a\r\n");
 
+  // A header field name as a literal inside a section becomes the quoted form.
+  r = parse_command("f FETCH 1 (BODY.PEEK[HEADER.FIELDS ({7}\r\nSubject \"X\")])");
+  ASSERT_TRUE(r.command) << r.error;
+  EXPECT_EQ(r.command->args[1].items[0].text, "BODY.PEEK[HEADER.FIELDS (\"Subject\" \"X\")]");
+
   r = parse_command("t STATUS INBOX (MESSAGES UIDNEXT)");
   ASSERT_TRUE(r.command);
   r = parse_command("t LIST \"\" %");
