@@ -115,7 +115,7 @@ std::string capabilities(const ImapContext& ctx) {
     return caps;
   }
   caps +=
-      " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
+      " NAMESPACE UNSELECT UIDPLUS MOVE BINARY CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
       " CONDSTORE QRESYNC ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE"
       " UTF8=ACCEPT APPENDLIMIT=" +
       std::to_string(ctx.options().max_message_size);

@@ -14,6 +14,8 @@
 //   (Dovecot accepts these and answers an empty string or the remainder).
 #include "protocol/imap/imap_format.h"
 
+#include <gmime/gmime.h>
+
 #include <charconv>
 
 #include "protocol/imap/imap_parser.h"
@@ -611,6 +613,73 @@ Result<BodyFetch> parse_body_fetch(std::string_view attribute) {
   if (rest.empty() || rest.back() != ']') return invalid("missing ']' after section");
   MK_ASSIGN_OR_RETURN(fetch.section, parse_section(rest.substr(0, rest.size() - 1)));
   return fetch;
+}
+
+Result<BinaryFetch> parse_binary_fetch(std::string_view attribute) {
+  BinaryFetch fetch;
+  std::string_view rest;
+  if (starts_with_nocase(attribute, "BINARY.PEEK[")) {
+    fetch.peek = true;
+    rest = attribute.substr(12);
+  } else if (starts_with_nocase(attribute, "BINARY.SIZE[")) {
+    fetch.size_only = true;
+    rest = attribute.substr(12);
+  } else if (starts_with_nocase(attribute, "BINARY[")) {
+    rest = attribute.substr(7);
+  } else {
+    return invalid("not a BINARY fetch attribute");
+  }
+  if (!rest.empty() && rest.back() == '>') {
+    if (fetch.size_only) return invalid("BINARY.SIZE takes no partial");
+    const size_t open = rest.rfind('<');
+    if (open == std::string_view::npos) return invalid("invalid partial");
+    MK_ASSIGN_OR_RETURN(fetch.partial, parse_partial(rest.substr(open)));
+    rest = rest.substr(0, open);
+  }
+  if (rest.empty() || rest.back() != ']') return invalid("missing ']' after section");
+  rest.remove_suffix(1);
+  // section-binary = "[" [section-part] "]": part numbers only.
+  MK_ASSIGN_OR_RETURN(Section section, parse_section(rest));
+  if (section.text != Section::Text::kNone) return invalid("BINARY takes part numbers only");
+  fetch.part = std::move(section.part);
+  return fetch;
+}
+
+std::string binary_response_name(const BinaryFetch& fetch) {
+  std::string out = fetch.size_only ? "BINARY.SIZE[" : "BINARY[";
+  for (size_t i = 0; i < fetch.part.size(); ++i) {
+    if (i) out += '.';
+    out += std::to_string(fetch.part[i]);
+  }
+  out += ']';
+  if (fetch.partial) out += "<" + std::to_string(fetch.partial->origin) + ">";
+  return out;
+}
+
+Result<std::string> extract_binary(std::string_view raw, const MessageInfo& info,
+                                   const std::vector<uint32_t>& part_path) {
+  if (part_path.empty()) return std::string(raw);
+  Section section;
+  section.part = part_path;
+  MK_ASSIGN_OR_RETURN(std::string body, extract_section(raw, info, section));
+  const MimePart* part = find_part(info.body, part_path);
+  if (!part) return body;
+  GMimeContentEncoding encoding;
+  if (part->encoding == "7bit" || part->encoding == "8bit" || part->encoding == "binary") {
+    return body;
+  } else if (part->encoding == "base64") {
+    encoding = GMIME_CONTENT_ENCODING_BASE64;
+  } else if (part->encoding == "quoted-printable") {
+    encoding = GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
+  } else {
+    return invalid("unknown Content-Transfer-Encoding " + part->encoding);
+  }
+  GMimeEncoding state;
+  g_mime_encoding_init_decode(&state, encoding);
+  std::string out(g_mime_encoding_outlen(&state, body.size()) + 16, '\0');
+  size_t n = g_mime_encoding_flush(&state, body.data(), body.size(), out.data());
+  out.resize(n);
+  return out;
 }
 
 }  // namespace mailark::imap

@@ -94,4 +94,22 @@ struct BodyFetch {
 };
 Result<BodyFetch> parse_body_fetch(std::string_view attribute);
 
+// BINARY[part]<partial>, BINARY.PEEK[part]<partial> and BINARY.SIZE[part] (RFC 3516,
+// RFC 9051 6.4.5): a part's content with its Content-Transfer-Encoding undone.
+struct BinaryFetch {
+  bool size_only = false;  // BINARY.SIZE
+  bool peek = false;
+  std::vector<uint32_t> part;  // empty: the whole message, as it is
+  std::optional<Partial> partial;
+  bool operator==(const BinaryFetch&) const = default;
+};
+Result<BinaryFetch> parse_binary_fetch(std::string_view attribute);
+// "BINARY[1.2]", "BINARY[1]<0>" (origin only, as for BODY) or "BINARY.SIZE[1]".
+std::string binary_response_name(const BinaryFetch& fetch);
+// The decoded content of `part` (7bit, 8bit and binary as they are; base64 and
+// quoted-printable decoded). A part that does not exist is empty, as for BODY[]. kInvalid
+// for any other encoding: the command answers NO [UNKNOWN-CTE].
+Result<std::string> extract_binary(std::string_view raw, const MessageInfo& info,
+                                   const std::vector<uint32_t>& part);
+
 }  // namespace mailark::imap

@@ -52,9 +52,10 @@ void cmd_append(ImapContext& ctx, const Command& cmd) {
     }
   }
   const std::string& message = args.back().text;
-  // Without BINARY (RFC 3516) a message is CHAR8: no NUL (RFC 3501 9), and no literal8.
-  if (args.back().literal8) return ctx.bad("literal8 needs BINARY, which is not offered");
-  if (message.find('\0') != std::string::npos) return ctx.bad("NUL in message literal");
+  // A literal is CHAR8 (RFC 3501 9): NUL only in a literal8 (BINARY, RFC 3516 4.4), which is
+  // stored as it came.
+  if (!args.back().literal8 && message.find('\0') != std::string::npos)
+    return ctx.bad("NUL in message literal; send it as literal8");
   if (message.empty()) return ctx.no("[CANNOT] Cannot save an empty message");
   if (message.size() > ctx.options().max_message_size)
     return ctx.no("[TOOBIG] Message exceeds the size limit");

@@ -18,9 +18,10 @@ namespace {
 
 struct FetchItem {
   enum class Kind { kFlags, kUid, kInternalDate, kSize, kEnvelope, kBody, kBodyStructure, kModseq,
-                    kSection };
+                    kSection, kBinary };
   Kind kind;
   BodyFetch body;            // kSection
+  BinaryFetch binary;        // kBinary
   std::string name;          // kSection: the response name ("BODY[TEXT]", "RFC822.HEADER")
   bool from_cache = false;   // kSection: answered from the parse cache
 };
@@ -47,7 +48,7 @@ Status add_item(const Value& v, FetchPlan* plan) {
   if (!v.is_atom()) return invalid("Invalid FETCH attribute");
   std::string up = v.upper();
   using K = FetchItem::Kind;
-  auto simple = [&](K kind) { plan->items.push_back(FetchItem{kind, {}, {}, false}); };
+  auto simple = [&](K kind) { plan->items.push_back(FetchItem{kind, {}, {}, {}, false}); };
   if (up == "ALL" || up == "FAST" || up == "FULL") {
     simple(K::kFlags);
     simple(K::kInternalDate);
@@ -71,7 +72,7 @@ Status add_item(const Value& v, FetchPlan* plan) {
   } else if (up == "MODSEQ") {
     simple(K::kModseq);
   } else if (up == "RFC822" || up == "RFC822.HEADER" || up == "RFC822.TEXT") {
-    FetchItem item{K::kSection, {}, up, false};
+    FetchItem item{K::kSection, {}, {}, up, false};
     item.body.peek = up == "RFC822.HEADER";
     if (up == "RFC822.HEADER") item.body.section.text = Section::Text::kHeader;
     if (up == "RFC822.TEXT") item.body.section.text = Section::Text::kText;
@@ -79,8 +80,15 @@ Status add_item(const Value& v, FetchPlan* plan) {
   } else if (up.compare(0, 5, "BODY[") == 0 || up.compare(0, 10, "BODY.PEEK[") == 0) {
     auto parsed = parse_body_fetch(v.text);
     if (!parsed.is_ok()) return parsed.status();
-    FetchItem item{K::kSection, std::move(*parsed), {}, false};
+    FetchItem item{K::kSection, std::move(*parsed), {}, {}, false};
     item.name = body_response_name(item.body.section, item.body.partial);
+    plan->items.push_back(std::move(item));
+  } else if (up.compare(0, 7, "BINARY[") == 0 || up.compare(0, 12, "BINARY.PEEK[") == 0 ||
+             up.compare(0, 12, "BINARY.SIZE[") == 0) {
+    auto parsed = parse_binary_fetch(v.text);
+    if (!parsed.is_ok()) return parsed.status();
+    FetchItem item{K::kBinary, {}, std::move(*parsed), {}, false};
+    item.name = binary_response_name(item.binary);
     plan->items.push_back(std::move(item));
   } else {
     return invalid("Unknown FETCH attribute " + v.text.substr(0, 40));
@@ -135,6 +143,11 @@ Result<FetchPlan> make_plan(const Command& cmd) {
         if (!item.body.peek) plan.sets_seen = true;
         break;
       }
+      case K::kBinary:
+        plan.needs_info = true;
+        plan.needs_raw = true;
+        if (!item.binary.peek && !item.binary.size_only) plan.sets_seen = true;
+        break;
       default: break;
     }
   }
@@ -300,6 +313,22 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item, b
         line += f.name + " " + literal(apply_partial(bytes, f.body.partial));
         break;
       }
+      case K::kBinary: {
+        if (!raw) {
+          MK_ASSIGN_OR_RETURN(std::string loaded, ctx.store().read_message(*ctx.account, item.blob));
+          raw = std::move(loaded);
+        }
+        MK_ASSIGN_OR_RETURN(std::string decoded, extract_binary(*raw, *info, f.binary.part));
+        if (f.binary.size_only) {
+          line += f.name + " " + std::to_string(decoded.size());
+          break;
+        }
+        std::string_view bytes = apply_partial(decoded, f.binary.partial);
+        // NUL needs literal8 (RFC 3516 4.2).
+        if (bytes.find('\0') != std::string_view::npos) line += f.name + " ~" + literal(bytes);
+        else line += f.name + " " + literal(bytes);
+        break;
+      }
     }
   }
   if (flags_changed && !plan.has_flags) line += " FLAGS " + format_flags(item.flags, recent);
@@ -399,6 +428,8 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
 }
 
 void fetch_done(ImapContext& ctx, const FetchState& st) {
+  if (st.error.code() == ErrorCode::kInvalid)
+    return ctx.no("[UNKNOWN-CTE] Cannot decode the part's Content-Transfer-Encoding");
   if (!st.error.is_ok()) return ctx.fail(st.error);
   if (st.missing && !ctx.uid_command)
     return ctx.no("[EXPUNGEISSUED] Some of the requested messages no longer exist");
