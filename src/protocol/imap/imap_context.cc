@@ -55,7 +55,29 @@ Result<std::string> ImapContext::mailbox_from_wire(const Value& value) const {
 }
 
 std::string ImapContext::mailbox_to_wire(std::string_view name) const {
-  return quote(utf8 || rev2 ? std::string(name) : utf8_to_mutf7(name));
+  if (!(utf8 || rev2)) return quote(utf8_to_mutf7(name));
+  // IMAP4rev2 and UTF8=ACCEPT allow UTF-8 in quoted strings (RFC 9051 9, RFC 6855 3).
+  if (!is_valid_utf8(name) || name.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+    return quote(name);
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+Result<std::vector<uint32_t>> ImapContext::resolve_set(const Value& value, bool uid) const {
+  if (!value.is_atom()) return invalid("Invalid sequence set");
+  if (value.text == "$") {
+    std::vector<uint32_t> out;
+    for (uint32_t u : saved_uids)
+      if (selected->seq_of(u)) out.push_back(u);
+    return out;
+  }
+  auto set = parse_sequence_set(value.text);
+  if (!set) return invalid("Invalid sequence set");
+  return selected->resolve(*set, uid);
 }
 
 SyncOptions ImapContext::sync_options(bool allow_expunge) const {
@@ -95,6 +117,7 @@ void ImapContext::select(MailboxView view) {
   changes->folder = view.folder_guid();
   changes->dirty = false;
   selected.emplace(std::move(view));
+  saved_uids.clear();
   state = SessionState::kSelected;
 }
 
@@ -103,6 +126,7 @@ void ImapContext::deselect() {
   changes->folder = Guid{};
   changes->dirty = false;
   selected.reset();
+  saved_uids.clear();
   if (state == SessionState::kSelected) state = SessionState::kAuthenticated;
 }
 
@@ -115,7 +139,7 @@ std::string capabilities(const ImapContext& ctx) {
     return caps;
   }
   caps +=
-      " NAMESPACE UNSELECT UIDPLUS MOVE BINARY CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
+      " NAMESPACE UNSELECT UIDPLUS MOVE BINARY SEARCHRES CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
       " CONDSTORE QRESYNC ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE"
       " UTF8=ACCEPT APPENDLIMIT=" +
       std::to_string(ctx.options().max_message_size);

@@ -46,6 +46,8 @@ struct ImapContext {
   std::optional<Account> account;
   std::string user;  // the authenticated address
   std::optional<MailboxView> selected;
+  // SEARCHRES (RFC 5182): the UIDs saved by SEARCH RETURN (SAVE), referred to as "$".
+  std::vector<uint32_t> saved_uids;
   std::shared_ptr<ChangeFlag> changes = std::make_shared<ChangeFlag>();
 
   // ENABLEd extensions (RFC 5161) and ones switched on by use (RFC 7162 3.1).
@@ -79,6 +81,11 @@ struct ImapContext {
   // enabled) and the store (UTF-8).
   Result<std::string> mailbox_from_wire(const Value& value) const;
   std::string mailbox_to_wire(std::string_view name) const;
+
+  // The UIDs a FETCH/STORE/COPY/MOVE/UID EXPUNGE set argument names in the selected
+  // mailbox, ascending: a sequence set (UIDs when `uid`), or "$" (the saved search result).
+  // kInvalid (BAD) for a malformed set or a message number above EXISTS.
+  Result<std::vector<uint32_t>> resolve_set(const Value& value, bool uid) const;
 
   SyncOptions sync_options(bool allow_expunge) const;
   // Brings the selected view up to date and appends the untagged responses. `force` also

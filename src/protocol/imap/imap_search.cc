@@ -3,6 +3,7 @@
 // - Keys nested more than kMaxNesting deep (NOT, OR and parenthesized lists each add a level)
 //   are BAD, so hostile input cannot exhaust the stack here or in evaluation.
 // - KEYWORD takes an atom (RFC 3501 flag-keyword); a quoted keyword or "\Seen" is BAD.
+// - RETURN options may repeat ("RETURN (SAVE SAVE)"); a repeat changes nothing.
 // - Dates are 1-2 digit day, English month (any case), 4-digit year; "1-Feb-94" is BAD.
 // - Within an AND (and OR), keys that only look at flags, sets, sizes and dates run before
 //   those that read the parse cache, and those before BODY/TEXT; results are the same.
@@ -31,6 +32,7 @@ struct SearchProgram::Node {
     kNot,          // not children[0]
     kSequenceSet,  // ranges / star_ranges: message sequence numbers
     kUidSet,       // the same for UIDs
+    kSaved,        // "$" or "UID $": the UID is in SearchView::saved_uids
     kFlag,         // name: "\\Seen" (canonical spelling) or a keyword
     kRecent,
     kBefore,  // day: the internal date's UTC day is earlier
@@ -409,9 +411,15 @@ bool is_astring(const Value& v) {
   return v.is_astring() || v.kind == Value::Kind::kNil;
 }
 
+// A sequence set key, or a UID set after "UID": numbers, or "$" alone (RFC 5182 3).
 Result<Node> set_node(Kind kind, std::string_view text) {
+  if (text == "$") return leaf(Kind::kSaved);
   std::optional<std::vector<SeqRange>> set = parse_sequence_set(text);
-  if (!set) return invalid("invalid sequence set " + excerpt(text));
+  if (!set) {
+    const bool dollar = text.find('$') != std::string_view::npos;
+    return invalid("invalid sequence set " + excerpt(text) +
+                   (dollar ? " ($ must stand alone)" : ""));
+  }
   Node n = leaf(kind);
   for (const SeqRange& r : *set) {
     (r.lo == UINT32_MAX || r.hi == UINT32_MAX ? n.star_ranges : n.ranges).push_back(r);
@@ -460,7 +468,7 @@ Result<Node> parse_key(const std::vector<Value>& items, size_t& pos, int depth) 
   auto next = [&]() -> const Value* { return pos < items.size() ? &items[pos++] : nullptr; };
   auto missing = [&]() { return invalid(key + " needs an argument"); };
 
-  if (!key.empty() && (is_digit(key[0]) || key[0] == '*')) {
+  if (!key.empty() && (is_digit(key[0]) || key[0] == '*' || key[0] == '$')) {
     return set_node(Kind::kSequenceSet, v.text);
   }
   if (key == "ALL") return leaf(Kind::kAll);
@@ -584,6 +592,36 @@ Result<Node> parse_keys(const std::vector<Value>& items, size_t pos, int depth) 
   return conjunction(std::move(keys));
 }
 
+// RETURN (...) at args[pos], when there; advances pos past it. Without RETURN: all false.
+Result<SearchReturn> parse_return(const std::vector<Value>& args, size_t& pos) {
+  SearchReturn ret;
+  if (pos >= args.size() || !args[pos].is_atom() || args[pos].upper() != "RETURN") return ret;
+  ++pos;
+  if (pos >= args.size() || !args[pos].is_list()) return invalid("RETURN needs a list of options");
+  ret.esearch = true;
+  for (const Value& option : args[pos].items) {
+    const std::string name = option.is_atom() ? option.upper() : std::string();
+    if (name == "MIN") {
+      ret.min = true;
+    } else if (name == "MAX") {
+      ret.max = true;
+    } else if (name == "COUNT") {
+      ret.count = true;
+    } else if (name == "ALL") {
+      ret.all = true;
+    } else if (name == "SAVE") {
+      ret.save = true;
+    } else {
+      return invalid("unknown RETURN option " + excerpt(option.text));
+    }
+  }
+  ++pos;
+  // RFC 4731 3.1: no option means ALL. SAVE is an option, and alone asks for no result data
+  // (RFC 5182 1).
+  if (!ret.min && !ret.max && !ret.count && !ret.all && !ret.save) ret.all = true;
+  return ret;
+}
+
 // ---------------------------------------------------------------------------------------
 // Rendering (to_string).
 
@@ -634,6 +672,9 @@ void render(const Node& n, bool top, std::string& out) {
       return;
     case Kind::kUidSet:
       out += "UID " + format_ranges(n);
+      return;
+    case Kind::kSaved:
+      out += "$";
       return;
     case Kind::kFlag:
       for (const FlagKey& f : kFlagKeys) {
@@ -841,6 +882,9 @@ class Evaluation {
         return in_set(n, m_.seq, view_.max_seq);
       case Kind::kUidSet:
         return in_set(n, m_.uid, view_.max_uid);
+      case Kind::kSaved:
+        return view_.saved_uids &&
+               std::binary_search(view_.saved_uids->begin(), view_.saved_uids->end(), m_.uid);
       case Kind::kFlag:
         return m_.flags && std::any_of(m_.flags->begin(), m_.flags->end(),
                                        [&](const std::string& f) { return iequals(f, n.name); });
@@ -977,32 +1021,7 @@ std::string SearchProgram::to_string() const {
 Result<SearchCommand> parse_search_command(const std::vector<Value>& args) {
   SearchCommand cmd;
   size_t pos = 0;
-  if (pos < args.size() && args[pos].is_atom() && args[pos].upper() == "RETURN") {
-    ++pos;
-    if (pos >= args.size() || !args[pos].is_list()) {
-      return invalid("RETURN needs a list of options");
-    }
-    SearchReturn& ret = cmd.ret;
-    ret.esearch = true;
-    for (const Value& option : args[pos].items) {
-      const std::string name = option.is_atom() ? option.upper() : std::string();
-      if (name == "MIN") {
-        ret.min = true;
-      } else if (name == "MAX") {
-        ret.max = true;
-      } else if (name == "COUNT") {
-        ret.count = true;
-      } else if (name == "ALL") {
-        ret.all = true;
-      } else if (name == "SAVE") {
-        return invalid("RETURN SAVE is not supported");
-      } else {
-        return invalid("unknown RETURN option " + excerpt(option.text));
-      }
-    }
-    if (!ret.min && !ret.max && !ret.count && !ret.all) ret.all = true;  // RFC 4731 3.1
-    ++pos;
-  }
+  MK_ASSIGN_OR_RETURN(cmd.ret, parse_return(args, pos));
   if (pos < args.size() && args[pos].is_atom() && args[pos].upper() == "CHARSET") {
     ++pos;
     if (pos >= args.size() || !is_astring(args[pos])) return invalid("CHARSET needs a name");
@@ -1015,6 +1034,24 @@ Result<SearchCommand> parse_search_command(const std::vector<Value>& args) {
   MK_ASSIGN_OR_RETURN(Node root, parse_keys(args, pos, 0));
   cmd.program = SearchProgram(std::make_shared<const Node>(std::move(root)));
   return cmd;
+}
+
+bool search_requests_save(const std::vector<Value>& args) {
+  size_t pos = 0;
+  Result<SearchReturn> ret = parse_return(args, pos);
+  return ret.is_ok() && ret->save;
+}
+
+std::vector<uint32_t> saved_search_result(const SearchReturn& ret,
+                                          const std::vector<uint32_t>& matched_uids) {
+  if (!ret.save || matched_uids.empty()) return {};
+  if (ret.all || ret.count || (!ret.min && !ret.max)) return matched_uids;
+  std::vector<uint32_t> saved;
+  if (ret.min) saved.push_back(matched_uids.front());
+  if (ret.max && (saved.empty() || saved.front() != matched_uids.back())) {
+    saved.push_back(matched_uids.back());
+  }
+  return saved;
 }
 
 bool search_matches(const SearchProgram& program, const SearchView& view, const SearchMessage& m) {

@@ -1,7 +1,9 @@
-// IMAP SEARCH (RFC 3501 6.4.4, RFC 9051 6.4.4) with ESEARCH return options (RFC 4731) and
-// the CONDSTORE MODSEQ key (RFC 7162 3.1.5): the command's arguments in, a compiled program
-// out, and the program evaluated against one message at a time. Pure: no store access; the
-// caller supplies each message's flags, sizes, dates, parse cache and (for BODY/TEXT) bytes.
+// IMAP SEARCH (RFC 3501 6.4.4, RFC 9051 6.4.4) with ESEARCH return options (RFC 4731), the
+// SAVE option and "$" marker of SEARCHRES (RFC 5182, RFC 9051 6.4.4.1) and the CONDSTORE MODSEQ
+// key (RFC 7162 3.1.5): the command's arguments in, a compiled program out, and the program
+// evaluated against one message at a time. Pure: no store access; the caller supplies each
+// message's flags, sizes, dates, parse cache and (for BODY/TEXT) bytes, and keeps the saved
+// search result.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +37,8 @@ class SearchProgram {
 
   // The program in IMAP search-key syntax, for logs and tests; it parses back to the same
   // program. Keys appear as evaluated: cheap keys before ones that read the header or body,
-  // NEW/OLD/UNSEEN... in their expanded form, strings case-folded, dates as "1-Feb-1994".
+  // NEW/OLD/UNSEEN... in their expanded form, strings case-folded, dates as "1-Feb-1994",
+  // "$" for both "$" and "UID $".
   std::string to_string() const;
 
   const Node& root() const { return *root_; }
@@ -47,11 +50,22 @@ class SearchProgram {
   bool uses_modseq_ = false;
 };
 
-// RETURN (...) of RFC 4731. `esearch` is set when RETURN was given at all; RETURN () means
-// ALL.
+// RETURN (...) of RFC 4731 and RFC 5182. `esearch` is set when RETURN was given at all.
+// RETURN () means ALL (RFC 4731 3.1); RETURN (SAVE) does not: it asks for no result data.
 struct SearchReturn {
   bool esearch = false;
   bool min = false, max = false, count = false, all = false;
+  // SAVE: on success the command replaces the session's search result variable with
+  // saved_search_result(); when it ends in a tagged NO (BADCHARSET, a store error) the
+  // variable becomes empty (RFC 9051 6.4.4.1). Without SAVE, and after any BAD, the variable
+  // is left as it was.
+  bool save = false;
+
+  // Whether an untagged ESEARCH (or, for IMAP4rev1 without RETURN, SEARCH) response is sent.
+  // False only for RETURN (SAVE) alone, which answers with the tagged OK and nothing else
+  // (RFC 5182 1, RFC 9051 6.4.4). SAVE never changes which of MIN/MAX/COUNT/ALL are reported.
+  bool sends_response() const { return !save || min || max || count || all; }
+
   bool operator==(const SearchReturn&) const = default;
 };
 
@@ -68,13 +82,37 @@ struct SearchCommand {
 //               date or number, keys nested more than 64 deep): tagged BAD with the message.
 //   kNotFound - CHARSET names a charset other than UTF-8 / US-ASCII: the caller answers
 //               NO [BADCHARSET (UTF-8 US-ASCII)].
-// RETURN (SAVE) (RFC 5182) is not supported and is kInvalid, as is the "$" sequence set.
+// "$" (the saved search result, RFC 5182 3) is accepted where a sequence set is, as a key or
+// after UID, but only as the whole set: "$,1:3", "1:3,$" and "$:5" are kInvalid. "$" is the
+// RFC's seq-last-command alternative of sequence-set, a set of its own; the recursion in
+// sequence-set would admit a trailing ",$", which Dovecot rejects as well.
 Result<SearchCommand> parse_search_command(const std::vector<Value>& args);
 
-// What '*' stands for in sequence and UID sets.
+// Whether the arguments begin with a well-formed RETURN list that holds SAVE. For a command that
+// parse_search_command() failed with kNotFound (answered NO [BADCHARSET]): when this is true
+// the search result variable must become empty. After kInvalid (BAD) it never changes.
+bool search_requests_save(const std::vector<Value>& args);
+
+// The new value of the search result variable after a successful SEARCH with `ret.save`, from
+// `matched_uids`: the UIDs of all matching messages, ascending (for a SEARCH by sequence number
+// as well: "$" then serves FETCH and UID FETCH alike). RFC 5182 2.4 / RFC 9051 6.4.4.1:
+//   SAVE alone, or with ALL or COUNT (MIN/MAX or not)  -> every match
+//   SAVE MIN                                            -> the lowest match only
+//   SAVE MAX                                            -> the highest match only
+//   SAVE MIN MAX                                        -> the lowest and the highest
+// No match saves the empty set. Without `ret.save` the result is meaningless (empty).
+std::vector<uint32_t> saved_search_result(const SearchReturn& ret,
+                                          const std::vector<uint32_t>& matched_uids);
+
+// What '*' stands for in sequence and UID sets, and what "$" stands for.
 struct SearchView {
   uint32_t max_seq = 0;  // messages in the mailbox
   uint32_t max_uid = 0;  // highest UID in the mailbox
+  // The search result variable as it was before this command (a SEARCH that both uses "$" and
+  // SAVEs reads the old value): UIDs, ascending. Null or empty: "$" matches nothing, which is
+  // its value after SELECT/EXAMINE, a failed SAVE, or when no SAVE has been done
+  // (RFC 9051 6.4.4.1). Expunged UIDs may stay in it; they match no message.
+  const std::vector<uint32_t>* saved_uids = nullptr;
 };
 
 // One message as the evaluator sees it. Nothing is owned; everything must outlive the call.
@@ -94,6 +132,8 @@ struct SearchMessage {
 // Whether `m` matches. Never fails: a key whose data is missing or unusable (no Date header,
 // no parse cache, a cache whose offsets do not fit `raw`) simply does not match.
 // Matching rules (choices where the RFCs leave room):
+// - "$" and "UID $" both match the messages whose UID is in view.saved_uids, in SEARCH and
+//   UID SEARCH alike.
 // - Flags and keywords compare case-insensitively. NEW = RECENT UNSEEN, OLD = NOT RECENT.
 // - BEFORE/ON/SINCE use the UTC calendar day of the internal date.
 // - SENTBEFORE/SENTON/SENTSINCE use the calendar day written in the (last) Date header, i.e.

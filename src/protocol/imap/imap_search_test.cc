@@ -135,6 +135,18 @@ TEST(ImapSearchParse, ValidKeysCompileToCanonicalForm) {
       {"MODSEQ \"/FLAGS/\\\\Answered\" shared 9223372036854775807", "MODSEQ 9223372036854775807"},
       {"CHARSET UTF-8 ALL", "ALL"},
       {"RETURN (MIN) ALL", "ALL"},
+      // "$": the saved search result, wherever a sequence set may stand.
+      {"$", "$"},
+      {"UID $", "$"},
+      {"uid $", "$"},
+      {"($)", "$"},
+      {"NOT $", "NOT $"},
+      {"OR $ 1:3", "OR $ 1:3"},
+      {"OR FLAGGED UID $", "OR FLAGGED $"},
+      {"NOT (SEEN $)", "NOT (SEEN $)"},
+      {"BODY x $ UID 5", "$ UID 5 BODY \"x\""},
+      {"$ $", "$ $"},
+      {"RETURN (SAVE) $ SEEN", "$ SEEN"},
   };
   for (const Case& c : cases) {
     Result<SearchCommand> cmd = parse(c.in);
@@ -153,8 +165,8 @@ TEST(ImapSearchParse, ReturnOptionsAndCharset) {
     SearchReturn ret;
     std::string charset;
   };
-  auto ret = [](bool min, bool max, bool count, bool all) {
-    return SearchReturn{true, min, max, count, all};
+  auto ret = [](bool min, bool max, bool count, bool all, bool save = false) {
+    return SearchReturn{true, min, max, count, all, save};
   };
   const std::vector<Case> cases = {
       {"ALL", SearchReturn{}, ""},
@@ -165,6 +177,17 @@ TEST(ImapSearchParse, ReturnOptionsAndCharset) {
       {"CHARSET utf-8 ALL", SearchReturn{}, "UTF-8"},
       {"CHARSET \"US-ASCII\" ALL", SearchReturn{}, "US-ASCII"},
       {"RETURN (MIN) CHARSET us-ascii SEEN", ret(true, false, false, false), "US-ASCII"},
+      // SAVE alone is not "no option": it does not default to ALL.
+      {"RETURN (SAVE) ALL", ret(false, false, false, false, true), ""},
+      {"return (save) $", ret(false, false, false, false, true), ""},
+      {"RETURN (SAVE SAVE) ALL", ret(false, false, false, false, true), ""},
+      {"RETURN (SAVE MIN) ALL", ret(true, false, false, false, true), ""},
+      {"RETURN (MAX SAVE) ALL", ret(false, true, false, false, true), ""},
+      {"RETURN (SAVE MIN MAX) ALL", ret(true, true, false, false, true), ""},
+      {"RETURN (COUNT SAVE) ALL", ret(false, false, true, false, true), ""},
+      {"RETURN (SAVE ALL) ALL", ret(false, false, false, true, true), ""},
+      {"RETURN (MIN SAVE COUNT MAX ALL) ALL", ret(true, true, true, true, true), ""},
+      {"RETURN (SAVE) CHARSET UTF-8 UID $", ret(false, false, false, false, true), "UTF-8"},
   };
   for (const Case& c : cases) {
     Result<SearchCommand> cmd = parse(c.in);
@@ -174,14 +197,130 @@ TEST(ImapSearchParse, ReturnOptionsAndCharset) {
   }
 }
 
+TEST(ImapSearchParse, SaveAloneSendsNoResponse) {
+  struct Case {
+    std::string in;
+    bool sends_response;
+  };
+  const std::vector<Case> cases = {
+      {"ALL", true},  // SEARCH, or ESEARCH under IMAP4rev2
+      {"RETURN () ALL", true},
+      {"RETURN (MIN) ALL", true},
+      {"RETURN (SAVE) ALL", false},
+      {"RETURN (SAVE SAVE) ALL", false},
+      {"RETURN (SAVE MIN) ALL", true},
+      {"RETURN (SAVE MAX) ALL", true},
+      {"RETURN (SAVE COUNT) ALL", true},
+      {"RETURN (SAVE ALL) ALL", true},
+  };
+  for (const Case& c : cases) {
+    Result<SearchCommand> cmd = parse(c.in);
+    ASSERT_TRUE(cmd.is_ok()) << c.in << ": " << cmd.status().to_string();
+    EXPECT_EQ(cmd->ret.sends_response(), c.sends_response) << c.in;
+  }
+}
+
+// Tokenized arguments of "a SEARCH <text>", for the functions that take them directly.
+std::vector<Value> args_of(std::string_view text) {
+  ParseResult r = parse_command("a SEARCH " + std::string(text));
+  if (!r.command) {
+    ADD_FAILURE() << "tokenizer rejected: " << text << ": " << r.error;
+    return {};
+  }
+  return r.command->args;
+}
+
+TEST(ImapSearchParse, WhetherAFailedSearchAskedForSave) {
+  struct Case {
+    std::string in;
+    bool save;
+  };
+  const std::vector<Case> cases = {
+      // Unsupported charset (NO): with SAVE the search result variable must become empty.
+      {"RETURN (SAVE) CHARSET KOI8-R ALL", true},
+      {"RETURN (MIN SAVE) CHARSET KOI8-R ALL", true},
+      {"return (save) CHARSET x ALL", true},
+      {"RETURN (MIN) CHARSET KOI8-R ALL", false},
+      {"CHARSET KOI8-R ALL", false},
+      // Well-formed and parsed: the same answer as SearchReturn::save.
+      {"RETURN (SAVE) ALL", true},
+      {"ALL", false},
+      // A malformed RETURN list is BAD, which never touches the variable.
+      {"RETURN (SAVE FOO) ALL", false},
+      {"RETURN SAVE ALL", false},
+      {"ALL RETURN (SAVE)", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(search_requests_save(args_of(c.in)), c.save) << c.in;
+  }
+  EXPECT_FALSE(search_requests_save({}));
+  // The kNotFound case really is what the caller sees for the first one.
+  Result<SearchCommand> cmd = parse("RETURN (SAVE) CHARSET KOI8-R ALL");
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_EQ(cmd.status().code(), ErrorCode::kNotFound);
+}
+
+TEST(ImapSearchSave, WhatIsSaved) {
+  struct Case {
+    std::string options;  // the RETURN list
+    std::vector<uint32_t> matched, saved;
+  };
+  const std::vector<uint32_t> three = {4, 9, 20};
+  const std::vector<Case> cases = {
+      {"SAVE", three, three},
+      {"SAVE ALL", three, three},
+      {"SAVE COUNT", three, three},
+      {"SAVE MIN", three, {4}},
+      {"SAVE MAX", three, {20}},
+      {"SAVE MIN MAX", three, {4, 20}},
+      {"MAX SAVE MIN", three, {4, 20}},
+      // With ALL or COUNT present, MIN/MAX no longer narrow what is saved.
+      {"SAVE MIN ALL", three, three},
+      {"SAVE MAX COUNT", three, three},
+      {"SAVE MIN MAX COUNT ALL", three, three},
+      // One match: MIN and MAX are the same message, saved once.
+      {"SAVE MIN MAX", {7}, {7}},
+      {"SAVE MIN", {7}, {7}},
+      // No match: the empty set, whatever the options.
+      {"SAVE", {}, {}},
+      {"SAVE MIN", {}, {}},
+      {"SAVE MIN MAX", {}, {}},
+      // Without SAVE nothing is saved (the caller leaves the variable alone).
+      {"MIN", three, {}},
+      {"", three, {}},
+  };
+  for (const Case& c : cases) {
+    Result<SearchCommand> cmd = parse("RETURN (" + c.options + ") ALL");
+    ASSERT_TRUE(cmd.is_ok()) << c.options;
+    EXPECT_EQ(saved_search_result(cmd->ret, c.matched), c.saved) << c.options;
+  }
+}
+
 TEST(ImapSearchParse, MalformedIsInvalid) {
   const std::vector<std::string> cases = {
       "",
       "FOO",
       "\"ALL\"",
       "NIL",
-      "$",
       "*x",
+      // "$" stands alone as a sequence set.
+      "$,1:3",
+      "1:3,$",
+      "1,$,3",
+      "$:5",
+      "5:$",
+      "$:*",
+      "$$",
+      "$1",
+      "$,",
+      "\"$\"",
+      "UID $,1",
+      "UID 1,$",
+      "UID $:*",
+      "UID \"$\"",
+      "UID ($)",
+      "OR $ $,1",
+      "NOT 2,$",
       "0:3",
       "1:",
       "1,,2",
@@ -238,8 +377,13 @@ TEST(ImapSearchParse, MalformedIsInvalid) {
       "RETURN",
       "RETURN MIN ALL",
       "RETURN (FOO) ALL",
-      "RETURN (SAVE) ALL",
       "RETURN (MIN)",
+      "RETURN (SAVE)",
+      "RETURN (SAVE (MIN)) ALL",
+      "RETURN (\"SAVE\") ALL",
+      "RETURN (SAVE FOO) ALL",
+      "RETURN (SAVED) ALL",
+      "RETURN (SAVE) FOO",
       "RETURN ((MIN)) ALL",
       "RETURN (MIN) RETURN (MAX) ALL",
       "CHARSET",
@@ -442,6 +586,99 @@ TEST(ImapSearchEval, SequenceAndUidSetsResolveStar) {
     third.seq = seq;
     EXPECT_FALSE(matches(odd, third, SearchView{5000, 5000})) << seq;
   }
+}
+
+TEST(ImapSearchEval, SavedResult) {
+  const std::vector<uint32_t> saved = {3, 30, 100};
+  const SearchView view{10, 100, &saved};
+  Msg in;  // UID 30 is saved; its sequence number 4 is not a saved UID
+  in.seq = 4;
+  in.uid = 30;
+  Msg out;  // sequence number 3 is a saved UID, but "$" compares UIDs
+  out.seq = 3;
+  out.uid = 31;
+  out.flags = {"\\Seen"};
+  const std::vector<MatchCase> in_cases = {
+      {"$", true},
+      {"UID $", true},
+      {"($)", true},
+      {"NOT $", false},
+      {"OR $ 9", true},
+      {"OR 9 UID $", true},
+      {"$ UNSEEN", true},
+      {"$ SEEN", false},
+      {"$ 4", true},
+      {"$ 5", false},
+      {"UID $ UID 30", true},
+      {"$ NOT (UID 1:29)", true},
+      {"RETURN (SAVE MIN) $", true},
+  };
+  expect_matches(in, in_cases, view);
+  expect_matches(out,
+                 {
+                     {"$", false},
+                     {"UID $", false},
+                     {"NOT $", true},
+                     {"OR $ SEEN", true},
+                     {"OR $ 3", true},
+                     {"NOT (OR $ UNSEEN)", true},
+                 },
+                 view);
+  // No saved result, or an empty one: "$" is the empty set, which is not an error.
+  const std::vector<uint32_t> empty;
+  for (const SearchView& none : {SearchView{10, 100}, SearchView{10, 100, &empty}}) {
+    expect_matches(in, {{"$", false}, {"UID $", false}, {"NOT $", true}, {"OR $ 4", true}}, none);
+  }
+  // The last UID of the mailbox, the first, and one past the end of the saved list.
+  Msg last;
+  last.seq = 10;
+  last.uid = 100;
+  expect_matches(last, {{"$", true}}, view);
+  last.uid = 3;
+  expect_matches(last, {{"$", true}}, view);
+  last.uid = 101;
+  expect_matches(last, {{"$", false}}, view);
+}
+
+// A session's view of SEARCHRES: save, then use "$" in the next search.
+TEST(ImapSearchEval, SaveThenReuse) {
+  std::vector<Msg> mailbox;
+  for (uint32_t i = 1; i <= 6; ++i) {
+    Msg m;
+    m.seq = i;
+    m.uid = i * 10;
+    if (i % 2 == 0) m.flags = {"\\Flagged"};
+    mailbox.push_back(m);
+  }
+  auto run = [&](std::string_view search, const std::vector<uint32_t>* saved) {
+    std::vector<uint32_t> uids;
+    for (const Msg& m : mailbox) {
+      if (matches(search, m, SearchView{6, 60, saved})) uids.push_back(m.uid);
+    }
+    return uids;
+  };
+  auto save = [&](std::string_view search, const std::vector<uint32_t>* saved) {
+    Result<SearchCommand> cmd = parse(search);
+    EXPECT_TRUE(cmd.is_ok()) << search;
+    return cmd.is_ok() ? saved_search_result(cmd->ret, run(search, saved))
+                       : std::vector<uint32_t>{};
+  };
+  std::vector<uint32_t> var = save("RETURN (SAVE) FLAGGED", nullptr);
+  EXPECT_EQ(var, (std::vector<uint32_t>{20, 40, 60}));
+  EXPECT_EQ(run("$ 1:4", &var), (std::vector<uint32_t>{20, 40}));
+  EXPECT_EQ(run("NOT $", &var), (std::vector<uint32_t>{10, 30, 50}));
+  // A SEARCH that uses "$" and saves reads the old value, then replaces it.
+  var = save("RETURN (SAVE MAX) $ NOT UID 60", &var);
+  EXPECT_EQ(var, (std::vector<uint32_t>{40}));
+  EXPECT_EQ(run("UID $", &var), (std::vector<uint32_t>{40}));
+  var = save("RETURN (SAVE MIN MAX) OR $ UNFLAGGED", &var);
+  EXPECT_EQ(var, (std::vector<uint32_t>{10, 50}));
+  EXPECT_EQ(run("$", &var), (std::vector<uint32_t>{10, 50}));
+  var = save("RETURN (SAVE COUNT MIN) 2:*", &var);
+  EXPECT_EQ(var, (std::vector<uint32_t>{20, 30, 40, 50, 60}));
+  var = save("RETURN (SAVE) $ KEYWORD nothing", &var);
+  EXPECT_TRUE(var.empty());
+  EXPECT_TRUE(run("$", &var).empty());
 }
 
 TEST(ImapSearchEval, SizesAndModseq) {

@@ -7,13 +7,11 @@ void cmd_copy(ImapContext& ctx, const Command& cmd) {
   bool move = cmd.name == "MOVE";
   if (cmd.args.size() != 2 || !cmd.args[0].is_atom())
     return ctx.bad(cmd.name + " takes a sequence set and a mailbox");
-  auto set = parse_sequence_set(cmd.args[0].text);
-  if (!set) return ctx.bad("Invalid sequence set");
   auto dest = ctx.mailbox_from_wire(cmd.args[1]);
   if (!dest.is_ok()) return ctx.bad(dest.status().message());
   MailboxView& view = *ctx.selected;
   if (move && view.read_only()) return ctx.no("[READ-ONLY] Mailbox is read-only");
-  auto uids = view.resolve(*set, cmd.uid);
+  auto uids = ctx.resolve_set(cmd.args[0], cmd.uid);
   if (!uids.is_ok()) return ctx.bad(uids.status().message());
   std::vector<uint32_t> present;
   for (uint32_t uid : *uids)

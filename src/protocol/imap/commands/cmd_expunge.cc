@@ -9,9 +9,7 @@ void cmd_expunge(ImapContext& ctx, const Command& cmd) {
   std::optional<std::vector<uint32_t>> only;
   if (cmd.uid) {
     if (cmd.args.size() != 1 || !cmd.args[0].is_atom()) return ctx.bad("UID EXPUNGE takes a UID set");
-    auto set = parse_sequence_set(cmd.args[0].text);
-    if (!set) return ctx.bad("Invalid UID set");
-    auto uids = view.resolve(*set, true);
+    auto uids = ctx.resolve_set(cmd.args[0], true);
     if (!uids.is_ok()) return ctx.bad(uids.status().message());
     only = std::move(*uids);
   } else if (!cmd.args.empty()) {

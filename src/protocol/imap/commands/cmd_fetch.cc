@@ -441,21 +441,25 @@ void fetch_done(ImapContext& ctx, const FetchState& st) {
 void cmd_fetch(ImapContext& ctx, const Command& cmd) {
   if (cmd.args.size() < 2 || cmd.args.size() > 3 || !cmd.args[0].is_atom())
     return ctx.bad("FETCH takes a sequence set and attributes");
-  auto set = parse_sequence_set(cmd.args[0].text);
-  if (!set) return ctx.bad("Invalid sequence set");
   auto plan = make_plan(cmd);
   if (!plan.is_ok()) return ctx.bad(plan.status().message());
   if (plan->vanished && !ctx.qresync) return ctx.bad("QRESYNC is not enabled");
   if (plan->has_modseq || plan->changed_since) ctx.condstore = true;
-  auto uids = ctx.selected->resolve(*set, cmd.uid);
+  auto uids = ctx.resolve_set(cmd.args[0], cmd.uid);
   if (!uids.is_ok()) return ctx.bad(uids.status().message());
 
   if (plan->vanished) {
+    std::vector<SeqRange> ranges;
+    if (cmd.args[0].text == "$") {
+      for (uint32_t u : ctx.saved_uids) ranges.push_back(SeqRange{u, u});
+    } else {
+      ranges = *parse_sequence_set(cmd.args[0].text);
+    }
     auto changes = ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
     if (!changes.is_ok()) return ctx.fail(changes.status());
     std::vector<uint32_t> gone;
     for (uint32_t uid : changes->vanished) {
-      for (SeqRange r : *set) {
+      for (SeqRange r : ranges) {
         uint32_t lo = std::min(r.lo, r.hi), hi = std::max(r.lo, r.hi);
         if (uid >= lo && uid <= hi) {
           gone.push_back(uid);

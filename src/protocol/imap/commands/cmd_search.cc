@@ -11,17 +11,25 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
   if (cmd.args.empty()) return ctx.bad("SEARCH needs search keys");
   auto parsed = parse_search_command(cmd.args);
   if (!parsed.is_ok()) {
-    if (parsed.status().code() == ErrorCode::kNotFound)
+    if (parsed.status().code() == ErrorCode::kNotFound) {
+      // A SEARCH with SAVE that fails with NO empties "$" (RFC 5182 2.1).
+      if (search_requests_save(cmd.args)) ctx.saved_uids.clear();
       return ctx.no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+    }
     return ctx.bad(parsed.status().message());
   }
   const SearchProgram& program = parsed->program;
   if (program.uses_modseq()) ctx.condstore = true;
   MailboxView& view = *ctx.selected;
+  const SearchReturn& ret = parsed->ret;
   auto items = ctx.store().fetch(*ctx.account, view.name());
-  if (!items.is_ok()) return ctx.fail(items.status());
-  SearchView search_view{view.exists(), view.max_uid()};
+  if (!items.is_ok()) {
+    if (ret.save) ctx.saved_uids.clear();
+    return ctx.fail(items.status());
+  }
+  SearchView search_view{view.exists(), view.max_uid(), &ctx.saved_uids};
   std::vector<uint32_t> found;
+  std::vector<uint32_t> found_uids;
   uint64_t highest_modseq = 0;
   for (const ItemInfo& item : *items) {
     auto seq = view.seq_of(item.uid);
@@ -38,23 +46,34 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
     std::optional<std::string> raw;
     if (program.needs_info()) {
       auto loaded = ctx.store().message_info(*ctx.account, item.blob);
-      if (!loaded.is_ok()) return ctx.fail(loaded.status());
+      if (!loaded.is_ok()) {
+        if (ret.save) ctx.saved_uids.clear();
+        return ctx.fail(loaded.status());
+      }
       info = std::move(*loaded);
       m.info = &*info;
     }
     if (program.needs_body()) {
       auto loaded = ctx.store().read_message(*ctx.account, item.blob);
-      if (!loaded.is_ok()) return ctx.fail(loaded.status());
+      if (!loaded.is_ok()) {
+        if (ret.save) ctx.saved_uids.clear();
+        return ctx.fail(loaded.status());
+      }
       raw = std::move(*loaded);
       m.raw = *raw;
     }
     if (!search_matches(program, search_view, m)) continue;
     found.push_back(cmd.uid ? item.uid : *seq);
+    found_uids.push_back(item.uid);
     highest_modseq = std::max(highest_modseq, item.modseq);
   }
   std::sort(found.begin(), found.end());
-  const SearchReturn& ret = parsed->ret;
-  if (ret.esearch || ctx.rev2) {
+  std::sort(found_uids.begin(), found_uids.end());
+  // "$" changes only after the search has read it (RFC 5182).
+  if (ret.save) ctx.saved_uids = saved_search_result(ret, found_uids);
+  if (!ret.sends_response()) {
+    // RETURN (SAVE) alone: only the tagged reply.
+  } else if (ret.esearch || ctx.rev2) {
     bool all = ret.all || !ret.esearch || !(ret.min || ret.max || ret.count);
     std::string line = "* ESEARCH (TAG " + quote(ctx.tag) + ")";
     if (cmd.uid) line += " UID";

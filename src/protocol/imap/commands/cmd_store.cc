@@ -10,8 +10,6 @@ namespace mailark::imap {
 void cmd_store(ImapContext& ctx, const Command& cmd) {
   const auto& args = cmd.args;
   if (args.size() < 3 || !args[0].is_atom()) return ctx.bad("STORE takes a sequence set, an item and flags");
-  auto set = parse_sequence_set(args[0].text);
-  if (!set) return ctx.bad("Invalid sequence set");
   size_t i = 1;
   uint64_t unchanged_since = 0;
   bool conditional = false;
@@ -46,7 +44,7 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
   if (!flags.is_ok()) return ctx.bad(flags.status().message());
   MailboxView& view = *ctx.selected;
   if (view.read_only()) return ctx.no("[READ-ONLY] Mailbox is read-only");
-  auto uids = view.resolve(*set, cmd.uid);
+  auto uids = ctx.resolve_set(args[0], cmd.uid);
   if (!uids.is_ok()) return ctx.bad(uids.status().message());
   if (uids->empty()) return ctx.ok("Store completed");
 
