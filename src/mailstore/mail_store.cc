@@ -871,18 +871,34 @@ Result<std::vector<uint32_t>> MailStore::expunge(const Account& account,
 }
 
 Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::string_view folder_name,
-                                               uint32_t lo, uint32_t hi) {
+                                               uint32_t lo, uint32_t hi,
+                                               std::vector<MessageInfo>* infos) {
   MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
   std::vector<ItemInfo> out;
+  if (infos) infos->clear();
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
-                                            " FROM items WHERE folder_id=? AND uid BETWEEN ? AND ? ORDER BY uid"));
+    std::string sql = std::string("SELECT ") + kItemColumns;
+    if (infos) sql += ", (SELECT info FROM messages WHERE messages.blob = items.blob)";
+    sql += " FROM items WHERE folder_id=? AND uid BETWEEN ? AND ? ORDER BY uid";
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
     st.bind(1, f.id).bind(2, static_cast<int64_t>(lo)).bind(3, static_cast<int64_t>(hi));
+    // Room up front: moving thousands of items (and parse caches) while growing costs more
+    // than reading them.
+    uint64_t expected = std::min<uint64_t>(hi, f.uidnext > 0 ? f.uidnext - 1 : 0);
+    expected = expected >= lo ? std::min<uint64_t>(expected - lo + 1, 1 << 16) : 0;
+    out.reserve(expected);
+    if (infos) infos->reserve(std::min<uint64_t>(expected, 4096));
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());
       if (!row) break;
       out.push_back(row_to_item(st, 0));
+      if (infos) {
+        auto info = deserialize_message_info(st.column_blob(8));
+        if (!info.is_ok())
+          return corrupt("parse cache of " + to_hex(out.back().blob) + ": " + info.status().message());
+        infos->push_back(std::move(*info));
+      }
     }
     return Status::ok();
   }));

@@ -180,9 +180,11 @@ class MailStore {
   Result<std::vector<uint32_t>> expunge(const Account& account, std::string_view folder,
                                         const std::optional<std::vector<uint32_t>>& uids);
 
-  // Items with lo <= uid <= hi, in UID order.
+  // Items with lo <= uid <= hi, in UID order. With `infos`, also each item's parse cache
+  // (same order), read in the same query.
   Result<std::vector<ItemInfo>> fetch(const Account& account, std::string_view folder,
-                                      uint32_t lo = 1, uint32_t hi = UINT32_MAX);
+                                      uint32_t lo = 1, uint32_t hi = UINT32_MAX,
+                                      std::vector<MessageInfo>* infos = nullptr);
   Result<FolderChanges> changes_since(const Account& account, std::string_view folder,
                                       uint64_t modseq);
   // The raw message, verified against its hash (kCorrupt if it does not match).

@@ -30,6 +30,10 @@ Status run_server(const Config& config) {
   // Dozens of blocking-pool threads would otherwise each get a malloc arena that keeps the
   // memory of the largest message it ever saw.
   mallopt(M_ARENA_MAX, 4);
+  // A fixed mmap threshold: big transient buffers (large messages) go back to the system when
+  // freed instead of staying in an arena (glibc would otherwise raise the threshold after the
+  // first such free and keep them on the heap). argon2 has its own scratch buffers.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   MK_ASSIGN_OR_RETURN(auto services, open_services(config));
   std::string ports_path = join_path(config.data_dir, "ports.json");
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);

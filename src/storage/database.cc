@@ -269,7 +269,12 @@ Result<std::unique_ptr<SqliteDb>> Database::acquire_reader() {
       return db;
     }
   }
-  return SqliteDb::open(sqlite_path(), false);
+  MK_ASSIGN_OR_RETURN(auto db, SqliteDb::open(sqlite_path(), false));
+  // Readers map the file: IMAP walks the parse caches of thousands of messages per command,
+  // and through mmap those pages come from the shared page cache instead of a pread each
+  // (and no per-connection copy in SQLite's own cache).
+  MK_RETURN_IF_ERROR(db->exec("PRAGMA mmap_size=4294967296"));
+  return db;
 }
 
 void Database::release_reader(std::unique_ptr<SqliteDb> db) {

@@ -5,6 +5,77 @@
 
 namespace mailark::imap {
 
+void UidList::push_back(uint32_t uid) {
+  if (!runs_.empty() && runs_.back().first + runs_.back().count == uid) {
+    ++runs_.back().count;
+  } else {
+    runs_.push_back(Run{uid, 1, size_});
+  }
+  ++size_;
+}
+
+std::vector<UidList::Run>::const_iterator UidList::run_for(uint32_t uid) const {
+  // The last run starting at or before uid.
+  auto it = std::upper_bound(runs_.begin(), runs_.end(), uid,
+                             [](uint32_t u, const Run& r) { return u < r.first; });
+  return it == runs_.begin() ? runs_.end() : it - 1;
+}
+
+uint32_t UidList::at(uint32_t index) const {
+  auto it = std::upper_bound(runs_.begin(), runs_.end(), index,
+                             [](uint32_t i, const Run& r) { return i < r.before; });
+  --it;
+  return it->first + (index - it->before);
+}
+
+std::optional<uint32_t> UidList::index_of(uint32_t uid) const {
+  auto it = run_for(uid);
+  if (it == runs_.end() || uid >= it->first + it->count) return std::nullopt;
+  return it->before + (uid - it->first);
+}
+
+void UidList::append_between(uint32_t lo, uint32_t hi, std::vector<uint32_t>* out) const {
+  auto it = run_for(lo);
+  if (it == runs_.end()) it = runs_.begin();
+  for (; it != runs_.end() && it->first <= hi; ++it) {
+    uint64_t last = uint64_t{it->first} + it->count - 1;
+    uint64_t from = std::max<uint64_t>(lo, it->first);
+    uint64_t to = std::min<uint64_t>(hi, last);
+    for (uint64_t u = from; u <= to; ++u) out->push_back(static_cast<uint32_t>(u));
+  }
+}
+
+void UidList::append_positions(uint32_t from, uint32_t to, std::vector<uint32_t>* out) const {
+  for (uint32_t i = from; i < to;) {
+    auto it = std::upper_bound(runs_.begin(), runs_.end(), i,
+                               [](uint32_t x, const Run& r) { return x < r.before; }) - 1;
+    uint32_t end = std::min(to, it->before + it->count);
+    for (; i < end; ++i) out->push_back(it->first + (i - it->before));
+  }
+}
+
+void UidList::erase(const std::vector<uint32_t>& ascending) {
+  if (ascending.empty()) return;
+  UidList rebuilt;
+  size_t k = 0;
+  for (const Run& r : runs_) {
+    for (uint32_t i = 0; i < r.count; ++i) {
+      uint32_t uid = r.first + i;
+      while (k < ascending.size() && ascending[k] < uid) ++k;
+      if (k < ascending.size() && ascending[k] == uid) continue;
+      rebuilt.push_back(uid);
+    }
+  }
+  *this = std::move(rebuilt);
+}
+
+std::vector<uint32_t> UidList::to_vector() const {
+  std::vector<uint32_t> out;
+  out.reserve(size_);
+  append_positions(0, size_, &out);
+  return out;
+}
+
 uint32_t RecentClaims::claim(const Guid& folder, uint32_t uidnext) {
   std::lock_guard lock(mu_);
   uint32_t& claimed = claimed_[folder];
@@ -26,7 +97,6 @@ MailboxView::MailboxView(const FolderInfo& folder, const std::vector<ItemInfo>& 
       uidvalidity_(folder.uidvalidity),
       read_only_(read_only),
       modseq_(folder.highestmodseq) {
-  uids_.reserve(items.size());
   for (const ItemInfo& item : items) {
     uids_.push_back(item.uid);
     if (item.uid >= first_recent) recent_.push_back(item.uid);
@@ -34,14 +104,12 @@ MailboxView::MailboxView(const FolderInfo& folder, const std::vector<ItemInfo>& 
 }
 
 std::optional<uint32_t> MailboxView::seq_of(uint32_t uid) const {
-  auto it = std::lower_bound(uids_.begin(), uids_.end(), uid);
-  if (it == uids_.end() || *it != uid) return std::nullopt;
-  return static_cast<uint32_t>(it - uids_.begin()) + 1;
+  auto index = uids_.index_of(uid);
+  if (!index) return std::nullopt;
+  return *index + 1;
 }
 
-bool MailboxView::is_recent(uint32_t uid) const {
-  return std::binary_search(recent_.begin(), recent_.end(), uid);
-}
+bool MailboxView::is_recent(uint32_t uid) const { return recent_.index_of(uid).has_value(); }
 
 bool MailboxView::is_pending_expunge(uint32_t uid) const {
   return std::binary_search(pending_.begin(), pending_.end(), uid);
@@ -56,12 +124,10 @@ Result<std::vector<uint32_t>> MailboxView::resolve(const std::vector<SeqRange>& 
     uint32_t hi = r.hi == UINT32_MAX ? star : r.hi;
     if (lo > hi) std::swap(lo, hi);
     if (uid_set) {
-      auto first = std::lower_bound(uids_.begin(), uids_.end(), lo);
-      auto last = std::upper_bound(uids_.begin(), uids_.end(), hi);
-      out.insert(out.end(), first, last);
+      uids_.append_between(lo, hi, &out);
     } else {
       if (lo == 0 || hi > exists()) return invalid("Invalid message sequence number");
-      out.insert(out.end(), uids_.begin() + (lo - 1), uids_.begin() + hi);
+      uids_.append_positions(lo - 1, hi, &out);
     }
   }
   std::sort(out.begin(), out.end());
@@ -84,8 +150,8 @@ void MailboxView::announce_expunges(const std::vector<uint32_t>& uids, const Syn
       *out += "* " + std::to_string(*seq_of(*it)) + " EXPUNGE\r\n";
   }
   auto removed = [&](uint32_t uid) { return std::binary_search(gone.begin(), gone.end(), uid); };
-  uids_.erase(std::remove_if(uids_.begin(), uids_.end(), removed), uids_.end());
-  recent_.erase(std::remove_if(recent_.begin(), recent_.end(), removed), recent_.end());
+  uids_.erase(gone);
+  recent_.erase(gone);
   pending_.erase(std::remove_if(pending_.begin(), pending_.end(), removed), pending_.end());
   for (uint32_t uid : gone) reported_.erase(uid);
 }

@@ -25,6 +25,40 @@ struct SyncOptions {
   bool recent = true;         // \Recent and RECENT (IMAP4rev1; IMAP4rev2 has neither)
 };
 
+// Ascending UIDs kept as runs of consecutive numbers: a folder's UIDs are mostly dense, so a
+// session with a 20,000-message folder selected holds a few runs instead of 80 KB. Sequence
+// number n is the n-th UID.
+class UidList {
+ public:
+  uint32_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  uint32_t back() const { return runs_.empty() ? 0 : runs_.back().first + runs_.back().count - 1; }
+  // Appends a UID above back().
+  void push_back(uint32_t uid);
+  // The UID at 0-based position `index` (< size()).
+  uint32_t at(uint32_t index) const;
+  // The 0-based position of `uid`, when present.
+  std::optional<uint32_t> index_of(uint32_t uid) const;
+  // Appends the UIDs in [lo, hi] / at positions [from, to) to `out`, ascending.
+  void append_between(uint32_t lo, uint32_t hi, std::vector<uint32_t>* out) const;
+  void append_positions(uint32_t from, uint32_t to, std::vector<uint32_t>* out) const;
+  // Removes the given UIDs (ascending); absent ones are ignored.
+  void erase(const std::vector<uint32_t>& ascending);
+  std::vector<uint32_t> to_vector() const;
+  size_t runs() const { return runs_.size(); }
+
+ private:
+  struct Run {
+    uint32_t first;   // first UID of the run
+    uint32_t count;   // consecutive UIDs
+    uint32_t before;  // UIDs in the runs before this one
+  };
+  // The run holding or following `uid`.
+  std::vector<Run>::const_iterator run_for(uint32_t uid) const;
+  std::vector<Run> runs_;
+  uint32_t size_ = 0;
+};
+
 // Which messages are \Recent (RFC 3501 2.3.2): a message is recent for the first session
 // told about it. Kept in memory for the server process; after a restart the messages are
 // recent again for the first session that selects the folder. Thread-safe.
@@ -55,13 +89,13 @@ class MailboxView {
   bool read_only() const { return read_only_; }
   // The modseq up to which this session has seen every change.
   uint64_t modseq() const { return modseq_; }
-  uint32_t exists() const { return static_cast<uint32_t>(uids_.size()); }
-  uint32_t recent_count() const { return static_cast<uint32_t>(recent_.size()); }
-  const std::vector<uint32_t>& uids() const { return uids_; }
-  uint32_t uid_at(uint32_t seq) const { return uids_[seq - 1]; }
+  uint32_t exists() const { return uids_.size(); }
+  uint32_t recent_count() const { return recent_.size(); }
+  const UidList& uids() const { return uids_; }
+  uint32_t uid_at(uint32_t seq) const { return uids_.at(seq - 1); }
   std::optional<uint32_t> seq_of(uint32_t uid) const;
   bool is_recent(uint32_t uid) const;
-  uint32_t max_uid() const { return uids_.empty() ? 0 : uids_.back(); }
+  uint32_t max_uid() const { return uids_.back(); }
 
   // The UIDs a sequence set names that are in the view, ascending and unique. `*` is the
   // highest sequence number or UID; for UID sets, numbers not in the view are skipped (RFC
@@ -98,8 +132,8 @@ class MailboxView {
   uint32_t uidvalidity_ = 0;
   bool read_only_ = false;
   uint64_t modseq_ = 0;
-  std::vector<uint32_t> uids_;     // seq - 1 -> uid, ascending
-  std::vector<uint32_t> recent_;   // ascending
+  UidList uids_;                   // seq - 1 -> uid
+  UidList recent_;
   std::vector<uint32_t> pending_;  // expunged elsewhere, not yet announced; ascending
   std::map<uint32_t, uint64_t> reported_;
 };

@@ -57,7 +57,7 @@ TEST(MailboxView, ExpungesHeldBackThenAnnouncedHighestFirst) {
   out.clear();
   v.apply(FolderChanges{12, {}, {}}, SyncOptions{}, recent, &out);
   EXPECT_EQ(out, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
-  EXPECT_EQ(v.uids(), (std::vector<uint32_t>{1, 3, 5}));
+  EXPECT_EQ(v.uids().to_vector(), (std::vector<uint32_t>{1, 3, 5}));
   EXPECT_EQ(v.modseq(), 12u);
 }
 
@@ -89,6 +89,40 @@ TEST(MailboxView, RecentGoesToTheFirstSession) {
   EXPECT_EQ(recent.claim(folder, 5), 5u);  // second: none
   EXPECT_EQ(recent.first_unclaimed(folder), 5u);
   EXPECT_EQ(recent.claim(folder, 7), 5u);  // new mail 5..6 goes to whoever sees it first
+}
+
+TEST(MailboxView, UidListRuns) {
+  UidList list;
+  std::vector<uint32_t> model;
+  for (uint32_t u : {1u, 2u, 3u, 7u, 8u, 20u, 21u, 22u, 23u, 100u}) {
+    list.push_back(u);
+    model.push_back(u);
+  }
+  EXPECT_EQ(list.runs(), 4u);
+  EXPECT_EQ(list.size(), model.size());
+  EXPECT_EQ(list.back(), 100u);
+  for (uint32_t i = 0; i < model.size(); ++i) {
+    EXPECT_EQ(list.at(i), model[i]);
+    EXPECT_EQ(list.index_of(model[i]), i);
+  }
+  EXPECT_FALSE(list.index_of(4));
+  EXPECT_FALSE(list.index_of(0));
+  EXPECT_FALSE(list.index_of(101));
+  std::vector<uint32_t> out;
+  list.append_between(3, 21, &out);
+  EXPECT_EQ(out, (std::vector<uint32_t>{3, 7, 8, 20, 21}));
+  out.clear();
+  list.append_positions(2, 7, &out);
+  EXPECT_EQ(out, (std::vector<uint32_t>{3, 7, 8, 20, 21}));
+  list.erase({2, 8, 22, 50});
+  EXPECT_EQ(list.to_vector(), (std::vector<uint32_t>{1, 3, 7, 20, 21, 23, 100}));
+  EXPECT_EQ(list.at(4), 21u);
+  EXPECT_EQ(list.index_of(23), 5u);
+  // A dense folder is one run.
+  UidList dense;
+  for (uint32_t u = 1; u <= 20000; ++u) dense.push_back(u);
+  EXPECT_EQ(dense.runs(), 1u);
+  EXPECT_EQ(dense.at(19999), 20000u);
 }
 
 TEST(MailboxView, FormatSets) {

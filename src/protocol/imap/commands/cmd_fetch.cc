@@ -256,15 +256,10 @@ bool has_seen(const std::vector<std::string>& flags) {
 }
 
 // One message's "* n FETCH (...)" line.
-Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item, bool flags_changed,
-                      std::deque<Piece>* out) {
+Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item,
+                      const MessageInfo* info, bool flags_changed, std::deque<Piece>* out) {
   const MailboxView& view = *ctx.selected;
-  std::optional<MessageInfo> info;
   std::optional<std::string> raw;
-  if (plan.needs_info) {
-    MK_ASSIGN_OR_RETURN(MessageInfo loaded, ctx.store().message_info(*ctx.account, item.blob));
-    info = std::move(loaded);
-  }
   std::string line = "* " + std::to_string(*view.seq_of(item.uid)) + " FETCH (";
   bool first = true;
   auto sep = [&] {
@@ -346,7 +341,9 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
   size_t start_size = ctx.out.size();
   while (st.pos < st.uids.size() && st.error.is_ok()) {
     size_t end = std::min(st.uids.size(), st.pos + kBatchMessages);
-    auto found = ctx.store().fetch(*ctx.account, view.name(), st.uids[st.pos], st.uids[end - 1]);
+    std::vector<MessageInfo> infos;
+    auto found = ctx.store().fetch(*ctx.account, view.name(), st.uids[st.pos], st.uids[end - 1],
+                                   st.plan.needs_info ? &infos : nullptr);
     if (!found.is_ok()) {
       st.error = found.status();
       break;
@@ -354,15 +351,18 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     std::vector<ItemInfo>& items = *found;
     // Keep only the requested UIDs (the range may hold others).
     std::vector<ItemInfo> wanted;
+    std::vector<const MessageInfo*> wanted_infos;  // parse caches stay where fetch put them
     std::vector<size_t> index;  // position of wanted[i] in st.uids
     size_t k = st.pos;
-    for (ItemInfo& item : items) {
+    for (size_t j = 0; j < items.size(); ++j) {
+      ItemInfo& item = items[j];
       while (k < end && st.uids[k] < item.uid) {
         st.missing = true;
         ++k;
       }
       if (k < end && st.uids[k] == item.uid) {
         wanted.push_back(std::move(item));
+        wanted_infos.push_back(st.plan.needs_info ? &infos[j] : nullptr);
         index.push_back(k);
         ++k;
       }
@@ -402,7 +402,7 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     }
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (st.plan.changed_since && wanted[i].modseq <= st.plan.changed_since) continue;
-      Status s = format_message(ctx, st.plan, wanted[i], flags_changed[i], &st.pending);
+      Status s = format_message(ctx, st.plan, wanted[i], wanted_infos[i], flags_changed[i], &st.pending);
       if (!s.is_ok()) {
         MK_LOG_ERROR("imap {}: cannot fetch uid {} of {}: {}", ctx.user, wanted[i].uid, view.name(),
                      s.to_string());
@@ -470,6 +470,16 @@ void cmd_fetch(ImapContext& ctx, const Command& cmd) {
     if (!gone.empty()) ctx.out += "* VANISHED (EARLIER) " + format_sequence_set(gone) + "\r\n";
   }
 
+  if (plan->changed_since) {
+    // Only what changed: ask the store (an index on modseq) instead of walking everything.
+    auto changes = ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
+    if (!changes.is_ok()) return ctx.fail(changes.status());
+    std::vector<uint32_t> changed;
+    for (const ItemInfo& item : changes->changed)
+      if (std::binary_search(uids->begin(), uids->end(), item.uid)) changed.push_back(item.uid);
+    std::sort(changed.begin(), changed.end());
+    *uids = std::move(changed);
+  }
   auto state = std::make_shared<FetchState>();
   state->plan = std::move(*plan);
   state->uids = std::move(*uids);

@@ -7,6 +7,8 @@
 
 namespace mailark::imap {
 
+constexpr size_t kSearchSlice = 1024;
+
 void cmd_search(ImapContext& ctx, const Command& cmd) {
   if (cmd.args.empty()) return ctx.bad("SEARCH needs search keys");
   auto parsed = parse_search_command(cmd.args);
@@ -22,50 +24,49 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
   if (program.uses_modseq()) ctx.condstore = true;
   MailboxView& view = *ctx.selected;
   const SearchReturn& ret = parsed->ret;
-  auto items = ctx.store().fetch(*ctx.account, view.name());
-  if (!items.is_ok()) {
-    if (ret.save) ctx.saved_uids.clear();
-    return ctx.fail(items.status());
-  }
   SearchView search_view{view.exists(), view.max_uid(), &ctx.saved_uids};
   std::vector<uint32_t> found;
   std::vector<uint32_t> found_uids;
   uint64_t highest_modseq = 0;
-  for (const ItemInfo& item : *items) {
-    auto seq = view.seq_of(item.uid);
-    if (!seq || view.is_pending_expunge(item.uid)) continue;
-    SearchMessage m;
-    m.seq = *seq;
-    m.uid = item.uid;
-    m.flags = &item.flags;
-    m.recent = view.is_recent(item.uid);
-    m.size = item.size;
-    m.internal_date_ms = item.internal_date_ms;
-    m.modseq = item.modseq;
-    std::optional<MessageInfo> info;
-    std::optional<std::string> raw;
-    if (program.needs_info()) {
-      auto loaded = ctx.store().message_info(*ctx.account, item.blob);
-      if (!loaded.is_ok()) {
-        if (ret.save) ctx.saved_uids.clear();
-        return ctx.fail(loaded.status());
-      }
-      info = std::move(*loaded);
-      m.info = &*info;
+  // In slices of the UID space, so the parse caches of a large folder are never all in memory.
+  const UidList& all_uids = view.uids();
+  for (uint32_t first = 0; first < all_uids.size(); first += kSearchSlice) {
+    uint32_t last = std::min<uint32_t>(all_uids.size(), first + kSearchSlice) - 1;
+    std::vector<MessageInfo> infos;
+    auto items = ctx.store().fetch(*ctx.account, view.name(), all_uids.at(first), all_uids.at(last),
+                                   program.needs_info() ? &infos : nullptr);
+    if (!items.is_ok()) {
+      if (ret.save) ctx.saved_uids.clear();
+      return ctx.fail(items.status());
     }
-    if (program.needs_body()) {
-      auto loaded = ctx.store().read_message(*ctx.account, item.blob);
-      if (!loaded.is_ok()) {
-        if (ret.save) ctx.saved_uids.clear();
-        return ctx.fail(loaded.status());
+    for (size_t j = 0; j < items->size(); ++j) {
+      const ItemInfo& item = (*items)[j];
+      auto seq = view.seq_of(item.uid);
+      if (!seq || view.is_pending_expunge(item.uid)) continue;
+      SearchMessage m;
+      m.seq = *seq;
+      m.uid = item.uid;
+      m.flags = &item.flags;
+      m.recent = view.is_recent(item.uid);
+      m.size = item.size;
+      m.internal_date_ms = item.internal_date_ms;
+      m.modseq = item.modseq;
+      if (program.needs_info()) m.info = &infos[j];
+      std::optional<std::string> raw;
+      if (program.needs_body()) {
+        auto loaded = ctx.store().read_message(*ctx.account, item.blob);
+        if (!loaded.is_ok()) {
+          if (ret.save) ctx.saved_uids.clear();
+          return ctx.fail(loaded.status());
+        }
+        raw = std::move(*loaded);
+        m.raw = *raw;
       }
-      raw = std::move(*loaded);
-      m.raw = *raw;
+      if (!search_matches(program, search_view, m)) continue;
+      found.push_back(cmd.uid ? item.uid : *seq);
+      found_uids.push_back(item.uid);
+      highest_modseq = std::max(highest_modseq, item.modseq);
     }
-    if (!search_matches(program, search_view, m)) continue;
-    found.push_back(cmd.uid ? item.uid : *seq);
-    found_uids.push_back(item.uid);
-    highest_modseq = std::max(highest_modseq, item.modseq);
   }
   std::sort(found.begin(), found.end());
   std::sort(found_uids.begin(), found_uids.end());
