@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test run bench fuzz format clean
+.PHONY: all deps build test run bench bench-lmtp bench-imap fuzz format clean
 
 all: build
 
@@ -20,9 +20,21 @@ test: build
 run: build
 	@sh scripts/run-demo.sh $(BUILD)/mailark var
 
+# Both benchmarks run even if the first one fails; the target fails if either did.
 bench: build
 	@sh scripts/install-deps.sh --bench
+	@status=0; \
+	/usr/bin/python3 bench/lmtp_bench.py --mailark $(BUILD)/mailark || status=1; \
+	/usr/bin/python3 bench/imap_bench.py --mailark $(BUILD)/mailark || status=1; \
+	exit $$status
+
+bench-lmtp: build
+	@sh scripts/install-deps.sh --bench
 	@/usr/bin/python3 bench/lmtp_bench.py --mailark $(BUILD)/mailark
+
+bench-imap: build
+	@sh scripts/install-deps.sh --bench
+	@/usr/bin/python3 bench/imap_bench.py --mailark $(BUILD)/mailark
 
 # Long libFuzzer runs (clang); `make test` runs a short bounded pass of every target.
 fuzz:

@@ -645,7 +645,7 @@ class Dovecot:
             self.imap_port = free_port()
             extra = DOVECOT_IMAP_CONF.format(imap_port=self.imap_port,
                                              process_limit=self.imap_process_limit,
-                                             client_limit=2 * self.imap_process_limit + 1000)
+                                             client_limit=4 * self.imap_process_limit)
         with open(os.path.join(self.root, "users"), "w") as f:
             for u in self.users:
                 f.write("%s:%s:::::\n" % (u, self.passwords.get(u, "{PLAIN}" + PASSWORD)))
