@@ -30,10 +30,11 @@ Status run_server(const Config& config) {
   // Dozens of blocking-pool threads would otherwise each get a malloc arena that keeps the
   // memory of the largest message it ever saw.
   mallopt(M_ARENA_MAX, 4);
-  // A fixed mmap threshold: big transient buffers (large messages) go back to the system when
-  // freed instead of staying in an arena (glibc would otherwise raise the threshold after the
-  // first such free and keep them on the heap). argon2 has its own scratch buffers.
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  // A fixed mmap threshold: big transient buffers (large messages, the item list of a large
+  // folder being selected) go back to the system when freed instead of staying in an arena
+  // (glibc would otherwise raise the threshold after the first such free and keep them on
+  // the heap). argon2 has its own scratch buffers.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   MK_ASSIGN_OR_RETURN(auto services, open_services(config));
   std::string ports_path = join_path(config.data_dir, "ports.json");
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);
@@ -116,6 +117,7 @@ Status run_server(const Config& config) {
       auto removed = co_await pool.run(std::move(prune));
       if (!removed.is_ok()) MK_LOG_WARN("ingress retention failed: {}", removed.status().to_string());
       else if (*removed) MK_LOG_INFO("ingress retention removed {} segments", *removed);
+      malloc_trim(0);  // give back what bursts of work left free in the arenas
       if (stopping) break;  // SIGTERM arrived while the prune ran: the timer was not armed yet
       housekeeping.expires_after(std::chrono::minutes(10));
       boost::system::error_code ec;

@@ -13,7 +13,9 @@
 namespace mailark {
 
 constexpr size_t kMaxBatch = 512;
-constexpr size_t kMaxReaders = 16;
+// Idle reader connections kept for reuse. Few: each maps the database file, and a burst of
+// work opens more for a moment.
+constexpr size_t kMaxReaders = 8;
 
 Result<JournalRecord> WriteTx::journal(std::string op, const Guid& account, const Guid& item,
                                        std::string payload) {
