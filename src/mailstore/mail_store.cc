@@ -425,47 +425,56 @@ Result<MailStore::Usage> MailStore::usage(const Account& account) {
 
 // ---------------------------------------------------------------- folders
 
+// Folders of the account (all, or the one named `only`) with their counters, from one pass
+// over each folder's items.
+static Status read_folders(SqliteDb& db, int64_t account_id, const std::string* only,
+                           std::vector<FolderInfo>* out) {
+  std::string sql =
+      "SELECT f.id, f.guid, f.name, f.kind, COALESCE(f.special_use,''), f.subscribed,"
+      " f.uidvalidity, f.uidnext, f.highestmodseq, COUNT(i.id),"
+      " COALESCE(SUM(i.id IS NOT NULL AND instr(i.flags, '\\Seen') = 0), 0),"
+      " COALESCE(SUM(i.size), 0)"
+      " FROM folders f LEFT JOIN items i ON i.folder_id = f.id WHERE f.account_id=?";
+  if (only) sql += " AND f.name=?";
+  sql += " GROUP BY f.id ORDER BY f.name";
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+  st.bind(1, account_id);
+  if (only) st.bind(2, *only);
+  while (true) {
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
+    FolderInfo f;
+    f.id = st.column_int(0);
+    f.guid = Guid::from_bytes(st.column_blob(1)).value_or(Guid{});
+    f.name = st.column_text(2);
+    f.kind = st.column_text(3);
+    f.special_use = st.column_text(4);
+    f.subscribed = st.column_int(5) != 0;
+    f.uidvalidity = static_cast<uint32_t>(st.column_int(6));
+    f.uidnext = static_cast<uint32_t>(st.column_int(7));
+    f.highestmodseq = static_cast<uint64_t>(st.column_int(8));
+    f.messages = static_cast<uint32_t>(st.column_int(9));
+    f.unseen = static_cast<uint32_t>(st.column_int(10));
+    f.bytes = static_cast<uint64_t>(st.column_int(11));
+    out->push_back(std::move(f));
+  }
+  return Status::ok();
+}
+
 Result<std::vector<FolderInfo>> MailStore::list_folders(const Account& account) {
   std::vector<FolderInfo> out;
-  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare(
-        "SELECT f.id, f.guid, f.name, f.kind, COALESCE(f.special_use,''), f.subscribed,"
-        " f.uidvalidity, f.uidnext, f.highestmodseq,"
-        " (SELECT COUNT(*) FROM items i WHERE i.folder_id=f.id),"
-        " (SELECT COUNT(*) FROM items i WHERE i.folder_id=f.id AND"
-        "   (' ' || i.flags || ' ') NOT LIKE '% \\Seen %'),"
-        " (SELECT COALESCE(SUM(size),0) FROM items i WHERE i.folder_id=f.id)"
-        " FROM folders f WHERE f.account_id=? ORDER BY f.name"));
-    st.bind(1, account.id);
-    while (true) {
-      MK_ASSIGN_OR_RETURN(bool row, st.step());
-      if (!row) break;
-      FolderInfo f;
-      f.id = st.column_int(0);
-      f.guid = Guid::from_bytes(st.column_blob(1)).value_or(Guid{});
-      f.name = st.column_text(2);
-      f.kind = st.column_text(3);
-      f.special_use = st.column_text(4);
-      f.subscribed = st.column_int(5) != 0;
-      f.uidvalidity = static_cast<uint32_t>(st.column_int(6));
-      f.uidnext = static_cast<uint32_t>(st.column_int(7));
-      f.highestmodseq = static_cast<uint64_t>(st.column_int(8));
-      f.messages = static_cast<uint32_t>(st.column_int(9));
-      f.unseen = static_cast<uint32_t>(st.column_int(10));
-      f.bytes = static_cast<uint64_t>(st.column_int(11));
-      out.push_back(std::move(f));
-    }
-    return Status::ok();
-  }));
+  MK_RETURN_IF_ERROR(account.db->read(
+      [&](SqliteDb& db) -> Status { return read_folders(db, account.id, nullptr, &out); }));
   return out;
 }
 
 Result<FolderInfo> MailStore::folder(const Account& account, std::string_view name) {
   MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
-  MK_ASSIGN_OR_RETURN(auto all, list_folders(account));
-  for (auto& f : all)
-    if (f.name == norm) return f;
-  return not_found("folder " + norm + " does not exist");
+  std::vector<FolderInfo> out;
+  MK_RETURN_IF_ERROR(account.db->read(
+      [&](SqliteDb& db) -> Status { return read_folders(db, account.id, &norm, &out); }));
+  if (out.empty()) return not_found("folder " + norm + " does not exist");
+  return std::move(out.front());
 }
 
 Result<FolderInfo> MailStore::create_folder(const Account& account, std::string_view name,
@@ -899,6 +908,25 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
           return corrupt("parse cache of " + to_hex(out.back().blob) + ": " + info.status().message());
         infos->push_back(std::move(*info));
       }
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
+Result<std::vector<MailStore::UidFlags>> MailStore::uids_and_flags(const Account& account,
+                                                                   std::string_view folder_name) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  std::vector<UidFlags> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    out.reserve(std::min<uint32_t>(f.uidnext, 1 << 20));
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT uid, flags FROM items WHERE folder_id=? ORDER BY uid"));
+    st.bind(1, f.id);
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(UidFlags{static_cast<uint32_t>(st.column_int(0)), st.column_text(1)});
     }
     return Status::ok();
   }));

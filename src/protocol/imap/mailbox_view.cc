@@ -90,16 +90,16 @@ uint32_t RecentClaims::first_unclaimed(const Guid& folder) {
   return it == claimed_.end() || it->second == 0 ? 1 : it->second;
 }
 
-MailboxView::MailboxView(const FolderInfo& folder, const std::vector<ItemInfo>& items,
+MailboxView::MailboxView(const FolderInfo& folder, const std::vector<uint32_t>& uids,
                          bool read_only, uint32_t first_recent)
     : name_(folder.name),
       folder_guid_(folder.guid),
       uidvalidity_(folder.uidvalidity),
       read_only_(read_only),
       modseq_(folder.highestmodseq) {
-  for (const ItemInfo& item : items) {
-    uids_.push_back(item.uid);
-    if (item.uid >= first_recent) recent_.push_back(item.uid);
+  for (uint32_t uid : uids) {
+    uids_.push_back(uid);
+    if (uid >= first_recent) recent_.push_back(uid);
   }
 }
 

@@ -77,9 +77,9 @@ class RecentClaims {
 
 class MailboxView {
  public:
-  // `items` are the folder's messages in UID order; those with uid >= first_recent are
-  // \Recent for this session.
-  MailboxView(const FolderInfo& folder, const std::vector<ItemInfo>& items, bool read_only,
+  // `uids` are the folder's messages, ascending; those >= first_recent are \Recent for
+  // this session.
+  MailboxView(const FolderInfo& folder, const std::vector<uint32_t>& uids, bool read_only,
               uint32_t first_recent);
 
   const std::string& name() const { return name_; }

@@ -20,9 +20,7 @@ MailboxView make_view(std::vector<uint32_t> uids, uint32_t first_recent = 1000) 
   f.name = "INBOX";
   f.uidvalidity = 7;
   f.highestmodseq = 10;
-  std::vector<ItemInfo> items;
-  for (uint32_t u : uids) items.push_back(item(u, 1));
-  return MailboxView(f, items, false, first_recent);
+  return MailboxView(f, uids, false, first_recent);
 }
 
 TEST(MailboxView, Resolve) {

@@ -72,22 +72,31 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
   auto folder = ctx.store().folder(*ctx.account, *name);
   if (!folder.is_ok()) return ctx.fail(folder.status());
   if (folder->kind != "mail") return ctx.no("[CANNOT] Not a mail folder");
-  auto items = ctx.store().fetch(*ctx.account, *name);
+  auto items = ctx.store().uids_and_flags(*ctx.account, *name);
   if (!items.is_ok()) return ctx.fail(items.status());
   // EXAMINE must not take \Recent away from anyone (RFC 3501 6.3.2).
   uint32_t first_recent = examine ? ctx.service.recent().first_unclaimed(folder->guid)
                                   : ctx.service.recent().claim(folder->guid, folder->uidnext);
-  MailboxView view(*folder, *items, examine, first_recent);
-
+  std::vector<uint32_t> uids;
+  uids.reserve(items->size());
   std::set<std::string> keywords;
   uint32_t first_unseen = 0;
   for (size_t i = 0; i < items->size(); ++i) {
-    const auto& flags = (*items)[i].flags;
-    for (const auto& f : flags)
-      if (f.empty() || f[0] != '\\') keywords.insert(f);
-    if (!first_unseen && !std::binary_search(flags.begin(), flags.end(), std::string("\\Seen")))
-      first_unseen = static_cast<uint32_t>(i + 1);
+    const MailStore::UidFlags& item = (*items)[i];
+    uids.push_back(item.uid);
+    std::string_view flags = item.flags;
+    bool seen = false;
+    while (!flags.empty()) {
+      size_t space = flags.find(' ');
+      std::string_view flag = flags.substr(0, space);
+      flags = space == std::string_view::npos ? std::string_view() : flags.substr(space + 1);
+      if (flag == "\\Seen") seen = true;
+      else if (!flag.empty() && flag[0] != '\\') keywords.emplace(flag);
+    }
+    if (!seen && !first_unseen) first_unseen = static_cast<uint32_t>(i + 1);
   }
+  MailboxView view(*folder, uids, examine, first_recent);
+
   std::string system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
   std::string kw;
   for (const auto& k : keywords) kw += " " + k;
