@@ -329,7 +329,11 @@ awaitable<bool> ImapSession::idle(const CommandSpec& spec, const Command& cmd) {
     boost::system::error_code ec;
     co_await idle_done_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  if (status == net::Connection::LineStatus::kClosed) co_return false;
+  if (status == net::Connection::LineStatus::kClosed) {
+    if (conn_->timed_out()) co_await goodbye("Autologout; idle for too long");
+    else if (service_.sessions_.shutting_down() && !conn_->closed()) co_await goodbye("Server shutting down");
+    co_return false;
+  }
   if (status == net::Connection::LineStatus::kOk && iequals(line_, "DONE")) {
     ctx_.ok("IDLE terminated");
   } else {
