@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
+#include <new>
 #include <optional>
 #include <cstdio>
 #include <memory>
@@ -50,6 +51,7 @@ class ScratchPool {
     static ScratchPool pool(std::max(2u, std::thread::hardware_concurrency()));
     return pool;
   }
+  // nullptr when memory is short (argon2 then fails cleanly; nothing is held).
   uint8_t* acquire(size_t bytes) {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return in_use_ < slots_; });
@@ -64,7 +66,12 @@ class ScratchPool {
         return p;
       }
     }
-    auto* p = new uint8_t[bytes];
+    auto* p = new (std::nothrow) uint8_t[bytes];
+    if (!p) {
+      --in_use_;
+      cv_.notify_one();
+      return nullptr;
+    }
     sizes_[p] = bytes;
     return p;
   }
@@ -92,12 +99,21 @@ class ScratchPool {
   std::map<uint8_t*, size_t> sizes_;
 };
 
+// The buffer this thread holds, so one that argon2 did not free on an error path still goes
+// back to the pool.
+thread_local uint8_t* held_scratch = nullptr;
+
 int allocate_scratch(uint8_t** memory, size_t bytes) {
   *memory = ScratchPool::instance().acquire(bytes);
+  if (!*memory) return ARGON2_MEMORY_ALLOCATION_ERROR;
+  held_scratch = *memory;
   return ARGON2_OK;
 }
 
-void free_scratch(uint8_t* memory, size_t) { ScratchPool::instance().release(memory); }
+void free_scratch(uint8_t* memory, size_t) {
+  if (memory == held_scratch) held_scratch = nullptr;
+  ScratchPool::instance().release(memory);
+}
 
 // "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>" (base64 without padding).
 std::optional<std::string> unpadded_base64(std::string_view text) {
@@ -121,8 +137,9 @@ bool verify_password(std::string_view password, const std::string& encoded) {
   auto salt = unpadded_base64(rest.substr(0, dollar));
   auto expected = unpadded_base64(rest.substr(dollar + 1));
   // Bounds keep a damaged directory entry from asking for absurd memory or time.
-  if (!salt || !expected || expected->empty() || expected->size() > 64 || m > (1u << 22) ||
-      t == 0 || t > 16 || p == 0 || p > 16)
+  // Our hashes use one lane; 256 MiB and 16 passes bound what a damaged entry can demand.
+  if (!salt || !expected || expected->empty() || expected->size() > 64 || m > (1u << 18) ||
+      t == 0 || t > 16 || p != 1)
     return false;
   std::string computed(expected->size(), '\0');
   std::string pw(password);
@@ -143,6 +160,7 @@ bool verify_password(std::string_view password, const std::string& encoded) {
   ctx.free_cbk = free_scratch;
   ctx.flags = ARGON2_DEFAULT_FLAGS;
   int rc = argon2_ctx(&ctx, Argon2_id);
+  if (held_scratch) free_scratch(held_scratch, 0);
   OPENSSL_cleanse(pw.data(), pw.size());
   if (rc != ARGON2_OK) return false;
   return CRYPTO_memcmp(computed.data(), expected->data(), computed.size()) == 0;

@@ -184,6 +184,10 @@ awaitable<Connection::LineStatus> Connection::read_line(std::string* line, size_
       } else {
         if (!too_long) line->assign(base + start_, std::min<size_t>(end - start_, kLinePrefix));
         too_long = true;
+        // The end of the line too: it may announce a literal the caller must not take for
+        // commands.
+        size_t tail = std::min<size_t>(end - start_, kLinePrefix);
+        line_tail_.assign(base + end - tail, tail);
       }
       start_ = lf + 1;
       co_return too_long ? LineStatus::kTooLong : LineStatus::kOk;

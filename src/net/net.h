@@ -49,14 +49,23 @@ class BlockingPool {
     auto initiation = [this, work](auto handler) {
       auto ex = asio::get_associated_executor(handler);
       asio::post(pool_, [work, ex, handler = std::move(handler)]() mutable {
-        auto result = std::make_shared<std::optional<R>>((*work)());
-        asio::post(ex, [result, handler = std::move(handler)]() mutable {
-          std::move(handler)(std::move(*result));
+        // An exception (bad_alloc from a hostile request, say) goes back to the caller's
+        // coroutine, ending that session; escaping here would terminate the process.
+        auto result = std::make_shared<std::optional<R>>();
+        std::exception_ptr error;
+        try {
+          result->emplace((*work)());
+        } catch (...) {
+          error = std::current_exception();
+        }
+        asio::post(ex, [result, error, handler = std::move(handler)]() mutable {
+          std::move(handler)(error, std::move(*result));
         });
       });
     };
-    auto operation = asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<R>)>(
-        std::move(initiation), asio::use_awaitable);
+    auto operation =
+        asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, std::optional<R>)>(
+            std::move(initiation), asio::use_awaitable);
     std::optional<R> out = co_await std::move(operation);
     co_return std::move(*out);
   }
@@ -93,6 +102,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reads one line (without CRLF or LF) of at most `max` bytes. An over-long line is
   // consumed up to its LF and reported as kTooLong, with its first bytes in `line`.
   awaitable<LineStatus> read_line(std::string* line, size_t max);
+  // After kTooLong: the last bytes of that line (up to 256).
+  const std::string& line_tail() const { return line_tail_; }
   // Feeds buffered and then newly read bytes to `consume` (which returns how many it used)
   // until it reports done. False when the peer closed first. Pass named function objects:
   // GCC 12 mishandles non-trivial temporaries inside a co_await full-expression, and (seen
@@ -148,6 +159,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t start_ = 0;
   size_t end_ = 0;
   bool last_read_full_ = false;
+  std::string line_tail_;
   bool closed_ = false;
   bool timed_out_ = false;
   std::string peer_;

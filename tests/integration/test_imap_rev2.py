@@ -137,6 +137,36 @@ class Rev2Test(unittest.TestCase):
         r = c.must("STATUS INBOX (MESSAGES SIZE DELETED)")
         self.assertEqual(r.untagged, [f'* STATUS "INBOX" (MESSAGES 1 SIZE {size} DELETED 1)'])
 
+    def test_list_wildcards_and_renamed_selection(self):
+        c = self.conn(self.users[3])
+        for name in ("a/b/c", "a/x", "ab"):
+            c.must(f'CREATE "{name}"')
+        # '*' then '%': "*/%" matches every name with at least one separator (RFC 3501 6.3.8)
+        r = c.must('LIST "" "*/%"')
+        names = sorted(l.rsplit(" ", 1)[1].strip('"') for l in r.untagged)
+        self.assertEqual(names, ["a/b", "a/b/c", "a/x"])
+        r = c.must('LIST "" "a/%"')
+        names = sorted(l.rsplit(" ", 1)[1].strip('"') for l in r.untagged)
+        self.assertEqual(names, ["a/b", "a/x"])
+        # another session renames the selected folder: this one follows it by identity
+        c.must("APPEND ab ", Lit(simple("in ab")))
+        c.select("ab")
+        other = self.conn(self.users[3])
+        other.must("RENAME ab ab2")
+        r = c.must("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn("Subject: in ab", str(r))
+        # ... and a folder deleted and created again under the same name is not the same
+        # folder: the session ends instead of acting on the new one
+        other.must("DELETE ab2")
+        other.must("CREATE ab2")
+        c.send(b"z1 STORE 1 +FLAGS (\\Deleted)\r\n")
+        self.assertTrue(c.closed_by_server())
+        self.assertIn(b"* BYE Selected mailbox was deleted", bytes(c.buf))
+        self.assertNotIn(b"z1 OK", bytes(c.buf))
+        # nothing in the new folder was touched
+        other.select("ab2")
+        self.assertEqual(other.must("SEARCH DELETED").untagged, ["* SEARCH"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

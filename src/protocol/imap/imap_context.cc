@@ -115,10 +115,30 @@ void ImapContext::sync(bool allow_expunge, bool force) {
 void ImapContext::select(MailboxView view) {
   std::lock_guard lock(changes->mu);
   changes->folder = view.folder_guid();
-  changes->dirty = false;
+  // The folder and its UIDs were read in separate transactions: look again at the next
+  // command rather than miss a delivery in between.
+  changes->dirty = true;
+  changes->folders_changed = false;
   selected.emplace(std::move(view));
   saved_uids.clear();
   state = SessionState::kSelected;
+}
+
+bool ImapContext::check_selected_folder() {
+  {
+    std::lock_guard lock(changes->mu);
+    if (!changes->folders_changed) return true;
+    changes->folders_changed = false;
+  }
+  if (!selected || !account) return true;
+  auto folders = store().list_folders(*account);
+  if (!folders.is_ok()) return true;  // cannot tell now; the next command asks again
+  for (const FolderInfo& f : *folders) {
+    if (f.guid != selected->folder_guid()) continue;
+    if (f.name != selected->name()) selected->set_name(f.name);
+    return true;
+  }
+  return false;
 }
 
 void ImapContext::deselect() {

@@ -25,8 +25,10 @@ enum class SessionState { kNotAuthenticated, kAuthenticated, kSelected, kLogout 
 // command looks for changes; read by the session.
 struct ChangeFlag {
   std::mutex mu;
+  Guid account;
   Guid folder;  // zero: nothing selected
   bool dirty = false;
+  bool folders_changed = false;  // a folder of the account was created, renamed or deleted
   std::function<void()> wake;  // set while IDLE runs; called under mu
 };
 
@@ -94,6 +96,10 @@ struct ImapContext {
   void sync(bool allow_expunge, bool force);
   void select(MailboxView view);
   void deselect();
+  // After another session renamed or deleted folders: follows a rename of the selected
+  // folder (it is found by its GUID); false when the folder is gone or was replaced by a
+  // new one of the same name, and the session must end.
+  bool check_selected_folder();
 };
 
 // The command table (one handler per command, commands/*.cc).

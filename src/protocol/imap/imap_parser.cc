@@ -8,6 +8,9 @@ namespace mailark::imap {
 namespace {
 
 constexpr int kMaxDepth = 32;
+// Values in one command: far beyond any real client, and it bounds what parsing a hostile
+// command can allocate (each value costs more than the two bytes "x " that make it).
+constexpr size_t kMaxValues = 10000;
 
 bool is_atom_char(char c) {
   unsigned char u = static_cast<unsigned char>(c);
@@ -43,6 +46,7 @@ class Tokenizer {
   // Parses one value; false with `error_` set on malformed input.
   bool value(Value* out, int depth) {
     if (at_end()) return fail("missing argument");
+    if (++values_ > kMaxValues) return fail("too many arguments");
     char c = peek();
     if (c == '(') {
       if (depth >= kMaxDepth) return fail("lists nested too deeply");
@@ -166,6 +170,7 @@ class Tokenizer {
 
   std::string_view in_;
   size_t pos_ = 0;
+  size_t values_ = 0;
   std::string error_;
 };
 

@@ -66,6 +66,8 @@ class CommandFramer {
   };
   Step feed_line(std::string_view line);
   void feed_literal(std::string_view bytes);
+  // Limits change with the session's state (tighter before authentication).
+  void set_limits(Limits limits) { limits_ = limits; }
   uint64_t literal_size() const { return literal_; }
   const std::string& command() const { return buffer_; }
   void reset();

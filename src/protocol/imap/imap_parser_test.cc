@@ -41,6 +41,14 @@ TEST(ImapParser, WellFormed) {
   ASSERT_TRUE(r.command) << r.error;
   EXPECT_EQ(r.command->args[1].items[0].text, "BODY.PEEK[HEADER.FIELDS (\"Subject\" \"X\")]");
 
+  // A command of very many tiny values is refused: parsing it would cost far more memory
+  // than its bytes.
+  std::string many = "t NOOP";
+  for (int i = 0; i < 10001; ++i) many += " x";
+  r = parse_command(many);
+  EXPECT_FALSE(r.command);
+  EXPECT_EQ(r.tag, "t");
+
   r = parse_command("t STATUS INBOX (MESSAGES UIDNEXT)");
   ASSERT_TRUE(r.command);
   r = parse_command("t LIST \"\" %");

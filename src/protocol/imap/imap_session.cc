@@ -33,6 +33,19 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Before authentication nothing needs more than a password: small literals and commands, so
+// an unauthenticated peer cannot make the server buffer megabytes.
+CommandFramer::Limits login_limits(const ImapOptions& o) {
+  return CommandFramer::Limits{std::min<size_t>(o.max_line, 8192), 8192, 16384};
+}
+
+CommandFramer::Limits session_limits(const ImapOptions& o) {
+  return CommandFramer::Limits{o.max_line, o.max_literal, o.max_literal + 1024 * 1024};
+}
+
+// Replies are held back while pipelined commands are waiting, up to this much.
+constexpr size_t kMaxHeldOutput = 64 * 1024;
+
 }  // namespace
 
 // One connection. Each step is a small member coroutine (see net.h on GCC 12).
@@ -40,8 +53,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
  public:
   ImapSession(ImapService& service, std::shared_ptr<net::Connection> conn)
       : service_(service), conn_(std::move(conn)), ctx_(service),
-        framer_(CommandFramer::Limits{service.options().max_line, service.options().max_literal,
-                                      service.options().max_literal + 1024 * 1024}),
+        framer_(login_limits(service.options())),
         idle_timer_(conn_executor()), idle_done_timer_(conn_executor()) {}
   ~ImapSession();
 
@@ -130,7 +142,10 @@ awaitable<ImapSession::Read> ImapSession::read_command() {
     if (status == net::Connection::LineStatus::kTooLong) {
       // line_ holds the start of the over-long line, enough for its tag.
       if (first) too_large_tag_ = tag_of(line_);
-      co_return Read::kLineTooLong;
+      // A non-synchronizing literal announced at its end is coming regardless.
+      const std::string& tail = conn_->line_tail();
+      bool nonsync = tail.size() >= 2 && tail.compare(tail.size() - 2, 2, "+}") == 0;
+      co_return nonsync ? Read::kUnfollowable : Read::kLineTooLong;
     }
     if (first) {
       too_large_tag_ = tag_of(line_);
@@ -161,11 +176,17 @@ void ImapSession::sync_after(const CommandSpec& spec, const Command& cmd) {
 
 void ImapSession::after_login() {
   conn_->set_idle_timeout(std::chrono::seconds(service_.options().timeout_s));
+  framer_.set_limits(session_limits(service_.options()));
+  {
+    std::lock_guard lock(ctx_.changes->mu);
+    ctx_.changes->account = ctx_.account->guid;
+  }
   std::weak_ptr<ChangeFlag> weak = ctx_.changes;
   listener_id_ = service_.store().subscribe([weak](const ChangeEvent& event) {
     auto flag = weak.lock();
     if (!flag) return;
     std::lock_guard lock(flag->mu);
+    if (event.folder == Guid{} && event.account == flag->account) flag->folders_changed = true;
     if (flag->folder == Guid{} || event.folder != flag->folder) return;
     flag->dirty = true;
     if (flag->wake) flag->wake();
@@ -176,11 +197,19 @@ awaitable<bool> ImapSession::run_handler(const CommandSpec& spec, const Command&
   const CommandSpec* s = &spec;
   const Command* c = &cmd;
   auto job = [this, s, c] {
+    // The selected folder must still be the one the view describes before anything acts on
+    // it by name.
+    if (ctx_.state == SessionState::kSelected && !ctx_.check_selected_folder()) {
+      ctx_.out += "* BYE Selected mailbox was deleted\r\n";
+      ctx_.then = ImapContext::Then::kDrop;
+      return true;
+    }
     s->handler(ctx_, *c);
     if (!ctx_.more) sync_after(*s, *c);
     return true;
   };
   co_await service_.pool_.run(std::move(job));
+  if (ctx_.then == ImapContext::Then::kDrop) co_return true;  // finish() closes
   while (ctx_.more) {
     if (ctx_.then == ImapContext::Then::kDrop) co_return false;
     if (!co_await flush()) co_return false;
@@ -317,7 +346,12 @@ awaitable<bool> ImapSession::idle(const CommandSpec& spec, const Command& cmd) {
     };
   }
   asio::co_spawn(conn_executor(), idle_notifier(), asio::detached);
-  auto status = co_await conn_->read_line(&line_, service_.options().max_line);
+  // Waiting for DONE is idle time: shutdown may interrupt it.
+  service_.sessions_.set_busy(session_id_, false);
+  net::Connection::LineStatus status = net::Connection::LineStatus::kClosed;
+  if (!service_.sessions_.shutting_down())
+    status = co_await conn_->read_line(&line_, service_.options().max_line);
+  service_.sessions_.set_busy(session_id_, true);
   idle_done_ = true;
   {
     std::lock_guard lock(ctx_.changes->mu);
@@ -331,7 +365,8 @@ awaitable<bool> ImapSession::idle(const CommandSpec& spec, const Command& cmd) {
   }
   if (status == net::Connection::LineStatus::kClosed) {
     if (conn_->timed_out()) co_await goodbye("Autologout; idle for too long");
-    else if (service_.sessions_.shutting_down() && !conn_->closed()) co_await goodbye("Server shutting down");
+    else if (service_.sessions_.shutting_down() && !conn_->closed())
+      co_await goodbye("Server shutting down");
     co_return false;
   }
   if (status == net::Connection::LineStatus::kOk && iequals(line_, "DONE")) {
@@ -389,7 +424,8 @@ awaitable<void> ImapSession::run(bool implicit_tls) {
   if (ok) {
     ctx_.out = "* OK [CAPABILITY " + capabilities(ctx_) + "] mailark IMAP ready\r\n";
     while (true) {
-      if (!conn_->has_buffered_line() && !co_await flush()) break;
+      bool hold = conn_->has_buffered_line() && ctx_.out.size() < kMaxHeldOutput;
+      if (!hold && !co_await flush()) break;
       if (sessions.shutting_down()) {
         co_await goodbye("Server shutting down");
         break;
@@ -415,10 +451,13 @@ awaitable<void> ImapSession::run(bool implicit_tls) {
       }
       ParseResult parsed = parse_command(framer_.command());
       framer_.reset();
-      if (!co_await execute(parsed)) {
-        co_await flush();
-        break;
-      }
+      // Busy until the reply is out: shutdown lets the command finish instead of cutting
+      // its output (an APPEND's OK, a FETCH literal) short.
+      sessions.set_busy(session_id_, true);
+      bool go_on = co_await execute(parsed);
+      if (!go_on) co_await flush();
+      sessions.set_busy(session_id_, false);
+      if (!go_on) break;
     }
   }
   if (ctx_.state != SessionState::kNotAuthenticated)

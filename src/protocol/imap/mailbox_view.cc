@@ -117,21 +117,32 @@ bool MailboxView::is_pending_expunge(uint32_t uid) const {
 
 Result<std::vector<uint32_t>> MailboxView::resolve(const std::vector<SeqRange>& set,
                                                    bool uid_set) const {
-  std::vector<uint32_t> out;
   uint32_t star = uid_set ? max_uid() : exists();
+  // Ranges are resolved, clamped and merged before anything is expanded, so "1:*,1:*,..."
+  // costs no more than "1:*".
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;
+  ranges.reserve(set.size());
   for (SeqRange r : set) {
     uint32_t lo = r.lo == UINT32_MAX ? star : r.lo;
     uint32_t hi = r.hi == UINT32_MAX ? star : r.hi;
     if (lo > hi) std::swap(lo, hi);
-    if (uid_set) {
-      uids_.append_between(lo, hi, &out);
-    } else {
-      if (lo == 0 || hi > exists()) return invalid("Invalid message sequence number");
-      uids_.append_positions(lo - 1, hi, &out);
-    }
+    if (!uid_set && (lo == 0 || hi > exists())) return invalid("Invalid message sequence number");
+    if (uid_set) hi = std::min(hi, star);
+    if (lo <= hi) ranges.emplace_back(lo, hi);
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint32_t, uint32_t>> merged;
+  for (const auto& r : ranges) {
+    if (!merged.empty() && uint64_t{r.first} <= uint64_t{merged.back().second} + 1)
+      merged.back().second = std::max(merged.back().second, r.second);
+    else
+      merged.push_back(r);
+  }
+  std::vector<uint32_t> out;
+  for (const auto& [lo, hi] : merged) {
+    if (uid_set) uids_.append_between(lo, hi, &out);
+    else uids_.append_positions(lo - 1, hi, &out);
+  }
   return out;
 }
 

@@ -34,6 +34,13 @@ TEST(MailboxView, Resolve) {
   r = v.resolve(*parse_sequence_set("4:9,100:*"), true);
   EXPECT_EQ(*r, (std::vector<uint32_t>{5, 9, 10}));  // '*' = 10, 100:* = 10:100
   EXPECT_EQ(*v.seq_of(9), 3u);
+  // Repeated and overlapping ranges are merged before anything is expanded.
+  std::string repeated = "1:*";
+  for (int i = 0; i < 5000; ++i) repeated += ",1:*";
+  r = v.resolve(*parse_sequence_set(repeated), true);
+  EXPECT_EQ(*r, (std::vector<uint32_t>{3, 5, 9, 10}));
+  r = v.resolve(*parse_sequence_set("1:2,2:3,4"), false);
+  EXPECT_EQ(*r, (std::vector<uint32_t>{3, 5, 9, 10}));
   EXPECT_FALSE(v.seq_of(4));
 }
 

@@ -114,7 +114,8 @@ Result<FetchPlan> make_plan(const Command& cmd) {
         const std::string& n = mods.items[++i].text;
         char* end = nullptr;
         plan.changed_since = std::strtoull(n.c_str(), &end, 10);
-        if (n.empty() || *end || n[0] == '-' || n.size() > 20) return invalid("Invalid CHANGEDSINCE");
+        if (n.empty() || *end || n[0] == '-' || n.size() > 20 || plan.changed_since == 0)
+          return invalid("Invalid CHANGEDSINCE");
       } else if (m == "VANISHED") {
         plan.vanished = true;
       } else {
@@ -340,7 +341,12 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
   if (!drain(ctx, st)) return true;
   size_t start_size = ctx.out.size();
   while (st.pos < st.uids.size() && st.error.is_ok()) {
-    size_t end = std::min(st.uids.size(), st.pos + kBatchMessages);
+    // A batch is a dense stretch of UIDs: the store reads everything between its first and
+    // last UID, so a sparse set must not make it read the folder in between.
+    size_t end = st.pos + 1;
+    while (end < st.uids.size() && end - st.pos < kBatchMessages &&
+           st.uids[end] - st.uids[st.pos] < 2 * kBatchMessages)
+      ++end;
     std::vector<MessageInfo> infos;
     auto found = ctx.store().fetch(*ctx.account, view.name(), st.uids[st.pos], st.uids[end - 1],
                                    st.plan.needs_info ? &infos : nullptr);

@@ -11,32 +11,33 @@ namespace mailark::imap {
 
 namespace {
 
-// '*' matches anything, '%' anything but the separator.
+// '*' matches anything, '%' anything but the separator. Dynamic programming over pattern and
+// name (each is bounded by the line length), so patterns full of wildcards stay cheap.
 bool wildcard_match(std::string_view pattern, std::string_view name) {
-  size_t p = 0, n = 0;
-  // Iterative with backtracking over the last '*' / '%'.
-  size_t star_p = std::string_view::npos, star_n = 0;
-  bool star_is_percent = false;
-  while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '*' || pattern[p] == '%')) {
-      star_is_percent = pattern[p] == '%';
-      star_p = p++;
-      star_n = n;
-    } else if (p < pattern.size() && pattern[p] == name[n]) {
-      ++p;
-      ++n;
-    } else if (star_p != std::string_view::npos && !(star_is_percent && name[star_n] == '/')) {
-      p = star_p + 1;
-      n = ++star_n;
+  // can[j]: the pattern prefix processed so far matches name[0, j).
+  std::vector<char> can(name.size() + 1, 0), next(name.size() + 1, 0);
+  can[0] = 1;
+  for (char p : pattern) {
+    std::fill(next.begin(), next.end(), 0);
+    if (p == '*' || p == '%') {
+      char run = 0;
+      for (size_t j = 0; j <= name.size(); ++j) {
+        // A '%' cannot swallow a separator: its run restarts after one.
+        if (p == '%' && j > 0 && name[j - 1] == '/') run = 0;
+        run = run || can[j];
+        next[j] = run;
+      }
     } else {
-      return false;
+      for (size_t j = 0; j < name.size(); ++j)
+        if (can[j] && name[j] == p) next[j + 1] = 1;
     }
+    can.swap(next);
   }
-  while (p < pattern.size() && (pattern[p] == '*' || pattern[p] == '%')) ++p;
-  return p == pattern.size();
+  return can[name.size()] != 0;
 }
 
 bool pattern_match(const std::string& pattern, const std::string& name) {
+  if (pattern.size() > 4096) return false;  // longer than any name could be: bounded work
   if (wildcard_match(pattern, name)) return true;
   // INBOX is case-insensitive, also as the first level of a pattern.
   if ((name == "INBOX" || name.compare(0, 6, "INBOX/") == 0) && pattern.size() >= 5 &&
@@ -139,10 +140,9 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
   std::vector<std::string> full_patterns;
   for (const std::string& p : patterns) {
     if (p.empty()) continue;
-    std::string full = *reference;
-    if (!full.empty() && full.back() != '/' && p[0] != '/') full += p;
-    else full += p;
-    full_patterns.push_back(full);
+    // The reference and the pattern are simply joined (RFC 3501 6.3.8 leaves the rules to
+    // the server; the separator is already in one of them when a client means it).
+    full_patterns.push_back(*reference + p);
   }
   std::vector<std::string> names;
   for (const auto& [name, entry] : entries) {

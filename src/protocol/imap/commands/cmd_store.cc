@@ -80,12 +80,19 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
   };
   if (!silent) {
     // Every message of the set gets its flags, changed or not (RFC 3501 6.4.6).
-    auto current = ctx.store().fetch(*ctx.account, view.name(), uids->front(), uids->back());
-    if (!current.is_ok()) return ctx.fail(current.status());
-    for (const ItemInfo& item : *current) {
-      if (!std::binary_search(uids->begin(), uids->end(), item.uid) || is_failed(item.uid)) continue;
-      ctx.out += line(item, true);
-      view.reported(item.uid, item.modseq);
+    // Read back in dense stretches (a sparse set must not read the folder in between).
+    for (size_t first = 0; first < uids->size();) {
+      size_t last = first;
+      while (last + 1 < uids->size() && (*uids)[last + 1] - (*uids)[first] < 1024) ++last;
+      auto current = ctx.store().fetch(*ctx.account, view.name(), (*uids)[first], (*uids)[last]);
+      // The flags are stored; a failed read-back only loses the echo, not the change.
+      if (!current.is_ok()) break;
+      for (const ItemInfo& item : *current) {
+        if (!std::binary_search(uids->begin(), uids->end(), item.uid) || is_failed(item.uid)) continue;
+        ctx.out += line(item, true);
+        view.reported(item.uid, item.modseq);
+      }
+      first = last + 1;
     }
   } else if (ctx.condstore) {
     // .SILENT still reports the new MODSEQ of what changed (RFC 7162 3.1.3).
