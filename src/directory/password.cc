@@ -8,12 +8,12 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <map>
-#include <new>
-#include <optional>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -79,8 +79,10 @@ class ScratchPool {
     std::lock_guard lock(mu_);
     size_t size = sizes_[p];
     sizes_.erase(p);
-    if (free_.size() < slots_) free_.push_back(Buffer{std::unique_ptr<uint8_t[]>(p), size});
-    else delete[] p;
+    if (free_.size() < slots_)
+      free_.push_back(Buffer{std::unique_ptr<uint8_t[]>(p), size});
+    else
+      delete[] p;
     --in_use_;
     cv_.notify_one();
   }
@@ -129,7 +131,8 @@ bool verify_password(std::string_view password, const std::string& encoded) {
   unsigned version = 0, m = 0, t = 0, p = 0;
   int consumed = 0;
   if (std::sscanf(encoded.c_str(), "$argon2id$v=%u$m=%u,t=%u,p=%u$%n", &version, &m, &t, &p,
-                  &consumed) != 4 || consumed <= 0)
+                  &consumed) != 4 ||
+      consumed <= 0)
     return false;
   std::string_view rest = std::string_view(encoded).substr(static_cast<size_t>(consumed));
   size_t dollar = rest.find('$');

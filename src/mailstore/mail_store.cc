@@ -56,16 +56,17 @@ std::vector<std::string> split_flags(const std::string& text) {
 
 bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
   for (const auto& f : flags)
-    if (f.size() == flag.size() &&
-        std::equal(f.begin(), f.end(), flag.begin(),
-                   [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+    if (f.size() == flag.size() && std::equal(f.begin(), f.end(), flag.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        }))
       return true;
   return false;
 }
 
 Result<FolderRow> load_folder(SqliteDb& db, int64_t account_id, std::string_view name) {
-  MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT id, guid, name, uidvalidity, uidnext, highestmodseq"
-                                          " FROM folders WHERE account_id=? AND name=?"));
+  MK_ASSIGN_OR_RETURN(auto st,
+                      db.prepare("SELECT id, guid, name, uidvalidity, uidnext, highestmodseq"
+                                 " FROM folders WHERE account_id=? AND name=?"));
   st.bind(1, account_id).bind(2, name);
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return not_found("folder " + std::string(name) + " does not exist");
@@ -80,7 +81,8 @@ Result<FolderRow> load_folder(SqliteDb& db, int64_t account_id, std::string_view
 }
 
 Status save_folder_counters(SqliteDb& db, const FolderRow& f) {
-  MK_ASSIGN_OR_RETURN(auto st, db.prepare("UPDATE folders SET uidnext=?, highestmodseq=? WHERE id=?"));
+  MK_ASSIGN_OR_RETURN(auto st,
+                      db.prepare("UPDATE folders SET uidnext=?, highestmodseq=? WHERE id=?"));
   st.bind(1, static_cast<int64_t>(f.uidnext))
       .bind(2, static_cast<int64_t>(f.highestmodseq))
       .bind(3, f.id);
@@ -111,12 +113,16 @@ Result<FolderRow> insert_folder(WriteTx& tx, const Account& account, const std::
   MK_ASSIGN_OR_RETURN(f.uidvalidity, next_uidvalidity(tx.db(), account.id, tx.time_ms()));
   f.uidnext = 1;
   f.highestmodseq = 1;
-  MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare(
-      "INSERT INTO folders(account_id, guid, name, kind, special_use, subscribed, uidvalidity,"
-      " uidnext, highestmodseq, created_ms) VALUES (?,?,?,'mail',?,1,?,?,?,?)"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      tx.db().prepare(
+          "INSERT INTO folders(account_id, guid, name, kind, special_use, subscribed, uidvalidity,"
+          " uidnext, highestmodseq, created_ms) VALUES (?,?,?,'mail',?,1,?,?,?,?)"));
   st.bind(1, account.id).bind_blob(2, f.guid.raw()).bind(3, name);
-  if (special_use.empty()) st.bind_null(4);
-  else st.bind(4, special_use);
+  if (special_use.empty())
+    st.bind_null(4);
+  else
+    st.bind(4, special_use);
   st.bind(5, static_cast<int64_t>(f.uidvalidity))
       .bind(6, static_cast<int64_t>(f.uidnext))
       .bind(7, static_cast<int64_t>(f.highestmodseq))
@@ -125,8 +131,10 @@ Result<FolderRow> insert_folder(WriteTx& tx, const Account& account, const std::
   if (s.code() == ErrorCode::kConflict) return exists_error("folder " + name + " already exists");
   MK_RETURN_IF_ERROR(s);
   f.id = tx.db().last_insert_rowid();
-  json payload = {{"folder", f.guid.hex()},       {"name", name},
-                  {"special_use", special_use},  {"uidvalidity", f.uidvalidity}};
+  json payload = {{"folder", f.guid.hex()},
+                  {"name", name},
+                  {"special_use", special_use},
+                  {"uidvalidity", f.uidvalidity}};
   MK_ASSIGN_OR_RETURN(auto rec, tx.journal("folder.create", account.guid, Guid{}, payload.dump()));
   (void)rec;
   return f;
@@ -144,11 +152,14 @@ ItemInfo row_to_item(const SqliteStatement& st, int first) {
   it.modseq = static_cast<uint64_t>(st.column_int(first + 7));
   return it;
 }
-constexpr const char* kItemColumns = "uid, guid, ingress_id, blob, size, internal_date_ms, flags, modseq";
+constexpr const char* kItemColumns =
+    "uid, guid, ingress_id, blob, size, internal_date_ms, flags, modseq";
 
 Status adjust_usage(SqliteDb& db, int64_t account_id, int64_t bytes, int64_t items) {
-  MK_ASSIGN_OR_RETURN(auto st, db.prepare(
-      "UPDATE accounts SET used_bytes=used_bytes+?, used_items=used_items+? WHERE id=?"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      db.prepare(
+          "UPDATE accounts SET used_bytes=used_bytes+?, used_items=used_items+? WHERE id=?"));
   st.bind(1, bytes).bind(2, items).bind(3, account_id);
   return st.run();
 }
@@ -165,8 +176,8 @@ Status check_quota(SqliteDb& db, const Account& account, uint64_t extra) {
       return over_quota("mailbox of " + account.address + " is full (" + std::to_string(used) +
                         " of " + std::to_string(account.quota_bytes) + " bytes used)");
     return over_quota("message of " + std::to_string(extra) + " bytes does not fit in the " +
-                      std::to_string(account.quota_bytes - used) + " bytes left in the mailbox of " +
-                      account.address);
+                      std::to_string(account.quota_bytes - used) +
+                      " bytes left in the mailbox of " + account.address);
   }
   return Status::ok();
 }
@@ -180,12 +191,16 @@ Status ref_message(SqliteDb& db, const Digest& blob, int64_t delta) {
 }
 
 Status insert_item(SqliteDb& db, int64_t folder_id, const ItemInfo& it, int64_t saved_ms) {
-  MK_ASSIGN_OR_RETURN(auto st, db.prepare(
-      "INSERT INTO items(folder_id, uid, guid, ingress_id, blob, size, internal_date_ms, flags,"
-      " modseq, saved_ms) VALUES (?,?,?,?,?,?,?,?,?,?)"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      db.prepare(
+          "INSERT INTO items(folder_id, uid, guid, ingress_id, blob, size, internal_date_ms, flags,"
+          " modseq, saved_ms) VALUES (?,?,?,?,?,?,?,?,?,?)"));
   st.bind(1, folder_id).bind(2, static_cast<int64_t>(it.uid)).bind_blob(3, it.guid.raw());
-  if (it.ingress_id) st.bind_blob(4, it.ingress_id->raw());
-  else st.bind_null(4);
+  if (it.ingress_id)
+    st.bind_blob(4, it.ingress_id->raw());
+  else
+    st.bind_null(4);
   st.bind_blob(5, as_bytes(it.blob))
       .bind(6, static_cast<int64_t>(it.size))
       .bind(7, it.internal_date_ms)
@@ -225,7 +240,8 @@ Status delete_items(WriteTx& tx, const Account& account, FolderRow& folder,
     del.bind(1, folder.id).bind(2, static_cast<int64_t>(it.uid));
     MK_RETURN_IF_ERROR(del.run());
     del.reset();
-    exp.bind(1, folder.id).bind(2, static_cast<int64_t>(it.uid))
+    exp.bind(1, folder.id)
+        .bind(2, static_cast<int64_t>(it.uid))
         .bind(3, static_cast<int64_t>(folder.highestmodseq));
     MK_RETURN_IF_ERROR(exp.run());
     exp.reset();
@@ -331,8 +347,8 @@ Result<Account> MailStore::create_account(const std::string& db_name, const Guid
   account.guid = guid;
   account.address = address;
   Status s = db->write([&](WriteTx& tx) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare(
-        "INSERT INTO accounts(guid, address, created_ms) VALUES (?,?,?)"));
+    MK_ASSIGN_OR_RETURN(
+        auto st, tx.db().prepare("INSERT INTO accounts(guid, address, created_ms) VALUES (?,?,?)"));
     st.bind_blob(1, guid.raw()).bind(2, address).bind(3, tx.time_ms());
     Status ins = st.run();
     if (ins.code() == ErrorCode::kConflict)
@@ -355,7 +371,8 @@ Result<Account> MailStore::account(const std::string& db_name, const std::string
   Account account;
   account.db = db;
   MK_RETURN_IF_ERROR(db->read([&](SqliteDb& sql) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, sql.prepare("SELECT id, guid, address FROM accounts WHERE address=?"));
+    MK_ASSIGN_OR_RETURN(auto st,
+                        sql.prepare("SELECT id, guid, address FROM accounts WHERE address=?"));
     st.bind(1, address);
     MK_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return not_found("no account " + address + " in database " + db_name);
@@ -379,9 +396,10 @@ Result<Account> MailStore::open_or_create_account(const std::string& db, const G
 Status MailStore::delete_account(const Account& account) {
   MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
     SqliteDb& db = tx.db();
-    MK_ASSIGN_OR_RETURN(auto refs, db.prepare(
-        "SELECT i.blob, COUNT(*) FROM items i JOIN folders f ON i.folder_id=f.id"
-        " WHERE f.account_id=? GROUP BY i.blob"));
+    MK_ASSIGN_OR_RETURN(
+        auto refs,
+        db.prepare("SELECT i.blob, COUNT(*) FROM items i JOIN folders f ON i.folder_id=f.id"
+                   " WHERE f.account_id=? GROUP BY i.blob"));
     refs.bind(1, account.id);
     MK_ASSIGN_OR_RETURN(auto dec, db.prepare("UPDATE messages SET refs=refs-? WHERE blob=?"));
     while (true) {
@@ -394,8 +412,7 @@ Status MailStore::delete_account(const Account& account) {
     const char* statements[] = {
         "DELETE FROM items WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
         "DELETE FROM expunged WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
-        "DELETE FROM folders WHERE account_id=?1",
-        "DELETE FROM deliveries WHERE account_id=?1",
+        "DELETE FROM folders WHERE account_id=?1", "DELETE FROM deliveries WHERE account_id=?1",
         "DELETE FROM accounts WHERE id=?1"};
     for (const char* sql : statements) {
       MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
@@ -412,7 +429,8 @@ Status MailStore::delete_account(const Account& account) {
 Result<MailStore::Usage> MailStore::usage(const Account& account) {
   Usage u;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT used_bytes, used_items FROM accounts WHERE id=?"));
+    MK_ASSIGN_OR_RETURN(auto st,
+                        db.prepare("SELECT used_bytes, used_items FROM accounts WHERE id=?"));
     st.bind(1, account.id);
     MK_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return not_found("account " + account.address + " vanished");
@@ -544,10 +562,12 @@ Status MailStore::rename_folder(const Account& account, std::string_view from_na
       json p = {{"from", from}, {"to", to}, {"folder", dst.guid.hex()}, {"count", items.size()}};
       return tx.journal("folder.rename_inbox", account.guid, Guid{}, p.dump()).status();
     }
-    MK_ASSIGN_OR_RETURN(auto kids, db.prepare(
-        "SELECT id, name, guid FROM folders WHERE account_id=? AND (name=? OR substr(name,1,?)=?)"));
-    kids.bind(1, account.id).bind(2, from)
-        .bind(3, static_cast<int64_t>(from.size() + 1)).bind(4, from + "/");
+    MK_ASSIGN_OR_RETURN(auto kids, db.prepare("SELECT id, name, guid FROM folders WHERE "
+                                              "account_id=? AND (name=? OR substr(name,1,?)=?)"));
+    kids.bind(1, account.id)
+        .bind(2, from)
+        .bind(3, static_cast<int64_t>(from.size() + 1))
+        .bind(4, from + "/");
     std::vector<std::tuple<int64_t, std::string, std::string>> rows;
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, kids.step());
@@ -561,11 +581,13 @@ Status MailStore::rename_folder(const Account& account, std::string_view from_na
         return exists_error("folder " + new_name + " already exists");
       up.bind(1, new_name).bind(2, id);
       Status s = up.run();
-      if (s.code() == ErrorCode::kConflict) return exists_error("folder " + new_name + " already exists");
+      if (s.code() == ErrorCode::kConflict)
+        return exists_error("folder " + new_name + " already exists");
       MK_RETURN_IF_ERROR(s);
       up.reset();
       json p = {{"folder", Guid::from_bytes(guid).value_or(Guid{}).hex()},
-                {"from", name}, {"to", new_name}};
+                {"from", name},
+                {"to", new_name}};
       MK_RETURN_IF_ERROR(tx.journal("folder.rename", account.guid, Guid{}, p.dump()).status());
     }
     return Status::ok();
@@ -590,7 +612,8 @@ Status MailStore::delete_folder(const Account& account, std::string_view name) {
       items.push_back(row_to_item(st, 0));
     }
     MK_RETURN_IF_ERROR(delete_items(tx, account, f, items, "expunge", false));
-    for (const char* sql : {"DELETE FROM expunged WHERE folder_id=?", "DELETE FROM folders WHERE id=?"}) {
+    for (const char* sql :
+         {"DELETE FROM expunged WHERE folder_id=?", "DELETE FROM folders WHERE id=?"}) {
       MK_ASSIGN_OR_RETURN(auto del, db.prepare(sql));
       del.bind(1, f.id);
       MK_RETURN_IF_ERROR(del.run());
@@ -663,8 +686,8 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
       [&](WriteTx& tx) -> Status {
         SqliteDb& db = tx.db();
         if (ingress_id) {
-          MK_ASSIGN_OR_RETURN(auto dup, db.prepare(
-              "SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
+          MK_ASSIGN_OR_RETURN(
+              auto dup, db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
           dup.bind(1, account.id).bind_blob(2, ingress_id->raw());
           MK_ASSIGN_OR_RETURN(bool seen, dup.step());
           if (seen) {
@@ -676,16 +699,21 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
         MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
         folder_guid = f.guid;
         // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
-        MK_ASSIGN_OR_RETURN(auto msg, db.prepare(
-            "INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES (?,?,?,1,?,?)"
-            " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
-            " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
+        MK_ASSIGN_OR_RETURN(
+            auto msg,
+            db.prepare(
+                "INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES "
+                "(?,?,?,1,?,?)"
+                " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
+                " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
         msg.bind_blob(1, as_bytes(put.digest))
             .bind(2, static_cast<int64_t>(input.raw.size()))
             .bind(3, static_cast<int64_t>(put.stored_size))
             .bind_blob(4, info_bytes);
-        if (inline_data.empty()) msg.bind_null(5);
-        else msg.bind_blob(5, inline_data);
+        if (inline_data.empty())
+          msg.bind_null(5);
+        else
+          msg.bind_blob(5, inline_data);
         MK_RETURN_IF_ERROR(msg.run());
         ItemInfo it;
         it.uid = f.uidnext++;
@@ -701,7 +729,9 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
         MK_RETURN_IF_ERROR(adjust_usage(db, account.id, static_cast<int64_t>(it.size), 1));
         if (ingress_id) {
           MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT INTO deliveries VALUES (?,?,?,?)"));
-          d.bind(1, account.id).bind_blob(2, ingress_id->raw()).bind_blob(3, guid.raw())
+          d.bind(1, account.id)
+              .bind_blob(2, ingress_id->raw())
+              .bind_blob(3, guid.raw())
               .bind(4, tx.time_ms());
           MK_RETURN_IF_ERROR(d.run());
         }
@@ -804,7 +834,8 @@ Result<FlagChanges> MailStore::store_flags(const Account& account, std::string_v
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
     folder_guid = f.guid;
     MK_ASSIGN_OR_RETURN(auto items, select_items(db, f.id, uids));
-    MK_ASSIGN_OR_RETURN(auto up, db.prepare("UPDATE items SET flags=?, modseq=? WHERE folder_id=? AND uid=?"));
+    MK_ASSIGN_OR_RETURN(
+        auto up, db.prepare("UPDATE items SET flags=?, modseq=? WHERE folder_id=? AND uid=?"));
     bool bumped = false;
     for (auto& it : items) {
       if (unchanged_since && it.modseq > unchanged_since) {
@@ -829,7 +860,9 @@ Result<FlagChanges> MailStore::store_flags(const Account& account, std::string_v
       }
       it.flags = next;
       it.modseq = f.highestmodseq;
-      up.bind(1, join_flags(next)).bind(2, static_cast<int64_t>(it.modseq)).bind(3, f.id)
+      up.bind(1, join_flags(next))
+          .bind(2, static_cast<int64_t>(it.modseq))
+          .bind(3, f.id)
           .bind(4, static_cast<int64_t>(it.uid));
       MK_RETURN_IF_ERROR(up.run());
       up.reset();
@@ -859,8 +892,10 @@ Result<std::vector<uint32_t>> MailStore::expunge(const Account& account,
     if (uids) {
       MK_ASSIGN_OR_RETURN(candidates, select_items(db, f.id, *uids));
     } else {
-      MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
-                                              " FROM items WHERE folder_id=? AND flags LIKE '%\\Deleted%' ORDER BY uid"));
+      MK_ASSIGN_OR_RETURN(
+          auto st,
+          db.prepare(std::string("SELECT ") + kItemColumns +
+                     " FROM items WHERE folder_id=? AND flags LIKE '%\\Deleted%' ORDER BY uid"));
       st.bind(1, f.id);
       while (true) {
         MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -905,7 +940,8 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
       if (infos) {
         auto info = deserialize_message_info(st.column_blob(8));
         if (!info.is_ok())
-          return corrupt("parse cache of " + to_hex(out.back().blob) + ": " + info.status().message());
+          return corrupt("parse cache of " + to_hex(out.back().blob) + ": " +
+                         info.status().message());
         infos->push_back(std::move(*info));
       }
     }
@@ -921,7 +957,8 @@ Result<std::vector<MailStore::UidFlags>> MailStore::uids_and_flags(const Account
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
     out.reserve(std::min<uint32_t>(f.uidnext, 1 << 20));
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT uid, flags FROM items WHERE folder_id=? ORDER BY uid"));
+    MK_ASSIGN_OR_RETURN(auto st,
+                        db.prepare("SELECT uid, flags FROM items WHERE folder_id=? ORDER BY uid"));
     st.bind(1, f.id);
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -940,15 +977,18 @@ Result<FolderChanges> MailStore::changes_since(const Account& account, std::stri
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
     out.highestmodseq = f.highestmodseq;
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kItemColumns +
-                                            " FROM items WHERE folder_id=? AND modseq>? ORDER BY uid"));
+    MK_ASSIGN_OR_RETURN(auto st,
+                        db.prepare(std::string("SELECT ") + kItemColumns +
+                                   " FROM items WHERE folder_id=? AND modseq>? ORDER BY uid"));
     st.bind(1, f.id).bind(2, static_cast<int64_t>(modseq));
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());
       if (!row) break;
       out.changed.push_back(row_to_item(st, 0));
     }
-    MK_ASSIGN_OR_RETURN(auto ex, db.prepare("SELECT uid FROM expunged WHERE folder_id=? AND modseq>? ORDER BY uid"));
+    MK_ASSIGN_OR_RETURN(
+        auto ex,
+        db.prepare("SELECT uid FROM expunged WHERE folder_id=? AND modseq>? ORDER BY uid"));
     ex.bind(1, f.id).bind(2, static_cast<int64_t>(modseq));
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, ex.step());
@@ -973,7 +1013,8 @@ Result<std::string> MailStore::read_message(const Account& account, const Digest
     }
     return Status::ok();
   }));
-  auto r = is_inline ? BlobStore::decode_verified(inline_data, blob) : account.db->blobs().get(blob);
+  auto r =
+      is_inline ? BlobStore::decode_verified(inline_data, blob) : account.db->blobs().get(blob);
   if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
     MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
   return r;
@@ -1013,7 +1054,8 @@ Result<MessageInfo> MailStore::message_info(const Account& account, const Digest
 Result<bool> MailStore::has_delivery(const Account& account, const Guid& ingress_id) {
   bool found = false;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
+    MK_ASSIGN_OR_RETURN(auto st,
+                        db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
     st.bind(1, account.id).bind_blob(2, ingress_id.raw());
     MK_ASSIGN_OR_RETURN(found, st.step());
     return Status::ok();
@@ -1025,9 +1067,9 @@ Result<bool> MailStore::has_content_since(const Account& account, const Digest& 
                                           int64_t since_ms) {
   bool found = false;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare(
-        "SELECT 1 FROM items i JOIN folders f ON i.folder_id=f.id"
-        " WHERE i.blob=? AND f.account_id=? AND i.saved_ms>=? LIMIT 1"));
+    MK_ASSIGN_OR_RETURN(auto st,
+                        db.prepare("SELECT 1 FROM items i JOIN folders f ON i.folder_id=f.id"
+                                   " WHERE i.blob=? AND f.account_id=? AND i.saved_ms>=? LIMIT 1"));
     st.bind_blob(1, as_bytes(blob)).bind(2, account.id).bind(3, since_ms);
     MK_ASSIGN_OR_RETURN(found, st.step());
     return Status::ok();

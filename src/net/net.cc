@@ -1,11 +1,11 @@
 // Connection, registry and listener implementations.
 #include "net/net.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "base/log.h"
 
@@ -25,8 +25,8 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_pat
   auto impl = std::make_unique<Impl>();
   SSL_CTX* ctx = impl->context.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Idle connections give their OpenSSL record buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   auto openssl_error = [](const std::string& what) {
@@ -62,7 +62,9 @@ Connection::Connection(tcp::socket socket)
   touch();
 }
 
-Connection::~Connection() { close(); }
+Connection::~Connection() {
+  close();
+}
 
 void Connection::start_watchdog() {
   timer_.expires_at(deadline_);
@@ -278,8 +280,12 @@ size_t SessionRegistry::size() const {
 
 Listener::Listener(asio::io_context& io, std::string name, Serve serve, int max_connections,
                    std::string refusal)
-    : io_(io), name_(std::move(name)), serve_(std::move(serve)),
-      max_connections_(max_connections), refusal_(std::move(refusal)), acceptor_(io) {}
+    : io_(io),
+      name_(std::move(name)),
+      serve_(std::move(serve)),
+      max_connections_(max_connections),
+      refusal_(std::move(refusal)),
+      acceptor_(io) {}
 
 Status Listener::listen(const std::string& address, int port) {
   boost::system::error_code ec;
@@ -309,14 +315,16 @@ void Listener::stop() {
 awaitable<void> Listener::accept_loop() {
   while (acceptor_.is_open()) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (!acceptor_.is_open()) break;
       MK_LOG_WARN("{}: accept failed: {}", name_, ec.message());
       continue;
     }
     if (*active_ >= max_connections_) {
-      MK_LOG_WARN("{}: connection limit {} reached, refusing a connection", name_, max_connections_);
+      MK_LOG_WARN("{}: connection limit {} reached, refusing a connection", name_,
+                  max_connections_);
       if (!refusal_.empty()) {
         // Best effort, never blocking the accept loop: a fresh socket's buffer is empty.
         socket.non_blocking(true, ec);

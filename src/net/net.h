@@ -9,10 +9,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -63,9 +63,9 @@ class BlockingPool {
         });
       });
     };
-    auto operation =
-        asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, std::optional<R>)>(
-            std::move(initiation), asio::use_awaitable);
+    auto operation = asio::async_initiate<decltype(asio::use_awaitable),
+                                          void(std::exception_ptr, std::optional<R>)>(
+        std::move(initiation), asio::use_awaitable);
     std::optional<R> out = co_await std::move(operation);
     co_return std::move(*out);
   }
@@ -81,7 +81,7 @@ class TlsContext {
  public:
   // Loads the PEM certificate chain and private key; kIo/kInvalid with OpenSSL's reason.
   static Result<std::shared_ptr<TlsContext>> load(const std::string& cert_path,
-                                                 const std::string& key_path);
+                                                  const std::string& key_path);
   ~TlsContext();
   struct Impl;
   Impl& impl() { return *impl_; }

@@ -8,8 +8,10 @@ namespace mailark {
 void AuthLimiter::expire(Clock::time_point now) {
   // Bounded work per call: the map only holds addresses that failed within a window.
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (now - it->second.window_start >= limits_.window) it = entries_.erase(it);
-    else ++it;
+    if (now - it->second.window_start >= limits_.window)
+      it = entries_.erase(it);
+    else
+      ++it;
   }
 }
 

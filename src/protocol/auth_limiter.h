@@ -13,9 +13,9 @@
 namespace mailark {
 
 struct AuthLimits {
-  int max_failures = 10;                           // per address within `window`
+  int max_failures = 10;  // per address within `window`
   std::chrono::seconds window{15 * 60};
-  std::chrono::milliseconds failure_delay{2000};   // first failure; doubles, up to 4x
+  std::chrono::milliseconds failure_delay{2000};  // first failure; doubles, up to 4x
 };
 
 class AuthLimiter {
@@ -26,7 +26,8 @@ class AuthLimiter {
   // True when `address` (a peer IP) may not try now.
   bool blocked(const std::string& address, Clock::time_point now = Clock::now());
   // Records a failure; returns how long to wait before answering it.
-  std::chrono::milliseconds failed(const std::string& address, Clock::time_point now = Clock::now());
+  std::chrono::milliseconds failed(const std::string& address,
+                                   Clock::time_point now = Clock::now());
   // A successful login does not clear the address's failures (one good account must not
   // unlock guessing at others), but its own delay is not applied.
   const AuthLimits& limits() const { return limits_; }

@@ -2,9 +2,9 @@
 // because the header is heavy.
 #include "server/config.h"
 
+#include <toml++/toml.h>
 #include <cstdlib>
 #include <filesystem>
-#include <toml++/toml.h>
 
 #include "base/time.h"
 #include "os/file.h"
@@ -14,7 +14,7 @@ namespace {
 
 std::string resolve(const std::string& base, const std::string& path) {
   std::filesystem::path p = (path.empty() || path[0] == '/') ? std::filesystem::path(path)
-                                                              : std::filesystem::path(base) / path;
+                                                             : std::filesystem::path(base) / path;
   std::string out = p.lexically_normal().string();
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   return out;
@@ -46,8 +46,7 @@ Status read_size(toml::node_view<toml::node> node, const char* what, uint64_t* o
   return Status::ok();
 }
 
-Status read_duration(toml::node_view<toml::node> node, const char* what,
-                     int64_t* out_ms) {
+Status read_duration(toml::node_view<toml::node> node, const char* what, int64_t* out_ms) {
   if (!node) return Status::ok();
   auto s = node.value<std::string>();
   auto parsed = s ? parse_duration_ms(*s) : std::nullopt;
@@ -73,56 +72,81 @@ Result<Config> load_config(const std::string& path) {
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return invalid("configuration " + path + " line " +
-                   std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    return invalid("configuration " + path + " line " + std::to_string(e.source().begin.line) +
+                   ": " + std::string(e.description()));
   }
   Config c;
   c.config_path = path;
   std::string base = parent_dir(path);
   c.data_dir = resolve(base, root["data_dir"].value_or(std::string(".")));
-  c.directory_path = resolve(c.data_dir, root["directory"]["path"].value_or(std::string("directory/directory.sqlite")));
+  c.directory_path = resolve(
+      c.data_dir, root["directory"]["path"].value_or(std::string("directory/directory.sqlite")));
   c.databases_path = resolve(c.data_dir, root["databases"]["path"].value_or(std::string("db")));
   c.ingress_path = resolve(c.data_dir, root["ingress"]["path"].value_or(std::string("ingress")));
-  MK_RETURN_IF_ERROR(read_duration(root["ingress"]["max_age"], "ingress.max_age", &c.ingress.max_age_ms));
-  MK_RETURN_IF_ERROR(read_size(root["ingress"]["max_size"], "ingress.max_size", &c.ingress.max_bytes));
-  MK_RETURN_IF_ERROR(read_size(root["ingress"]["segment_size"], "ingress.segment_size", &c.ingress.segment_bytes));
+  MK_RETURN_IF_ERROR(
+      read_duration(root["ingress"]["max_age"], "ingress.max_age", &c.ingress.max_age_ms));
+  MK_RETURN_IF_ERROR(
+      read_size(root["ingress"]["max_size"], "ingress.max_size", &c.ingress.max_bytes));
+  MK_RETURN_IF_ERROR(
+      read_size(root["ingress"]["segment_size"], "ingress.segment_size", &c.ingress.segment_bytes));
   MK_RETURN_IF_ERROR(read_listener(root, "lmtp", &c.lmtp));
   MK_RETURN_IF_ERROR(read_listener(root, "imap", &c.imap));
   MK_RETURN_IF_ERROR(read_listener(root, "imaps", &c.imaps));
   if (auto v = root["tls"]["cert"].value<std::string>()) c.tls_cert = resolve(c.data_dir, *v);
   if (auto v = root["tls"]["key"].value<std::string>()) c.tls_key = resolve(c.data_dir, *v);
-  c.imap_timeout_s = static_cast<int>(root["imap"]["timeout_s"].value_or(int64_t{c.imap_timeout_s}));
-  if (c.imap_timeout_s < 1800) return invalid("imap.timeout_s must be at least 1800 (RFC 3501 5.4)");
-  c.imap_login_timeout_s = static_cast<int>(root["imap"]["login_timeout_s"].value_or(int64_t{c.imap_login_timeout_s}));
+  c.imap_timeout_s =
+      static_cast<int>(root["imap"]["timeout_s"].value_or(int64_t{c.imap_timeout_s}));
+  if (c.imap_timeout_s < 1800)
+    return invalid("imap.timeout_s must be at least 1800 (RFC 3501 5.4)");
+  c.imap_login_timeout_s =
+      static_cast<int>(root["imap"]["login_timeout_s"].value_or(int64_t{c.imap_login_timeout_s}));
   if (c.imap_login_timeout_s < 1) return invalid("imap.login_timeout_s must be positive");
   if (auto v = root["imap"]["plaintext_auth"].value<std::string>()) {
-    if (*v == "loopback") c.imap_plaintext_auth_loopback = true;
-    else if (*v == "never") c.imap_plaintext_auth_loopback = false;
-    else return invalid("imap.plaintext_auth must be \"loopback\" or \"never\"");
+    if (*v == "loopback")
+      c.imap_plaintext_auth_loopback = true;
+    else if (*v == "never")
+      c.imap_plaintext_auth_loopback = false;
+    else
+      return invalid("imap.plaintext_auth must be \"loopback\" or \"never\"");
   }
   MK_RETURN_IF_ERROR(read_size(root["imap"]["max_line"], "imap.max_line", &c.imap_max_line));
-  if (c.imap_max_line < 1024 || c.imap_max_line > (16u << 20)) return invalid("imap.max_line must be 1KB..16MB");
-  c.imap_idle_poll_s = static_cast<int>(root["imap"]["idle_poll_s"].value_or(int64_t{c.imap_idle_poll_s}));
+  if (c.imap_max_line < 1024 || c.imap_max_line > (16u << 20))
+    return invalid("imap.max_line must be 1KB..16MB");
+  c.imap_idle_poll_s =
+      static_cast<int>(root["imap"]["idle_poll_s"].value_or(int64_t{c.imap_idle_poll_s}));
   if (c.imap_idle_poll_s < 1) return invalid("imap.idle_poll_s must be positive");
-  c.auth_max_failures = static_cast<int>(root["auth"]["max_failures"].value_or(int64_t{c.auth_max_failures}));
+  c.auth_max_failures =
+      static_cast<int>(root["auth"]["max_failures"].value_or(int64_t{c.auth_max_failures}));
   if (c.auth_max_failures < 1) return invalid("auth.max_failures must be positive");
   MK_RETURN_IF_ERROR(read_duration(root["auth"]["window"], "auth.window", &c.auth_window_ms));
-  c.auth_failure_delay_ms = static_cast<int>(root["auth"]["failure_delay_ms"].value_or(int64_t{c.auth_failure_delay_ms}));
-  if (c.auth_failure_delay_ms < 0 || c.auth_failure_delay_ms > 60000) return invalid("auth.failure_delay_ms must be 0..60000");
-  MK_RETURN_IF_ERROR(read_size(root["delivery"]["max_message_size"], "delivery.max_message_size", &c.max_message_size));
+  c.auth_failure_delay_ms =
+      static_cast<int>(root["auth"]["failure_delay_ms"].value_or(int64_t{c.auth_failure_delay_ms}));
+  if (c.auth_failure_delay_ms < 0 || c.auth_failure_delay_ms > 60000)
+    return invalid("auth.failure_delay_ms must be 0..60000");
+  MK_RETURN_IF_ERROR(read_size(root["delivery"]["max_message_size"], "delivery.max_message_size",
+                               &c.max_message_size));
   if (auto v = root["delivery"]["over_quota"].value<std::string>()) {
-    if (*v == "temporary") c.over_quota_temporary = true;
-    else if (*v == "permanent") c.over_quota_temporary = false;
-    else return invalid("delivery.over_quota must be \"permanent\" or \"temporary\"");
+    if (*v == "temporary")
+      c.over_quota_temporary = true;
+    else if (*v == "permanent")
+      c.over_quota_temporary = false;
+    else
+      return invalid("delivery.over_quota must be \"permanent\" or \"temporary\"");
   }
   c.recipient_delimiter = root["delivery"]["recipient_delimiter"].value_or(c.recipient_delimiter);
-  c.delivery_threads = static_cast<int>(root["delivery"]["threads"].value_or(int64_t{c.delivery_threads}));
-  if (c.delivery_threads < 1 || c.delivery_threads > 1024) return invalid("delivery.threads must be 1..1024");
-  c.lmtp_timeout_s = static_cast<int>(root["lmtp"]["timeout_s"].value_or(int64_t{c.lmtp_timeout_s}));
-  c.max_connections = static_cast<int>(root["server"]["max_connections"].value_or(int64_t{c.max_connections}));
-  c.shutdown_grace_s = static_cast<int>(root["server"]["shutdown_grace_s"].value_or(int64_t{c.shutdown_grace_s}));
+  c.delivery_threads =
+      static_cast<int>(root["delivery"]["threads"].value_or(int64_t{c.delivery_threads}));
+  if (c.delivery_threads < 1 || c.delivery_threads > 1024)
+    return invalid("delivery.threads must be 1..1024");
+  c.lmtp_timeout_s =
+      static_cast<int>(root["lmtp"]["timeout_s"].value_or(int64_t{c.lmtp_timeout_s}));
+  c.max_connections =
+      static_cast<int>(root["server"]["max_connections"].value_or(int64_t{c.max_connections}));
+  c.shutdown_grace_s =
+      static_cast<int>(root["server"]["shutdown_grace_s"].value_or(int64_t{c.shutdown_grace_s}));
   if (auto v = root["log"]["level"].value<std::string>()) {
-    if (!parse_log_level(*v, &c.log_level)) return invalid("log.level must be debug, info, warn or error");
+    if (!parse_log_level(*v, &c.log_level))
+      return invalid("log.level must be debug, info, warn or error");
   }
   return c;
 }

@@ -111,20 +111,25 @@ Status run_server(const Config& config) {
   // Housekeeping: ingress retention at start and every ten minutes.
   asio::steady_timer housekeeping(io);
   bool stopping = false;
-  asio::co_spawn(io, [&]() -> net::awaitable<void> {
-    while (!stopping) {
-      auto prune = [&] { return services->ingress->prune(now_ms()); };
-      auto removed = co_await pool.run(std::move(prune));
-      if (!removed.is_ok()) MK_LOG_WARN("ingress retention failed: {}", removed.status().to_string());
-      else if (*removed) MK_LOG_INFO("ingress retention removed {} segments", *removed);
-      malloc_trim(0);  // give back what bursts of work left free in the arenas
-      if (stopping) break;  // SIGTERM arrived while the prune ran: the timer was not armed yet
-      housekeeping.expires_after(std::chrono::minutes(10));
-      boost::system::error_code ec;
-      co_await housekeeping.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        while (!stopping) {
+          auto prune = [&] { return services->ingress->prune(now_ms()); };
+          auto removed = co_await pool.run(std::move(prune));
+          if (!removed.is_ok())
+            MK_LOG_WARN("ingress retention failed: {}", removed.status().to_string());
+          else if (*removed)
+            MK_LOG_INFO("ingress retention removed {} segments", *removed);
+          malloc_trim(0);       // give back what bursts of work left free in the arenas
+          if (stopping) break;  // SIGTERM arrived while the prune ran: the timer was not armed yet
+          housekeeping.expires_after(std::chrono::minutes(10));
+          boost::system::error_code ec;
+          co_await housekeeping.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        }
+      },
+      asio::detached);
 
   asio::steady_timer grace(io);
   signals.async_wait([&](boost::system::error_code ec, int signo) {
@@ -141,14 +146,17 @@ Status run_server(const Config& config) {
       io.stop();
     });
     // io.run() returns once every session has ended; the grace timer must not hold it.
-    asio::co_spawn(io, [&]() -> net::awaitable<void> {
-      asio::steady_timer poll(io);
-      while (sessions.size() > 0) {
-        poll.expires_after(std::chrono::milliseconds(20));
-        co_await poll.async_wait(asio::use_awaitable);
-      }
-      grace.cancel();
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+          asio::steady_timer poll(io);
+          while (sessions.size() > 0) {
+            poll.expires_after(std::chrono::milliseconds(20));
+            co_await poll.async_wait(asio::use_awaitable);
+          }
+          grace.cancel();
+        },
+        asio::detached);
   });
 
   MK_LOG_INFO("mailark serving (pid {})", static_cast<int>(getpid()));

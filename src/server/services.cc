@@ -16,7 +16,8 @@ Result<std::unique_ptr<Services>> open_services(const Config& config) {
   MK_ASSIGN_OR_RETURN(s->directory, Directory::open(config.directory_path, false));
   MK_RETURN_IF_ERROR(posix_fs().make_dirs(config.databases_path));
   s->store = std::make_unique<MailStore>(posix_fs(), config.databases_path);
-  MK_ASSIGN_OR_RETURN(s->ingress, IngressCache::open(posix_fs(), config.ingress_path, config.ingress));
+  MK_ASSIGN_OR_RETURN(s->ingress,
+                      IngressCache::open(posix_fs(), config.ingress_path, config.ingress));
   DeliveryOptions d;
   d.max_message_size = config.max_message_size;
   d.recipient_delimiter = config.recipient_delimiter;

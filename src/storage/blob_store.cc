@@ -63,8 +63,10 @@ std::string BlobStore::encode(std::string_view content) {
   out.push_back(static_cast<char>(use_zstd ? kZstd : kRaw));
   out.append(3, '\0');
   put_u64(out, content.size());
-  if (use_zstd) out.append(scratch.buffer.data(), n);
-  else out.append(content);
+  if (use_zstd)
+    out.append(scratch.buffer.data(), n);
+  else
+    out.append(content);
   // Keep at most 1 MiB per thread between messages; larger ones allocate for themselves.
   if (scratch.buffer.size() > (size_t{1} << 20)) std::vector<char>().swap(scratch.buffer);
   return out;
@@ -151,7 +153,8 @@ BlobReader::~BlobReader() {
   if (dstream_) ZSTD_freeDStream(static_cast<ZSTD_DStream*>(dstream_));
 }
 
-static Result<uint8_t> check_header(std::string_view header, const std::string& what, uint64_t* size) {
+static Result<uint8_t> check_header(std::string_view header, const std::string& what,
+                                    uint64_t* size) {
   if (header.size() < kHeaderSize || std::memcmp(header.data(), kMagic, 4) != 0)
     return corrupt(what + ": bad blob header");
   uint8_t kind = static_cast<uint8_t>(header[4]);
@@ -172,11 +175,13 @@ Result<std::unique_ptr<BlobReader>> BlobReader::open_file(FileSystem& fs, const 
   r->encoded_size_ = file->size();
   r->file_ = std::move(file);
   r->offset_ = kHeaderSize;
-  if (kind == kRaw && r->encoded_size_ != kHeaderSize + size) return corrupt(what + ": blob length mismatch");
+  if (kind == kRaw && r->encoded_size_ != kHeaderSize + size)
+    return corrupt(what + ": blob length mismatch");
   return r;
 }
 
-Result<std::unique_ptr<BlobReader>> BlobReader::open_encoded(std::string encoded, const Digest& digest) {
+Result<std::unique_ptr<BlobReader>> BlobReader::open_encoded(std::string encoded,
+                                                             const Digest& digest) {
   std::string what = "blob " + to_hex(digest);
   uint64_t size = 0;
   MK_ASSIGN_OR_RETURN(uint8_t kind, check_header(encoded, what, &size));
@@ -184,7 +189,8 @@ Result<std::unique_ptr<BlobReader>> BlobReader::open_encoded(std::string encoded
   r->encoded_size_ = encoded.size();
   r->encoded_ = std::move(encoded);
   r->offset_ = kHeaderSize;
-  if (kind == kRaw && r->encoded_size_ != kHeaderSize + size) return corrupt(what + ": blob length mismatch");
+  if (kind == kRaw && r->encoded_size_ != kHeaderSize + size)
+    return corrupt(what + ": blob length mismatch");
   return r;
 }
 
@@ -247,7 +253,9 @@ Status BlobStore::verify(const Digest& digest) const {
   return r.is_ok() ? Status::ok() : r.status();
 }
 
-bool BlobStore::contains(const Digest& digest) const { return fs_.exists(path_of(digest)); }
+bool BlobStore::contains(const Digest& digest) const {
+  return fs_.exists(path_of(digest));
+}
 
 Status BlobStore::remove(const Digest& digest) {
   std::string path = path_of(digest);
@@ -279,8 +287,10 @@ Result<std::vector<Digest>> BlobStore::list(std::vector<std::string>* strays) co
     }
     for (const auto& name : *names) {
       auto d = digest_from_hex(name);
-      if (d && name.substr(0, 2) == to_hex(&b, 1)) out.push_back(*d);
-      else if (strays) strays->push_back(dir + "/" + name);
+      if (d && name.substr(0, 2) == to_hex(&b, 1))
+        out.push_back(*d);
+      else if (strays)
+        strays->push_back(dir + "/" + name);
     }
   }
   return out;

@@ -3,8 +3,8 @@
 #include "protocol/imap/imap_context.h"
 
 #include <algorithm>
-#include <cstring>
 #include <cctype>
+#include <cstring>
 #include <ctime>
 
 #include "base/log.h"
@@ -57,7 +57,8 @@ Result<std::string> ImapContext::mailbox_from_wire(const Value& value) const {
 std::string ImapContext::mailbox_to_wire(std::string_view name) const {
   if (!(utf8 || rev2)) return quote(utf8_to_mutf7(name));
   // IMAP4rev2 and UTF8=ACCEPT allow UTF-8 in quoted strings (RFC 9051 9, RFC 6855 3).
-  if (!is_valid_utf8(name) || name.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+  if (!is_valid_utf8(name) ||
+      name.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
     return quote(name);
   std::string out = "\"";
   for (char c : name) {
@@ -159,7 +160,8 @@ std::string capabilities(const ImapContext& ctx) {
     return caps;
   }
   caps +=
-      " NAMESPACE UNSELECT UIDPLUS MOVE BINARY SEARCHRES CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
+      " NAMESPACE UNSELECT UIDPLUS MOVE BINARY SEARCHRES CHILDREN SPECIAL-USE LIST-EXTENDED "
+      "LIST-STATUS"
       " CONDSTORE QRESYNC ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE"
       " UTF8=ACCEPT APPENDLIMIT=" +
       std::to_string(ctx.options().max_message_size);

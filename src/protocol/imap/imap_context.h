@@ -29,7 +29,7 @@ struct ChangeFlag {
   Guid folder;  // zero: nothing selected
   bool dirty = false;
   bool folders_changed = false;  // a folder of the account was created, renamed or deleted
-  std::function<void()> wake;  // set while IDLE runs; called under mu
+  std::function<void()> wake;    // set while IDLE runs; called under mu
 };
 
 struct ImapContext {
@@ -55,8 +55,8 @@ struct ImapContext {
   // ENABLEd extensions (RFC 5161) and ones switched on by use (RFC 7162 3.1).
   bool condstore = false;
   bool qresync = false;
-  bool rev2 = false;     // IMAP4rev2 enabled: UTF-8 names, no \Recent, ESEARCH replies
-  bool utf8 = false;     // UTF8=ACCEPT enabled (names and strings in UTF-8)
+  bool rev2 = false;  // IMAP4rev2 enabled: UTF-8 names, no \Recent, ESEARCH replies
+  bool utf8 = false;  // UTF8=ACCEPT enabled (names and strings in UTF-8)
 
   // ---- the running command
   std::string tag;

@@ -16,14 +16,21 @@ bool is_atom_char(char c) {
   unsigned char u = static_cast<unsigned char>(c);
   if (u <= 0x20 || u == 0x7f) return false;
   switch (c) {
-    case '(': case ')': case '{': case '"': case '\\': case ']':
+    case '(':
+    case ')':
+    case '{':
+    case '"':
+    case '\\':
+    case ']':
       return false;
     default:
       return true;
   }
 }
 
-bool is_tag_char(char c) { return is_atom_char(c) && c != '+' && c != '%' && c != '*'; }
+bool is_tag_char(char c) {
+  return is_atom_char(c) && c != '+' && c != '%' && c != '*';
+}
 
 class Tokenizer {
  public:
@@ -149,8 +156,10 @@ class Tokenizer {
     if (brackets) return fail("unterminated '['");
     if (pos_ == start) return fail(std::string("unexpected character '") + peek() + "'");
     out->kind = Value::Kind::kAtom;
-    if (rewritten) out->text = std::move(text);
-    else out->text.assign(in_.substr(start, pos_ - start));
+    if (rewritten)
+      out->text = std::move(text);
+    else
+      out->text.assign(in_.substr(start, pos_ - start));
     if (out->text.size() == 3) {
       std::string u = out->upper();
       if (u == "NIL") out->kind = Value::Kind::kNil;
@@ -192,7 +201,9 @@ ParseResult parse_command(std::string_view input) {
     return r;
   }
   r.tag = tag;
-  auto is_name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.'; };
+  auto is_name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
+  };
   Command cmd;
   cmd.tag = tag;
   std::string name = t.take_while(+is_name_char);
@@ -257,12 +268,16 @@ CommandFramer::Step CommandFramer::feed_line(std::string_view line) {
   return sync ? Step::kSyncLiteral : Step::kLiteral;
 }
 
-void CommandFramer::feed_literal(std::string_view bytes) { buffer_.append(bytes); }
+void CommandFramer::feed_literal(std::string_view bytes) {
+  buffer_.append(bytes);
+}
 
 void CommandFramer::reset() {
   // An idle session keeps no large command buffer.
-  if (buffer_.capacity() > 4096) std::string().swap(buffer_);
-  else buffer_.clear();
+  if (buffer_.capacity() > 4096)
+    std::string().swap(buffer_);
+  else
+    buffer_.clear();
   literal_ = 0;
 }
 
@@ -335,6 +350,8 @@ std::string quote(std::string_view s) {
   return out;
 }
 
-std::string nstring(const std::optional<std::string>& s) { return s ? quote(*s) : "NIL"; }
+std::string nstring(const std::optional<std::string>& s) {
+  return s ? quote(*s) : "NIL";
+}
 
 }  // namespace mailark::imap

@@ -18,9 +18,9 @@ namespace mailark::imap {
 struct Value {
   enum class Kind { kAtom, kString, kNil, kList };
   Kind kind = Kind::kAtom;
-  std::string text;           // atom or string contents
-  bool literal8 = false;      // ~{N} (BINARY/APPEND UTF8)
-  std::vector<Value> items;   // kList
+  std::string text;          // atom or string contents
+  bool literal8 = false;     // ~{N} (BINARY/APPEND UTF8)
+  std::vector<Value> items;  // kList
 
   bool is_atom() const { return kind == Kind::kAtom; }
   bool is_string() const { return kind == Kind::kString; }
@@ -52,17 +52,17 @@ ParseResult parse_command(std::string_view input);
 class CommandFramer {
  public:
   struct Limits {
-    size_t max_line = 64 * 1024;           // one line of a command
-    uint64_t max_literal = 64ull << 20;    // one literal (APPEND can be large)
-    uint64_t max_command = 96ull << 20;    // everything of one command
+    size_t max_line = 64 * 1024;         // one line of a command
+    uint64_t max_literal = 64ull << 20;  // one literal (APPEND can be large)
+    uint64_t max_command = 96ull << 20;  // everything of one command
   };
   explicit CommandFramer(Limits limits) : limits_(limits) {}
 
   enum class Step {
-    kComplete,         // command() holds the whole command
-    kLiteral,          // read literal_size() bytes next, then feed_literal()
-    kSyncLiteral,      // same, but send "+ Ready" first (synchronizing literal)
-    kTooLarge,         // limits exceeded: answer BAD / disconnect
+    kComplete,     // command() holds the whole command
+    kLiteral,      // read literal_size() bytes next, then feed_literal()
+    kSyncLiteral,  // same, but send "+ Ready" first (synchronizing literal)
+    kTooLarge,     // limits exceeded: answer BAD / disconnect
   };
   Step feed_line(std::string_view line);
   void feed_literal(std::string_view bytes);

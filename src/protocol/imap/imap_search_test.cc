@@ -448,7 +448,8 @@ TEST(ImapSearchParse, NestingIsBounded) {
   EXPECT_TRUE(matches(repeat("NOT ", 60) + "UNSEEN " + repeat("NOT ", 60) + "UNSEEN", unseen));
 
   for (const std::string& bomb :
-       {repeat("NOT ", 65) + "SEEN", repeat("NOT ", 9000) + "SEEN",  // (the tokenizer refuses 10,000+ values)
+       {repeat("NOT ", 65) + "SEEN",
+        repeat("NOT ", 9000) + "SEEN",  // (the tokenizer refuses 10,000+ values)
         repeat("OR SEEN ", 100) + "SEEN",
         repeat("NOT (", 30) + repeat("NOT ", 5) + "SEEN" + repeat(")", 30)}) {
     Result<SearchCommand> cmd = parse(bomb);

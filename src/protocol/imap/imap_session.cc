@@ -28,7 +28,8 @@ std::string tag_of(std::string_view line) {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
+    if (std::toupper(static_cast<unsigned char>(a[i])) !=
+        std::toupper(static_cast<unsigned char>(b[i])))
       return false;
   return true;
 }
@@ -52,9 +53,12 @@ constexpr size_t kMaxHeldOutput = 64 * 1024;
 class ImapSession : public std::enable_shared_from_this<ImapSession> {
  public:
   ImapSession(ImapService& service, std::shared_ptr<net::Connection> conn)
-      : service_(service), conn_(std::move(conn)), ctx_(service),
+      : service_(service),
+        conn_(std::move(conn)),
+        ctx_(service),
         framer_(login_limits(service.options())),
-        idle_timer_(conn_executor()), idle_done_timer_(conn_executor()) {}
+        idle_timer_(conn_executor()),
+        idle_done_timer_(conn_executor()) {}
   ~ImapSession();
 
   awaitable<void> run(bool implicit_tls);
@@ -98,7 +102,9 @@ ImapSession::~ImapSession() {
   if (listener_id_) service_.store().unsubscribe(listener_id_);
 }
 
-net::asio::any_io_executor ImapSession::conn_executor() { return conn_->executor(); }
+net::asio::any_io_executor ImapSession::conn_executor() {
+  return conn_->executor();
+}
 
 awaitable<bool> ImapSession::flush() {
   if (ctx_.out.empty()) co_return true;
@@ -364,7 +370,8 @@ awaitable<bool> ImapSession::idle(const CommandSpec& spec, const Command& cmd) {
     co_await idle_done_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   if (status == net::Connection::LineStatus::kClosed) {
-    if (conn_->timed_out()) co_await goodbye("Autologout; idle for too long");
+    if (conn_->timed_out())
+      co_await goodbye("Autologout; idle for too long");
     else if (service_.sessions_.shutting_down() && !conn_->closed())
       co_await goodbye("Server shutting down");
     co_return false;

@@ -16,14 +16,14 @@ namespace mailark::imap {
 
 struct ImapOptions {
   std::string hostname;
-  int login_timeout_s = 60;        // before authentication
-  int timeout_s = 30 * 60;         // authenticated (RFC 3501 5.4: at least 30 minutes)
+  int login_timeout_s = 60;             // before authentication
+  int timeout_s = 30 * 60;              // authenticated (RFC 3501 5.4: at least 30 minutes)
   bool plaintext_auth_loopback = true;  // LOGIN / PLAIN without TLS, only from loopback
   size_t max_line = 64 * 1024;
   uint64_t max_literal = uint64_t{64} << 20;  // APPEND size limit (and every other literal)
   uint64_t max_message_size = uint64_t{50} << 20;
-  int max_bad_commands = 20;       // consecutive BADs before the server hangs up
-  int idle_poll_s = 30;            // IDLE also looks for changes made by other processes
+  int max_bad_commands = 20;  // consecutive BADs before the server hangs up
+  int idle_poll_s = 30;       // IDLE also looks for changes made by other processes
 };
 
 class ImapSession;
@@ -33,8 +33,13 @@ class ImapService {
   ImapService(Directory& directory, MailStore& store, net::BlockingPool& pool,
               net::SessionRegistry& sessions, AuthLimiter& auth_limiter, ImapOptions options,
               std::shared_ptr<net::TlsContext> tls)
-      : directory_(directory), store_(store), pool_(pool), sessions_(sessions),
-        auth_limiter_(auth_limiter), options_(std::move(options)), tls_(std::move(tls)) {}
+      : directory_(directory),
+        store_(store),
+        pool_(pool),
+        sessions_(sessions),
+        auth_limiter_(auth_limiter),
+        options_(std::move(options)),
+        tls_(std::move(tls)) {}
 
   // Port 143 style: plaintext, STARTTLS when a certificate is configured.
   net::awaitable<void> serve(net::tcp::socket socket);

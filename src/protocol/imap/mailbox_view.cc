@@ -48,7 +48,8 @@ void UidList::append_between(uint32_t lo, uint32_t hi, std::vector<uint32_t>* ou
 void UidList::append_positions(uint32_t from, uint32_t to, std::vector<uint32_t>* out) const {
   for (uint32_t i = from; i < to;) {
     auto it = std::upper_bound(runs_.begin(), runs_.end(), i,
-                               [](uint32_t x, const Run& r) { return x < r.before; }) - 1;
+                               [](uint32_t x, const Run& r) { return x < r.before; }) -
+              1;
     uint32_t end = std::min(to, it->before + it->count);
     for (; i < end; ++i) out->push_back(it->first + (i - it->before));
   }
@@ -109,7 +110,9 @@ std::optional<uint32_t> MailboxView::seq_of(uint32_t uid) const {
   return *index + 1;
 }
 
-bool MailboxView::is_recent(uint32_t uid) const { return recent_.index_of(uid).has_value(); }
+bool MailboxView::is_recent(uint32_t uid) const {
+  return recent_.index_of(uid).has_value();
+}
 
 bool MailboxView::is_pending_expunge(uint32_t uid) const {
   return std::binary_search(pending_.begin(), pending_.end(), uid);
@@ -140,8 +143,10 @@ Result<std::vector<uint32_t>> MailboxView::resolve(const std::vector<SeqRange>& 
   }
   std::vector<uint32_t> out;
   for (const auto& [lo, hi] : merged) {
-    if (uid_set) uids_.append_between(lo, hi, &out);
-    else uids_.append_positions(lo - 1, hi, &out);
+    if (uid_set)
+      uids_.append_between(lo, hi, &out);
+    else
+      uids_.append_positions(lo - 1, hi, &out);
   }
   return out;
 }
@@ -208,7 +213,8 @@ void MailboxView::apply(const FolderChanges& changes, const SyncOptions& options
     *out += "* " + std::to_string(*seq) + " FETCH (";
     if (options.with_uid || options.qresync) *out += "UID " + std::to_string(item.uid) + " ";
     *out += "FLAGS " + format_flags(item.flags, options.recent && is_recent(item.uid));
-    if (options.condstore || options.qresync) *out += " MODSEQ (" + std::to_string(item.modseq) + ")";
+    if (options.condstore || options.qresync)
+      *out += " MODSEQ (" + std::to_string(item.modseq) + ")";
     *out += ")\r\n";
   }
   reported_.clear();

@@ -111,7 +111,8 @@ class MailboxView {
 
   // This session expunged `uids` itself (EXPUNGE, UID EXPUNGE, CLOSE, MOVE): they are
   // announced now, since the command that did it may always announce them.
-  void expunged_now(const std::vector<uint32_t>& uids, const SyncOptions& options, std::string* out);
+  void expunged_now(const std::vector<uint32_t>& uids, const SyncOptions& options,
+                    std::string* out);
 
   // Flag changes this session has already reported (STORE's own FETCH responses), so a
   // later sync does not repeat them.
@@ -132,7 +133,7 @@ class MailboxView {
   uint32_t uidvalidity_ = 0;
   bool read_only_ = false;
   uint64_t modseq_ = 0;
-  UidList uids_;                   // seq - 1 -> uid
+  UidList uids_;  // seq - 1 -> uid
   UidList recent_;
   std::vector<uint32_t> pending_;  // expunged elsewhere, not yet announced; ascending
   std::map<uint32_t, uint64_t> reported_;

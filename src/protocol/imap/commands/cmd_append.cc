@@ -6,7 +6,8 @@
 namespace mailark::imap {
 
 Result<std::vector<std::string>> parse_flags(const std::vector<Value>& values) {
-  static const char* const kSystem[] = {"\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"};
+  static const char* const kSystem[] = {"\\Answered", "\\Flagged", "\\Deleted", "\\Seen",
+                                        "\\Draft"};
   std::vector<std::string> out;
   for (const Value& v : values) {
     if (!v.is_atom() || v.text.empty()) return invalid("Invalid flag");

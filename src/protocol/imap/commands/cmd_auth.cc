@@ -90,7 +90,8 @@ void cmd_login(ImapContext& ctx, const Command& cmd) {
 void cmd_authenticate(ImapContext& ctx, const Command& cmd) {
   if (cmd.args.empty() || cmd.args.size() > 2 || !cmd.args[0].is_atom())
     return ctx.bad("AUTHENTICATE takes a mechanism and an optional initial response");
-  if (cmd.args[0].upper() != "PLAIN") return ctx.no("[CANNOT] Unsupported authentication mechanism");
+  if (cmd.args[0].upper() != "PLAIN")
+    return ctx.no("[CANNOT] Unsupported authentication mechanism");
   if (!plaintext_allowed(ctx))
     return ctx.no("[PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS");
   if (cmd.args.size() == 2) {

@@ -22,7 +22,8 @@ void cmd_copy(ImapContext& ctx, const Command& cmd) {
   auto result = move ? ctx.store().move(*ctx.account, view.name(), present, *dest)
                      : ctx.store().copy(*ctx.account, view.name(), present, *dest);
   if (!result.is_ok()) {
-    if (result.status().code() == ErrorCode::kNotFound) return ctx.no("[TRYCREATE] Mailbox does not exist");
+    if (result.status().code() == ErrorCode::kNotFound)
+      return ctx.no("[TRYCREATE] Mailbox does not exist");
     return ctx.fail(result.status());
   }
   std::string code;
@@ -30,7 +31,8 @@ void cmd_copy(ImapContext& ctx, const Command& cmd) {
     std::vector<uint32_t> src, dst;
     bool ascending = true;
     for (const CopiedItem& c : result->items) {
-      if (!dst.empty() && (c.dest_uid <= dst.back() || c.source_uid <= src.back())) ascending = false;
+      if (!dst.empty() && (c.dest_uid <= dst.back() || c.source_uid <= src.back()))
+        ascending = false;
       src.push_back(c.source_uid);
       dst.push_back(c.dest_uid);
     }
@@ -45,7 +47,8 @@ void cmd_copy(ImapContext& ctx, const Command& cmd) {
         dst_set += (i ? "," : "") + std::to_string(dst[i]);
       }
     }
-    code = "[COPYUID " + std::to_string(result->dest_uidvalidity) + " " + src_set + " " + dst_set + "] ";
+    code = "[COPYUID " + std::to_string(result->dest_uidvalidity) + " " + src_set + " " + dst_set +
+           "] ";
   }
   if (!move) return ctx.ok(code + "Copy completed");
   ctx.out += "* OK " + code + "Moved\r\n";

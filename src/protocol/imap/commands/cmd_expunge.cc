@@ -8,7 +8,8 @@ void cmd_expunge(ImapContext& ctx, const Command& cmd) {
   MailboxView& view = *ctx.selected;
   std::optional<std::vector<uint32_t>> only;
   if (cmd.uid) {
-    if (cmd.args.size() != 1 || !cmd.args[0].is_atom()) return ctx.bad("UID EXPUNGE takes a UID set");
+    if (cmd.args.size() != 1 || !cmd.args[0].is_atom())
+      return ctx.bad("UID EXPUNGE takes a UID set");
     auto uids = ctx.resolve_set(cmd.args[0], true);
     if (!uids.is_ok()) return ctx.bad(uids.status().message());
     only = std::move(*uids);

@@ -9,21 +9,31 @@
 
 #include "base/log.h"
 #include "protocol/imap/imap_context.h"
-#include "storage/blob_store.h"
 #include "protocol/imap/imap_format.h"
+#include "storage/blob_store.h"
 
 namespace mailark::imap {
 
 namespace {
 
 struct FetchItem {
-  enum class Kind { kFlags, kUid, kInternalDate, kSize, kEnvelope, kBody, kBodyStructure, kModseq,
-                    kSection, kBinary };
+  enum class Kind {
+    kFlags,
+    kUid,
+    kInternalDate,
+    kSize,
+    kEnvelope,
+    kBody,
+    kBodyStructure,
+    kModseq,
+    kSection,
+    kBinary
+  };
   Kind kind;
-  BodyFetch body;            // kSection
-  BinaryFetch binary;        // kBinary
-  std::string name;          // kSection: the response name ("BODY[TEXT]", "RFC822.HEADER")
-  bool from_cache = false;   // kSection: answered from the parse cache
+  BodyFetch body;           // kSection
+  BinaryFetch binary;       // kBinary
+  std::string name;         // kSection: the response name ("BODY[TEXT]", "RFC822.HEADER")
+  bool from_cache = false;  // kSection: answered from the parse cache
 };
 
 struct FetchPlan {
@@ -128,12 +138,20 @@ Result<FetchPlan> make_plan(const Command& cmd) {
   for (FetchItem& item : plan.items) {
     using K = FetchItem::Kind;
     switch (item.kind) {
-      case K::kFlags: plan.has_flags = true; break;
-      case K::kUid: plan.has_uid = true; break;
-      case K::kModseq: plan.has_modseq = true; break;
+      case K::kFlags:
+        plan.has_flags = true;
+        break;
+      case K::kUid:
+        plan.has_uid = true;
+        break;
+      case K::kModseq:
+        plan.has_modseq = true;
+        break;
       case K::kEnvelope:
       case K::kBody:
-      case K::kBodyStructure: plan.needs_info = true; break;
+      case K::kBodyStructure:
+        plan.needs_info = true;
+        break;
       case K::kSection: {
         const Section& s = item.body.section;
         item.from_cache = s.part.empty() && (s.text == Section::Text::kHeader ||
@@ -149,7 +167,8 @@ Result<FetchPlan> make_plan(const Command& cmd) {
         plan.needs_raw = true;
         if (!item.binary.peek && !item.binary.size_only) plan.sets_seen = true;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return plan;
@@ -228,7 +247,8 @@ bool drain(ImapContext& ctx, FetchState& st) {
       std::string skip;
       for (uint64_t skipped = 0; skipped < p.offset;) {
         skip.clear();
-        auto n = st.reader->read(static_cast<size_t>(std::min<uint64_t>(kBatchBytes, p.offset - skipped)), &skip);
+        auto n = st.reader->read(
+            static_cast<size_t>(std::min<uint64_t>(kBatchBytes, p.offset - skipped)), &skip);
         if (!n.is_ok() || *n == 0) {
           st.error = n.is_ok() ? corrupt("message shorter than its size") : n.status();
           return true;
@@ -238,7 +258,8 @@ bool drain(ImapContext& ctx, FetchState& st) {
       st.streamed = 0;
     }
     while (st.streamed < p.length) {
-      auto n = st.reader->read(static_cast<size_t>(std::min<uint64_t>(kBatchBytes, p.length - st.streamed)), &ctx.out);
+      auto n = st.reader->read(
+          static_cast<size_t>(std::min<uint64_t>(kBatchBytes, p.length - st.streamed)), &ctx.out);
       if (!n.is_ok() || *n == 0) {
         st.error = n.is_ok() ? corrupt("message shorter than its size") : n.status();
         return true;
@@ -276,14 +297,30 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item,
   for (const FetchItem& f : plan.items) {
     sep();
     switch (f.kind) {
-      case K::kFlags: line += "FLAGS " + format_flags(item.flags, recent); break;
-      case K::kUid: line += "UID " + std::to_string(item.uid); break;
-      case K::kInternalDate: line += "INTERNALDATE \"" + format_internal_date(item.internal_date_ms) + "\""; break;
-      case K::kSize: line += "RFC822.SIZE " + std::to_string(item.size); break;
-      case K::kEnvelope: line += "ENVELOPE " + format_envelope(info->envelope); break;
-      case K::kBody: line += "BODY " + format_bodystructure(info->body, false); break;
-      case K::kBodyStructure: line += "BODYSTRUCTURE " + format_bodystructure(info->body, true); break;
-      case K::kModseq: line += "MODSEQ (" + std::to_string(item.modseq) + ")"; break;
+      case K::kFlags:
+        line += "FLAGS " + format_flags(item.flags, recent);
+        break;
+      case K::kUid:
+        line += "UID " + std::to_string(item.uid);
+        break;
+      case K::kInternalDate:
+        line += "INTERNALDATE \"" + format_internal_date(item.internal_date_ms) + "\"";
+        break;
+      case K::kSize:
+        line += "RFC822.SIZE " + std::to_string(item.size);
+        break;
+      case K::kEnvelope:
+        line += "ENVELOPE " + format_envelope(info->envelope);
+        break;
+      case K::kBody:
+        line += "BODY " + format_bodystructure(info->body, false);
+        break;
+      case K::kBodyStructure:
+        line += "BODYSTRUCTURE " + format_bodystructure(info->body, true);
+        break;
+      case K::kModseq:
+        line += "MODSEQ (" + std::to_string(item.modseq) + ")";
+        break;
       case K::kSection: {
         auto range = stream_range(f.body, *info, item.size);
         if (range && item.size > kStreamAbove) {
@@ -301,7 +338,8 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item,
           bytes = std::move(*cached);
         } else {
           if (!raw) {
-            MK_ASSIGN_OR_RETURN(std::string loaded, ctx.store().read_message(*ctx.account, item.blob));
+            MK_ASSIGN_OR_RETURN(std::string loaded,
+                                ctx.store().read_message(*ctx.account, item.blob));
             raw = std::move(loaded);
           }
           MK_ASSIGN_OR_RETURN(bytes, extract_section(*raw, *info, f.body.section));
@@ -311,7 +349,8 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item,
       }
       case K::kBinary: {
         if (!raw) {
-          MK_ASSIGN_OR_RETURN(std::string loaded, ctx.store().read_message(*ctx.account, item.blob));
+          MK_ASSIGN_OR_RETURN(std::string loaded,
+                              ctx.store().read_message(*ctx.account, item.blob));
           raw = std::move(loaded);
         }
         MK_ASSIGN_OR_RETURN(std::string decoded, extract_binary(*raw, *info, f.binary.part));
@@ -321,8 +360,10 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item,
         }
         std::string_view bytes = apply_partial(decoded, f.binary.partial);
         // NUL needs literal8 (RFC 3516 4.2).
-        if (bytes.find('\0') != std::string_view::npos) line += f.name + " ~" + literal(bytes);
-        else line += f.name + " " + literal(bytes);
+        if (bytes.find('\0') != std::string_view::npos)
+          line += f.name + " ~" + literal(bytes);
+        else
+          line += f.name + " " + literal(bytes);
         break;
       }
     }
@@ -358,7 +399,7 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     // Keep only the requested UIDs (the range may hold others).
     std::vector<ItemInfo> wanted;
     std::vector<const MessageInfo*> wanted_infos;  // parse caches stay where fetch put them
-    std::vector<size_t> index;  // position of wanted[i] in st.uids
+    std::vector<size_t> index;                     // position of wanted[i] in st.uids
     size_t k = st.pos;
     for (size_t j = 0; j < items.size(); ++j) {
       ItemInfo& item = items[j];
@@ -389,8 +430,8 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
       for (const ItemInfo& item : wanted)
         if (!has_seen(item.flags)) unseen.push_back(item.uid);
       if (!unseen.empty()) {
-        auto changed = ctx.store().store_flags(*ctx.account, view.name(), unseen, FlagOp::kAdd,
-                                               {"\\Seen"});
+        auto changed =
+            ctx.store().store_flags(*ctx.account, view.name(), unseen, FlagOp::kAdd, {"\\Seen"});
         if (!changed.is_ok()) {
           st.error = changed.status();
           break;
@@ -408,7 +449,8 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     }
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (st.plan.changed_since && wanted[i].modseq <= st.plan.changed_since) continue;
-      Status s = format_message(ctx, st.plan, wanted[i], wanted_infos[i], flags_changed[i], &st.pending);
+      Status s =
+          format_message(ctx, st.plan, wanted[i], wanted_infos[i], flags_changed[i], &st.pending);
       if (!s.is_ok()) {
         MK_LOG_ERROR("imap {}: cannot fetch uid {} of {}: {}", ctx.user, wanted[i].uid, view.name(),
                      s.to_string());
@@ -461,7 +503,8 @@ void cmd_fetch(ImapContext& ctx, const Command& cmd) {
     } else {
       ranges = *parse_sequence_set(cmd.args[0].text);
     }
-    auto changes = ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
+    auto changes =
+        ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
     if (!changes.is_ok()) return ctx.fail(changes.status());
     std::vector<uint32_t> gone;
     for (uint32_t uid : changes->vanished) {
@@ -478,7 +521,8 @@ void cmd_fetch(ImapContext& ctx, const Command& cmd) {
 
   if (plan->changed_since) {
     // Only what changed: ask the store (an index on modseq) instead of walking everything.
-    auto changes = ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
+    auto changes =
+        ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
     if (!changes.is_ok()) return ctx.fail(changes.status());
     std::vector<uint32_t> changed;
     for (const ItemInfo& item : changes->changed)

@@ -67,12 +67,17 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
     extended = true;
     for (const Value& o : args[0].items) {
       std::string opt = o.upper();
-      if (opt == "SUBSCRIBED") sel_subscribed = true;
-      else if (opt == "SPECIAL-USE") sel_special = true;
-      else if (opt == "RECURSIVEMATCH") recursive = true;
-      else if (opt != "REMOTE") return ctx.bad("Unknown LIST selection option");
+      if (opt == "SUBSCRIBED")
+        sel_subscribed = true;
+      else if (opt == "SPECIAL-USE")
+        sel_special = true;
+      else if (opt == "RECURSIVEMATCH")
+        recursive = true;
+      else if (opt != "REMOTE")
+        return ctx.bad("Unknown LIST selection option");
     }
-    if (recursive && !sel_subscribed) return ctx.bad("RECURSIVEMATCH needs another selection option");
+    if (recursive && !sel_subscribed)
+      return ctx.bad("RECURSIVEMATCH needs another selection option");
     ++i;
   }
   if (args.size() < i + 2) return ctx.bad(cmd.name + " takes a reference and a mailbox pattern");
@@ -105,11 +110,16 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
     const auto& opts = args[i + 1].items;
     for (size_t k = 0; k < opts.size(); ++k) {
       std::string opt = opts[k].upper();
-      if (opt == "SUBSCRIBED") ret_subscribed = true;
-      else if (opt == "SPECIAL-USE") ret_special = true;
-      else if (opt == "CHILDREN") continue;  // always sent
-      else if (opt == "STATUS" && k + 1 < opts.size() && opts[k + 1].is_list()) ret_status = &opts[++k];
-      else return ctx.bad("Unknown LIST return option");
+      if (opt == "SUBSCRIBED")
+        ret_subscribed = true;
+      else if (opt == "SPECIAL-USE")
+        ret_special = true;
+      else if (opt == "CHILDREN")
+        continue;  // always sent
+      else if (opt == "STATUS" && k + 1 < opts.size() && opts[k + 1].is_list())
+        ret_status = &opts[++k];
+      else
+        return ctx.bad("Unknown LIST return option");
     }
   }
   (void)ret_special;  // special-use attributes are always sent (RFC 6154 allows it)
@@ -150,7 +160,8 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
     for (const std::string& p : full_patterns) match = match || pattern_match(p, name);
     if (match) names.push_back(name);
   }
-  std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n == "INBOX"; });
+  std::stable_partition(names.begin(), names.end(),
+                        [](const std::string& n) { return n == "INBOX"; });
 
   for (const std::string& name : names) {
     const Entry& e = entries[name];
@@ -161,7 +172,8 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
       // Unsubscribed parents of subscribed folders show as \Noselect under '%'.
       if (!subscribed) {
         bool percent = false;
-        for (const std::string& p : full_patterns) percent = percent || p.find('%') != std::string::npos;
+        for (const std::string& p : full_patterns)
+          percent = percent || p.find('%') != std::string::npos;
         if (!(percent && e.subscribed_child)) continue;
       }
     } else if (sel_subscribed) {
@@ -176,8 +188,10 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
     }
     if (sel_special && !(exists && !e.folder->special_use.empty())) continue;
     std::vector<std::string> attrs;
-    if (!exists) attrs.push_back(extended ? "\\NonExistent" : "\\Noselect");
-    else if (lsub && !subscribed) attrs.push_back("\\Noselect");
+    if (!exists)
+      attrs.push_back(extended ? "\\NonExistent" : "\\Noselect");
+    else if (lsub && !subscribed)
+      attrs.push_back("\\Noselect");
     attrs.push_back(e.has_children ? "\\HasChildren" : "\\HasNoChildren");
     if ((ret_subscribed || sel_subscribed) && subscribed) attrs.push_back("\\Subscribed");
     if (exists && !e.folder->special_use.empty()) attrs.push_back(e.folder->special_use);
@@ -189,7 +203,8 @@ void cmd_list(ImapContext& ctx, const Command& cmd) {
     if (ret_status && exists) {
       auto status = status_items(ctx, *e.folder, ret_status->items);
       if (!status.is_ok()) {
-        if (status.status().code() == ErrorCode::kInvalid) return ctx.bad(status.status().message());
+        if (status.status().code() == ErrorCode::kInvalid)
+          return ctx.bad(status.status().message());
         return ctx.fail(status.status());
       }
       ctx.out += "* STATUS " + ctx.mailbox_to_wire(name) + " " + *status + "\r\n";

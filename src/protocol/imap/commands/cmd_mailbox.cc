@@ -14,8 +14,8 @@ Result<std::string> folder_argument(ImapContext& ctx, const Value& v) {
 }
 
 bool is_special_use(const std::string& attr) {
-  static const char* const kUses[] = {"\\All", "\\Archive", "\\Drafts", "\\Flagged",
-                                      "\\Junk", "\\Sent", "\\Trash"};
+  static const char* const kUses[] = {"\\All",  "\\Archive", "\\Drafts", "\\Flagged",
+                                      "\\Junk", "\\Sent",    "\\Trash"};
   for (const char* u : kUses)
     if (strcasecmp(u, attr.c_str()) == 0) return true;
   return false;
@@ -35,7 +35,8 @@ void cmd_create(ImapContext& ctx, const Command& cmd) {
       return ctx.bad("Invalid CREATE parameters");
     if (!opts.items[1].items.empty()) {
       special_use = opts.items[1].items[0].text;
-      if (!is_special_use(special_use)) return ctx.no("[USEATTR] Unsupported special-use attribute");
+      if (!is_special_use(special_use))
+        return ctx.no("[USEATTR] Unsupported special-use attribute");
       special_use[1] = static_cast<char>(std::toupper(static_cast<unsigned char>(special_use[1])));
     }
   }
@@ -73,7 +74,8 @@ void cmd_rename(ImapContext& ctx, const Command& cmd) {
   if (!st.is_ok()) return ctx.fail(st);
   if (ctx.selected && *from != "INBOX") {
     const std::string& sel = ctx.selected->name();
-    if (sel == *from) ctx.selected->set_name(*to);
+    if (sel == *from)
+      ctx.selected->set_name(*to);
     else if (sel.compare(0, from->size() + 1, *from + "/") == 0)
       ctx.selected->set_name(*to + sel.substr(from->size()));
   }

@@ -19,11 +19,13 @@ Result<std::string> quota_line(ImapContext& ctx) {
 
 void cmd_quota(ImapContext& ctx, const Command& cmd) {
   if (cmd.name == "SETQUOTA") return ctx.no("[NOPERM] Quotas are set by the administrator");
-  if (cmd.args.size() != 1 || !cmd.args[0].is_astring()) return ctx.bad(cmd.name + " takes one argument");
+  if (cmd.args.size() != 1 || !cmd.args[0].is_astring())
+    return ctx.bad(cmd.name + " takes one argument");
   auto line = quota_line(ctx);
   if (!line.is_ok()) return ctx.fail(line.status());
   if (cmd.name == "GETQUOTA") {
-    if (!cmd.args[0].text.empty() || line->empty()) return ctx.no("[NONEXISTENT] No such quota root");
+    if (!cmd.args[0].text.empty() || line->empty())
+      return ctx.no("[NONEXISTENT] No such quota root");
     ctx.out += *line;
     return ctx.ok("Getquota completed");
   }
@@ -31,7 +33,8 @@ void cmd_quota(ImapContext& ctx, const Command& cmd) {
   if (!name.is_ok()) return ctx.bad(name.status().message());
   auto folder = ctx.store().folder(*ctx.account, *name);
   if (!folder.is_ok()) return ctx.fail(folder.status());
-  ctx.out += "* QUOTAROOT " + ctx.mailbox_to_wire(folder->name) + (line->empty() ? "" : " \"\"") + "\r\n";
+  ctx.out +=
+      "* QUOTAROOT " + ctx.mailbox_to_wire(folder->name) + (line->empty() ? "" : " \"\"") + "\r\n";
   ctx.out += *line;
   ctx.ok("Getquotaroot completed");
 }

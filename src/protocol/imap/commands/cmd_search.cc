@@ -84,12 +84,14 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
     }
     if (ret.count) line += " COUNT " + std::to_string(found.size());
     if (all && !found.empty()) line += " ALL " + format_sequence_set(found);
-    if (program.uses_modseq() && !found.empty()) line += " MODSEQ " + std::to_string(highest_modseq);
+    if (program.uses_modseq() && !found.empty())
+      line += " MODSEQ " + std::to_string(highest_modseq);
     ctx.out += line + "\r\n";
   } else {
     std::string line = "* SEARCH";
     for (uint32_t n : found) line += " " + std::to_string(n);
-    if (program.uses_modseq() && !found.empty()) line += " (MODSEQ " + std::to_string(highest_modseq) + ")";
+    if (program.uses_modseq() && !found.empty())
+      line += " (MODSEQ " + std::to_string(highest_modseq) + ")";
     ctx.out += line + "\r\n";
   }
   ctx.ok("Search completed");

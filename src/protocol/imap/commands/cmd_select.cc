@@ -90,8 +90,10 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
       size_t space = flags.find(' ');
       std::string_view flag = flags.substr(0, space);
       flags = space == std::string_view::npos ? std::string_view() : flags.substr(space + 1);
-      if (flag == "\\Seen") seen = true;
-      else if (!flag.empty() && flag[0] != '\\') keywords.emplace(flag);
+      if (flag == "\\Seen")
+        seen = true;
+      else if (!flag.empty() && flag[0] != '\\')
+        keywords.emplace(flag);
     }
     if (!seen && !first_unseen) first_unseen = static_cast<uint32_t>(i + 1);
   }
@@ -107,8 +109,7 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
   out += "* " + std::to_string(view.exists()) + " EXISTS\r\n";
   if (!ctx.rev2) {
     out += "* " + std::to_string(view.recent_count()) + " RECENT\r\n";
-    if (first_unseen)
-      out += "* OK [UNSEEN " + std::to_string(first_unseen) + "] First unseen\r\n";
+    if (first_unseen) out += "* OK [UNSEEN " + std::to_string(first_unseen) + "] First unseen\r\n";
   }
   out += "* OK [UIDVALIDITY " + std::to_string(folder->uidvalidity) + "] UIDs valid\r\n";
   out += "* OK [UIDNEXT " + std::to_string(folder->uidnext) + "] Predicted next UID\r\n";

@@ -47,10 +47,14 @@ void cmd_enable(ImapContext& ctx, const Command& cmd) {
     if (!v.is_atom()) return ctx.bad("ENABLE takes capability names");
     std::string name = v.upper();
     bool* flag = nullptr;
-    if (name == "CONDSTORE") flag = &ctx.condstore;
-    else if (name == "QRESYNC") flag = &ctx.qresync;
-    else if (name == "IMAP4REV2") flag = &ctx.rev2;
-    else if (name == "UTF8=ACCEPT") flag = &ctx.utf8;
+    if (name == "CONDSTORE")
+      flag = &ctx.condstore;
+    else if (name == "QRESYNC")
+      flag = &ctx.qresync;
+    else if (name == "IMAP4REV2")
+      flag = &ctx.rev2;
+    else if (name == "UTF8=ACCEPT")
+      flag = &ctx.utf8;
     if (!flag || *flag) continue;  // unknown or already on: not listed (RFC 5161 3.1)
     *flag = true;
     enabled += " " + name;

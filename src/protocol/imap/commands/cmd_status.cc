@@ -50,7 +50,8 @@ Result<std::string> status_items(ImapContext& ctx, const FolderInfo& folder,
     if (!out.empty()) out += ' ';
     out += item + " " + std::to_string(n);
   }
-  if (std::any_of(items.begin(), items.end(), [](const Value& v) { return v.upper() == "HIGHESTMODSEQ"; }))
+  if (std::any_of(items.begin(), items.end(),
+                  [](const Value& v) { return v.upper() == "HIGHESTMODSEQ"; }))
     ctx.condstore = true;  // a CONDSTORE enabling command (RFC 7162 3.1)
   return "(" + out + ")";
 }

@@ -9,7 +9,8 @@ namespace mailark::imap {
 
 void cmd_store(ImapContext& ctx, const Command& cmd) {
   const auto& args = cmd.args;
-  if (args.size() < 3 || !args[0].is_atom()) return ctx.bad("STORE takes a sequence set, an item and flags");
+  if (args.size() < 3 || !args[0].is_atom())
+    return ctx.bad("STORE takes a sequence set, an item and flags");
   size_t i = 1;
   uint64_t unchanged_since = 0;
   bool conditional = false;
@@ -25,7 +26,8 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
     ctx.condstore = true;
     ++i;
   }
-  if (i + 1 >= args.size() || !args[i].is_atom()) return ctx.bad("STORE takes a data item and flags");
+  if (i + 1 >= args.size() || !args[i].is_atom())
+    return ctx.bad("STORE takes a data item and flags");
   std::string item = args[i].upper();
   bool silent = false;
   if (item.size() > 7 && item.compare(item.size() - 7, 7, ".SILENT") == 0) {
@@ -33,13 +35,19 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
     item.resize(item.size() - 7);
   }
   FlagOp op;
-  if (item == "FLAGS") op = FlagOp::kReplace;
-  else if (item == "+FLAGS") op = FlagOp::kAdd;
-  else if (item == "-FLAGS") op = FlagOp::kRemove;
-  else return ctx.bad("Unknown STORE data item");
+  if (item == "FLAGS")
+    op = FlagOp::kReplace;
+  else if (item == "+FLAGS")
+    op = FlagOp::kAdd;
+  else if (item == "-FLAGS")
+    op = FlagOp::kRemove;
+  else
+    return ctx.bad("Unknown STORE data item");
   std::vector<Value> flag_values;
-  if (i + 2 == args.size() && args[i + 1].is_list()) flag_values = args[i + 1].items;
-  else flag_values.assign(args.begin() + static_cast<long>(i) + 1, args.end());
+  if (i + 2 == args.size() && args[i + 1].is_list())
+    flag_values = args[i + 1].items;
+  else
+    flag_values.assign(args.begin() + static_cast<long>(i) + 1, args.end());
   auto flags = parse_flags(flag_values);
   if (!flags.is_ok()) return ctx.bad(flags.status().message());
   MailboxView& view = *ctx.selected;
@@ -61,7 +69,9 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
     changed = std::move(result->changed);
   }
   std::sort(failed.begin(), failed.end());
-  auto is_failed = [&](uint32_t uid) { return std::binary_search(failed.begin(), failed.end(), uid); };
+  auto is_failed = [&](uint32_t uid) {
+    return std::binary_search(failed.begin(), failed.end(), uid);
+  };
   for (const ItemInfo& c : changed) view.reported(c.uid, c.modseq);
 
   auto line = [&](const ItemInfo& item, bool with_flags) {
@@ -88,7 +98,8 @@ void cmd_store(ImapContext& ctx, const Command& cmd) {
       // The flags are stored; a failed read-back only loses the echo, not the change.
       if (!current.is_ok()) break;
       for (const ItemInfo& item : *current) {
-        if (!std::binary_search(uids->begin(), uids->end(), item.uid) || is_failed(item.uid)) continue;
+        if (!std::binary_search(uids->begin(), uids->end(), item.uid) || is_failed(item.uid))
+          continue;
         ctx.out += line(item, true);
         view.reported(item.uid, item.modseq);
       }
