@@ -55,8 +55,7 @@ Result<std::string> normalize_domain(std::string_view domain_in) {
 
 Result<std::string> normalize_address(std::string_view address) {
   size_t at = address.rfind('@');
-  if (at == std::string_view::npos || at == 0)
-    return invalid("address must look like name@domain");
+  if (at == std::string_view::npos || at == 0) return invalid("address must look like name@domain");
   std::string local = lower(address.substr(0, at));
   if (local.size() > 64) return invalid("local part longer than 64 characters");
   if (local.front() == '.' || local.back() == '.' || local.find("..") != std::string::npos)
@@ -71,12 +70,13 @@ Result<std::string> normalize_address(std::string_view address) {
 }
 
 Status validate_database_name(std::string_view name) {
-  if (name.empty() || name.size() > 64) return invalid("database name must have 1 to 64 characters");
+  if (name.empty() || name.size() > 64)
+    return invalid("database name must have 1 to 64 characters");
   if (!std::isalnum(static_cast<unsigned char>(name[0])))
     return invalid("database name must start with a letter or digit");
   for (char c : name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '_'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_'))
       return invalid("database name may hold only a-z, 0-9, '-' and '_'");
   return Status::ok();
 }
@@ -145,9 +145,11 @@ Status Directory::remove_tenant(std::string_view domain_in) {
 
 Result<std::vector<Tenant>> Directory::tenants() {
   std::lock_guard lock(mu_);
-  MK_ASSIGN_OR_RETURN(auto st, db_->prepare(
-      "SELECT t.domain, t.created_ms, (SELECT COUNT(*) FROM users u WHERE u.domain=t.domain)"
-      " FROM tenants t ORDER BY t.domain"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      db_->prepare(
+          "SELECT t.domain, t.created_ms, (SELECT COUNT(*) FROM users u WHERE u.domain=t.domain)"
+          " FROM tenants t ORDER BY t.domain"));
   std::vector<Tenant> out;
   while (true) {
     MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -170,9 +172,11 @@ Status Directory::add_database(std::string_view name) {
 
 Result<std::vector<DatabaseEntry>> Directory::databases() {
   std::lock_guard lock(mu_);
-  MK_ASSIGN_OR_RETURN(auto st, db_->prepare(
-      "SELECT d.name, d.created_ms, (SELECT COUNT(*) FROM users u WHERE u.database=d.name)"
-      " FROM databases d ORDER BY d.name"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      db_->prepare(
+          "SELECT d.name, d.created_ms, (SELECT COUNT(*) FROM users u WHERE u.database=d.name)"
+          " FROM databases d ORDER BY d.name"));
   std::vector<DatabaseEntry> out;
   while (true) {
     MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -215,19 +219,26 @@ Result<User> Directory::add_user(std::string_view address_in, std::string_view p
   // at once with SQLITE_BUSY_SNAPSHOT when another process wrote in between.
   t.reset();
   if (!tenant_exists)
-    return not_found("no tenant " + u.domain + "; create it with 'mailark tenant add " + u.domain + "'");
+    return not_found("no tenant " + u.domain + "; create it with 'mailark tenant add " + u.domain +
+                     "'");
   MK_ASSIGN_OR_RETURN(auto d, db_->prepare("SELECT 1 FROM databases WHERE name=?"));
   d.bind(1, u.database);
   MK_ASSIGN_OR_RETURN(bool db_exists, d.step());
   d.reset();
   if (!db_exists) return not_found("no database " + u.database);
-  MK_ASSIGN_OR_RETURN(auto st, db_->prepare(
-      "INSERT INTO users(address, guid, domain, database, password_hash, quota_bytes, created_ms)"
-      " VALUES (?,?,?,?,?,?,?)"));
-  st.bind(1, u.address).bind_blob(2, u.guid.raw()).bind(3, u.domain).bind(4, u.database)
-      .bind(5, hash).bind(6, static_cast<int64_t>(quota_bytes)).bind(7, u.created_ms);
+  MK_ASSIGN_OR_RETURN(auto st, db_->prepare("INSERT INTO users(address, guid, domain, database, "
+                                            "password_hash, quota_bytes, created_ms)"
+                                            " VALUES (?,?,?,?,?,?,?)"));
+  st.bind(1, u.address)
+      .bind_blob(2, u.guid.raw())
+      .bind(3, u.domain)
+      .bind(4, u.database)
+      .bind(5, hash)
+      .bind(6, static_cast<int64_t>(quota_bytes))
+      .bind(7, u.created_ms);
   Status s = st.run();
-  if (s.code() == ErrorCode::kConflict) return exists_error("user " + u.address + " already exists");
+  if (s.code() == ErrorCode::kConflict)
+    return exists_error("user " + u.address + " already exists");
   MK_RETURN_IF_ERROR(s);
   return u;
 }
@@ -235,8 +246,8 @@ Result<User> Directory::add_user(std::string_view address_in, std::string_view p
 Result<User> Directory::find_user(std::string_view address_in) {
   MK_ASSIGN_OR_RETURN(std::string address, normalize_address(address_in));
   std::lock_guard lock(mu_);
-  MK_ASSIGN_OR_RETURN(auto st, db_->prepare(std::string("SELECT ") + kUserColumns +
-                                            " FROM users WHERE address=?"));
+  MK_ASSIGN_OR_RETURN(
+      auto st, db_->prepare(std::string("SELECT ") + kUserColumns + " FROM users WHERE address=?"));
   st.bind(1, address);
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return not_found("no user " + address);

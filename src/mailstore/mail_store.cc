@@ -1000,21 +1000,23 @@ Result<FolderChanges> MailStore::changes_since(const Account& account, std::stri
   return out;
 }
 
-Result<std::string> MailStore::read_message(const Account& account, const Digest& blob) {
-  std::string inline_data;
-  bool is_inline = false;
+// The encoded form of a message kept inline in its database row; nullopt when it is a file.
+static Result<std::optional<std::string>> inline_message(const Account& account,
+                                                         const Digest& blob) {
+  std::optional<std::string> out;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
     st.bind_blob(1, as_bytes(blob));
     MK_ASSIGN_OR_RETURN(bool row, st.step());
-    if (row && !st.column_is_null(0)) {
-      is_inline = true;
-      inline_data = st.column_blob(0);
-    }
+    if (row && !st.column_is_null(0)) out = st.column_blob(0);
     return Status::ok();
   }));
-  auto r =
-      is_inline ? BlobStore::decode_verified(inline_data, blob) : account.db->blobs().get(blob);
+  return out;
+}
+
+Result<std::string> MailStore::read_message(const Account& account, const Digest& blob) {
+  MK_ASSIGN_OR_RETURN(std::optional<std::string> encoded, inline_message(account, blob));
+  auto r = encoded ? BlobStore::decode_verified(*encoded, blob) : account.db->blobs().get(blob);
   if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
     MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
   return r;
@@ -1022,19 +1024,8 @@ Result<std::string> MailStore::read_message(const Account& account, const Digest
 
 Result<std::unique_ptr<BlobReader>> MailStore::open_message(const Account& account,
                                                             const Digest& blob) {
-  std::string inline_data;
-  bool is_inline = false;
-  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
-    st.bind_blob(1, as_bytes(blob));
-    MK_ASSIGN_OR_RETURN(bool row, st.step());
-    if (row && !st.column_is_null(0)) {
-      is_inline = true;
-      inline_data = st.column_blob(0);
-    }
-    return Status::ok();
-  }));
-  if (is_inline) return BlobReader::open_encoded(std::move(inline_data), blob);
+  MK_ASSIGN_OR_RETURN(std::optional<std::string> encoded, inline_message(account, blob));
+  if (encoded) return BlobReader::open_encoded(std::move(*encoded), blob);
   return account.db->blobs().open(blob);
 }
 

@@ -35,8 +35,8 @@ struct Account {
 struct FolderInfo {
   int64_t id = 0;
   Guid guid;
-  std::string name;  // hierarchy separator '/'; "INBOX" is always spelled so
-  std::string kind;  // "mail", later "calendar" / "contacts"
+  std::string name;         // hierarchy separator '/'; "INBOX" is always spelled so
+  std::string kind;         // "mail", later "calendar" / "contacts"
   std::string special_use;  // "\\Sent", ... or empty
   bool subscribed = true;
   uint32_t uidvalidity = 0;
@@ -79,8 +79,8 @@ struct CopyResult {
 enum class FlagOp { kReplace, kAdd, kRemove };
 
 struct FlagChanges {
-  std::vector<ItemInfo> changed;       // new flags and modseq
-  std::vector<uint32_t> failed_uids;   // CONDSTORE: modseq above unchanged_since
+  std::vector<ItemInfo> changed;      // new flags and modseq
+  std::vector<uint32_t> failed_uids;  // CONDSTORE: modseq above unchanged_since
 };
 
 struct FolderChanges {
@@ -212,9 +212,8 @@ class MailStore {
   void unsubscribe(int id);
 
  private:
-  Result<SavedItem> save(const Account& account, std::string_view folder,
-                         const MessageInput& input, const std::optional<Guid>& ingress_id,
-                         const Guid& guid, const char* op);
+  Result<SavedItem> save(const Account& account, std::string_view folder, const MessageInput& input,
+                         const std::optional<Guid>& ingress_id, const Guid& guid, const char* op);
   Result<CopyResult> copy_or_move(const Account& account, std::string_view from,
                                   const std::vector<uint32_t>& uids, std::string_view to,
                                   bool move);

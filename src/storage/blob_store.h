@@ -23,7 +23,8 @@ class BlobReader {
   // A blob file, or a blob in its encoded form (kept inline in the database).
   static Result<std::unique_ptr<BlobReader>> open_file(FileSystem& fs, const std::string& path,
                                                        const Digest& digest);
-  static Result<std::unique_ptr<BlobReader>> open_encoded(std::string encoded, const Digest& digest);
+  static Result<std::unique_ptr<BlobReader>> open_encoded(std::string encoded,
+                                                          const Digest& digest);
   ~BlobReader();
 
   uint64_t size() const { return size_; }
@@ -42,7 +43,7 @@ class BlobReader {
   std::string encoded_;                 // the whole encoded blob when inline
   uint64_t offset_ = 0;                 // next encoded byte to read
   uint64_t encoded_size_ = 0;
-  std::string input_;                   // encoded bytes read, not yet decoded
+  std::string input_;  // encoded bytes read, not yet decoded
   size_t input_pos_ = 0;
   uint64_t produced_ = 0;
   bool done_ = false;

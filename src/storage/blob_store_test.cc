@@ -87,7 +87,8 @@ TEST_F(BlobStoreTest, MissingAndGarbageFiles) {
   BlobStore store(posix_fs(), dir_ + "/blobs");
   ASSERT_TRUE(store.create_layout().is_ok());
   EXPECT_EQ(store.get(sha256("nothing")).status().code(), ErrorCode::kNotFound);
-  for (std::string garbage : {std::string(""), std::string("MKB1"), std::string("XXXXXXXXXXXXXXXXXXXXXXXX")}) {
+  for (std::string garbage :
+       {std::string(""), std::string("MKB1"), std::string("XXXXXXXXXXXXXXXXXXXXXXXX")}) {
     EXPECT_EQ(BlobStore::decode(garbage, "t").status().code(), ErrorCode::kCorrupt);
   }
   std::string enc = BlobStore::encode(text_message(5000));

@@ -139,17 +139,20 @@ Result<std::unique_ptr<Database>> Database::create(FileSystem& fs, const std::st
 
 Result<std::unique_ptr<Database>> Database::open(FileSystem& fs, const std::string& dir,
                                                  const std::string& name) {
-  if (!fs.exists(dir + "/meta.sqlite")) return not_found("database " + name + " has no files at " + dir);
+  if (!fs.exists(dir + "/meta.sqlite"))
+    return not_found("database " + name + " has no files at " + dir);
   std::unique_ptr<Database> db(new Database(fs, dir, name));
   MK_RETURN_IF_ERROR(db->open_connections(false));
   int stale = db->blobs_.remove_stale_temporaries(now_ms(), 3'600'000);
-  if (stale) MK_LOG_INFO("database {}: removed {} temporary blob files left by a crash", name, stale);
+  if (stale)
+    MK_LOG_INFO("database {}: removed {} temporary blob files left by a crash", name, stale);
   return db;
 }
 
 Status Database::open_connections(bool create) {
   MK_ASSIGN_OR_RETURN(writer_, SqliteDb::open(sqlite_path(), create));
-  MK_ASSIGN_OR_RETURN(auto st, writer_->prepare("SELECT value FROM meta WHERE key='format_version'"));
+  MK_ASSIGN_OR_RETURN(auto st,
+                      writer_->prepare("SELECT value FROM meta WHERE key='format_version'"));
   auto row = st.step();
   if (!row.is_ok()) return corrupt("database " + name_ + ": " + row.status().message());
   if (!*row) return corrupt("database " + name_ + ": no format_version in meta");
@@ -161,8 +164,8 @@ Status Database::open_connections(bool create) {
   // Indexes added after format version 1 was written; derived data, so adding them keeps the
   // format (docs/formats/database.md). items_uid_flags covers IMAP SELECT's read of a
   // folder's UIDs and flags: one index scan instead of a table lookup per message.
-  MK_RETURN_IF_ERROR(writer_->exec(
-      "CREATE INDEX IF NOT EXISTS items_uid_flags ON items(folder_id, uid, flags)"));
+  MK_RETURN_IF_ERROR(
+      writer_->exec("CREATE INDEX IF NOT EXISTS items_uid_flags ON items(folder_id, uid, flags)"));
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
   committer_ = std::thread([this] { committer_loop(); });
@@ -170,8 +173,7 @@ Status Database::open_connections(bool create) {
   return Status::ok();
 }
 
-Status Database::write(const std::function<Status(WriteTx&)>& fn,
-                       std::set<std::string> sync_dirs) {
+Status Database::write(const std::function<Status(WriteTx&)>& fn, std::set<std::string> sync_dirs) {
   PendingWrite pending{&fn, std::move(sync_dirs), Status::ok(), false};
   std::unique_lock lock(mu_);
   if (stopping_) return temporary("database " + name_ + " is closing");
@@ -236,9 +238,11 @@ void Database::committer_loop() {
 }
 
 Status Database::record_journal_head() {
-  MK_ASSIGN_OR_RETURN(auto st, writer_->prepare(
-      "INSERT OR REPLACE INTO meta(key, value) SELECT 'journal_head', seq || ':' || hex(hash)"
-      " FROM journal ORDER BY seq DESC LIMIT 1"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      writer_->prepare(
+          "INSERT OR REPLACE INTO meta(key, value) SELECT 'journal_head', seq || ':' || hex(hash)"
+          " FROM journal ORDER BY seq DESC LIMIT 1"));
   return st.run();
 }
 

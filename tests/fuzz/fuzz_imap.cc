@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r.command->name == "SEARCH") {
       auto search = parse_search_command(args);
       if (search.is_ok()) {
-        MessageInfo info = parse_message("Subject: a\r\nDate: 1 Jan 2020 00:00:00 +0000\r\n\r\nb\r\n");
+        MessageInfo info =
+            parse_message("Subject: a\r\nDate: 1 Jan 2020 00:00:00 +0000\r\n\r\nb\r\n");
         SearchMessage m;
         m.seq = m.uid = 1;
         m.info = &info;
