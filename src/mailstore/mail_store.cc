@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "storage/blob_store.h"
+#include "mailstore/snapshot.h"
 #include "storage/database.h"
 
 namespace mailark {
@@ -652,6 +653,34 @@ Result<SavedItem> MailStore::append(const Account& account, std::string_view fol
   return save(account, folder, input, std::nullopt, Guid::random(), "append");
 }
 
+Result<SavedItem> MailStore::restore_item(const Account& account, std::string_view folder,
+                                          const ItemState& item, std::string_view raw) {
+  if (sha256(raw) != item.blob)
+    return corrupt("restored message " + to_hex(item.blob) + " does not match its digest");
+  MessageInput input;
+  input.raw = raw;
+  input.internal_date_ms = item.internal_date_ms;
+  input.flags = item.flags;
+  input.digest = &item.blob;
+  return save(account, folder, input, item.ingress_id, item.guid, "restore");
+}
+
+Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
+  std::set<Guid> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT i.guid FROM items i JOIN folders f ON"
+                                            " i.folder_id=f.id WHERE f.account_id=?"));
+    st.bind(1, account.id);
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      if (auto g = Guid::from_bytes(st.column_blob(0))) out.insert(*g);
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
 Result<SavedItem> MailStore::save(const Account& account, std::string_view folder_name,
                                   const MessageInput& input, const std::optional<Guid>& ingress_id,
                                   const Guid& guid, const char* op) {
@@ -659,6 +688,7 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
   for (const auto& f : input.flags)
     if (!valid_flag(f)) return invalid("invalid flag " + f);
   std::vector<std::string> flags = normalize_flags(input.flags);
+  const bool restoring = std::string_view(op) == "restore";
   MessageInfo parsed;
   const MessageInfo* info = input.info;
   if (!info) {
@@ -685,7 +715,19 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
   Status s = account.db->write(
       [&](WriteTx& tx) -> Status {
         SqliteDb& db = tx.db();
-        if (ingress_id) {
+        if (restoring) {
+          // A restored item is identified by its GUID: present anywhere in the account means
+          // already restored (or never lost).
+          MK_ASSIGN_OR_RETURN(auto dup, db.prepare("SELECT 1 FROM items i JOIN folders f ON"
+                                                   " i.folder_id=f.id WHERE i.guid=? AND"
+                                                   " f.account_id=? LIMIT 1"));
+          dup.bind_blob(1, guid.raw()).bind(2, account.id);
+          MK_ASSIGN_OR_RETURN(bool seen, dup.step());
+          if (seen) {
+            saved.duplicate = true;
+            return Status::ok();
+          }
+        } else if (ingress_id) {
           MK_ASSIGN_OR_RETURN(
               auto dup, db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
           dup.bind(1, account.id).bind_blob(2, ingress_id->raw());
@@ -695,7 +737,7 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
             return Status::ok();
           }
         }
-        MK_RETURN_IF_ERROR(check_quota(db, account, input.raw.size()));
+        if (!restoring) MK_RETURN_IF_ERROR(check_quota(db, account, input.raw.size()));
         MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
         folder_guid = f.guid;
         // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
@@ -728,7 +770,7 @@ Result<SavedItem> MailStore::save(const Account& account, std::string_view folde
         MK_RETURN_IF_ERROR(save_folder_counters(db, f));
         MK_RETURN_IF_ERROR(adjust_usage(db, account.id, static_cast<int64_t>(it.size), 1));
         if (ingress_id) {
-          MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT INTO deliveries VALUES (?,?,?,?)"));
+          MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?)"));
           d.bind(1, account.id)
               .bind_blob(2, ingress_id->raw())
               .bind_blob(3, guid.raw())
@@ -785,7 +827,9 @@ Result<CopyResult> MailStore::copy_or_move(const Account& account, std::string_v
     for (const auto& it : items) bytes += it.size;
     if (!is_move || src.id == dst.id) MK_RETURN_IF_ERROR(check_quota(db, account, bytes));
     dst.highestmodseq += 1;
-    json pairs = json::array();
+    // The MODSEQ delete_items below gives the move's removal from the source (journalled so
+    // a replay reproduces the source folder's expunge record exactly).
+    uint64_t from_modseq = (src.id == dst.id ? dst.highestmodseq : src.highestmodseq) + 1;
     for (const auto& it : items) {
       ItemInfo copy = it;
       copy.uid = dst.uidnext++;
@@ -798,6 +842,7 @@ Result<CopyResult> MailStore::copy_or_move(const Account& account, std::string_v
                 {"folder", dst.guid.hex()},      {"uid", copy.uid},
                 {"source_item", it.guid.hex()},  {"blob", to_hex(copy.blob)},
                 {"flags", copy.flags},           {"modseq", copy.modseq}};
+      if (is_move) p["from_modseq"] = from_modseq;
       MK_RETURN_IF_ERROR(
           tx.journal(is_move ? "move" : "copy", account.guid, copy.guid, p.dump()).status());
     }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,14 @@ namespace mailark {
 
 class BlobReader;
 class Database;
+class DatabaseSnapshot;
+struct DatabaseState;
+struct ItemState;
+struct JournalRecord;
+
+// Provides message bodies to a restore (from a backup repository); the store verifies each
+// against its digest.
+using MessageSource = std::function<Result<std::string>(const Digest&)>;
 
 // An account opened in its database. Cheap to copy; valid while the MailStore lives.
 struct Account {
@@ -206,6 +215,28 @@ class MailStore {
   // `since_ms` (an MTA's retry of a delivery that got no reply, for replay).
   Result<bool> has_content_since(const Account& account, const Digest& blob, int64_t since_ms);
 
+  // Saves an item brought back from a backup into a live account, keeping its GUID (and
+  // ingress id) with a new UID. Skipped (duplicate = true) when the account already holds an
+  // item with this GUID, so restoring twice changes nothing. Not held to the quota: the
+  // operator restores what the user had. Journalled as "restore".
+  Result<SavedItem> restore_item(const Account& account, std::string_view folder,
+                                 const ItemState& item, std::string_view raw);
+  // Every item GUID of the account (for restore dry runs).
+  Result<std::set<Guid>> item_guids(const Account& account);
+
+  // ---- backup and restore (mailstore/snapshot.h)
+  // Runs `fn` on a consistent read of the database: one read transaction, one journal
+  // position, while writers go on.
+  Status read_snapshot(const std::string& db, const std::function<Status(DatabaseSnapshot&)>& fn);
+  // Creates database `name` holding exactly `state` and the journal records `journal`
+  // (verbatim; they must end at state.seq). Bodies come from `messages` and are verified.
+  // Built in a scratch directory and published by one rename, so a crash never leaves a
+  // partial database. kExists when the name is taken. `progress(done, total)` counts items.
+  Status build_database(const std::string& name, const DatabaseState& state,
+                        const std::vector<JournalRecord>& journal,
+                        const std::string& restored_from, const MessageSource& messages,
+                        const std::function<void(uint64_t, uint64_t)>& progress = {});
+
   // ---- change notification (in-process)
   using Listener = std::function<void(const ChangeEvent&)>;
   int subscribe(Listener listener);
@@ -218,6 +249,7 @@ class MailStore {
                                   const std::vector<uint32_t>& uids, std::string_view to,
                                   bool move);
   void notify(const ChangeEvent& event);
+  Status remove_tree(const std::string& dir);
 
   FileSystem& fs_;
   std::string root_;

@@ -44,6 +44,7 @@ class FileSystem {
   virtual Result<std::unique_ptr<ReadableFile>> open_read(const std::string& path) = 0;
   virtual Result<std::string> read_file(const std::string& path) = 0;
   virtual Status rename(const std::string& from, const std::string& to) = 0;
+  // Removes a file or an empty directory.
   virtual Status remove(const std::string& path) = 0;
   // fsync of a directory, making creations, renames and removals in it durable.
   virtual Status sync_dir(const std::string& path) = 0;

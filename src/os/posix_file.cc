@@ -128,8 +128,9 @@ class PosixFileSystem : public FileSystem {
     return Status::ok();
   }
   Status remove(const std::string& path) override {
-    if (::unlink(path.c_str()) != 0) return errno_status("remove", path);
-    return Status::ok();
+    if (::unlink(path.c_str()) == 0) return Status::ok();
+    if (errno == EISDIR && ::rmdir(path.c_str()) == 0) return Status::ok();
+    return errno_status("remove", path);
   }
   Status sync_dir(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
