@@ -86,6 +86,12 @@ int main(int argc, char** argv) {
       "recreate", "Recreate a lost database empty, with an empty mailbox for each of its users");
   drecreate->add_option("NAME", db_name, "Name of a database whose files are gone")->required();
   drecreate->callback([&] { rc = ma::db_recreate(config(), db_name); });
+  std::string dump_user;
+  auto* ddump = db->add_subcommand(
+      "dump", "Print a database's state as JSON (items, GUIDs, UIDs, flags; no bodies)");
+  ddump->add_option("NAME", db_name, "Database, also a recovery database")->required();
+  ddump->add_option("--user", dump_user, "Only this account");
+  ddump->callback([&] { rc = ma::db_dump(config(), db_name, dump_user); });
   auto* dlist = db->add_subcommand("list", "List databases");
   dlist->callback([&] { rc = ma::db_list(config()); });
 
@@ -120,6 +126,75 @@ int main(int argc, char** argv) {
   replay->add_flag("--list", replay_opts.list, "Show what the cache holds instead of delivering");
   replay->add_flag("-q,--quiet", replay_opts.quiet, "No progress output");
   replay->callback([&] { rc = ma::replay(config(), replay_opts); });
+
+  // backup
+  auto* backup = app.add_subcommand("backup", "Base backups, journal archive and repositories");
+  backup->require_subcommand(1);
+  ma::BackupRunOptions brun_opts;
+  auto* brun = backup->add_subcommand("run", "Take a base backup of every database (or one)");
+  brun->add_option("--db", brun_opts.database, "Only this database");
+  brun->add_option("--repo", brun_opts.repository, "Repository (default: the first configured)");
+  brun->add_flag("--verify-all", brun_opts.verify_all,
+                 "Re-read and verify every message body, not only new ones");
+  brun->add_flag("-q,--quiet", brun_opts.quiet, "No progress or summary output");
+  brun->callback([&] { rc = ma::backup_run(config(), brun_opts); });
+  std::string blist_db, repo_name;
+  auto* blist = backup->add_subcommand("list", "Base backups and archived journal per database");
+  blist->add_option("--db", blist_db, "Only this database");
+  blist->add_option("--repo", repo_name, "Only this repository");
+  blist->callback([&] { rc = ma::backup_list(config(), blist_db, repo_name); });
+  bool read_data = false, bquiet = false;
+  auto* bverify = backup->add_subcommand("verify", "Check repositories (structure, or every byte)");
+  bverify->add_option("--repo", repo_name, "Only this repository");
+  bverify->add_flag("--read-data", read_data, "Read and decrypt every pack and object");
+  bverify->add_flag("-q,--quiet", bquiet, "No progress output");
+  bverify->callback([&] { rc = ma::backup_verify(config(), repo_name, read_data, bquiet); });
+  std::string copy_from, copy_to;
+  auto* bcopy = backup->add_subcommand("copy", "Copy what one repository lacks from another");
+  bcopy->add_option("--from", copy_from, "Source repository")->required();
+  bcopy->add_option("--to", copy_to, "Target repository")->required();
+  bcopy->add_flag("-q,--quiet", bquiet, "No progress output");
+  bcopy->callback([&] { rc = ma::backup_copy(config(), copy_from, copy_to, false, bquiet); });
+  auto* brepair = backup->add_subcommand(
+      "repair", "Put back into a repository what it lost or holds damaged, from another");
+  brepair->add_option("--from", copy_from, "Repository with good copies")->required();
+  brepair->add_option("REPO", copy_to, "Repository to repair")->required();
+  brepair->add_flag("-q,--quiet", bquiet, "No progress output");
+  brepair->callback([&] { rc = ma::backup_copy(config(), copy_from, copy_to, true, bquiet); });
+  bool prune_dry = false;
+  auto* bprune = backup->add_subcommand(
+      "prune", "Remove base backups the retention policy does not keep, and unneeded data");
+  bprune->add_option("--repo", repo_name, "Repository (default: the first configured)");
+  bprune->add_flag("--dry-run", prune_dry, "Only show what would be removed");
+  bprune->callback([&] { rc = ma::backup_prune(config(), repo_name, prune_dry); });
+  auto* bkey = backup->add_subcommand("key", "The backup key");
+  bkey->require_subcommand(1);
+  auto* bkexport = bkey->add_subcommand("export", "Print the backup key for safekeeping");
+  bkexport->callback([&] { rc = ma::backup_key_export(config()); });
+
+  // restore
+  ma::RestoreOptions restore_opts;
+  auto* restore = app.add_subcommand(
+      "restore", "Restore a database into a recovery database, or one account into itself");
+  restore->add_option("--db", restore_opts.database, "Database to restore (with --into)");
+  restore->add_option("--into", restore_opts.into, "New recovery database to create");
+  restore->add_option("--user", restore_opts.user, "Account to restore into its live mailbox");
+  restore->add_option("--folder", restore_opts.folder, "Only this folder (and its children)");
+  restore->add_option("--into-folder", restore_opts.into_folder,
+                      "Put restored folders under this folder, e.g. \"Recovered/2026-11-24\"");
+  restore->add_option("--time", restore_opts.time,
+                      "State at this time (2026-11-24T10:00:00Z, -2h, @unix); default: latest");
+  restore->add_option("--seq", restore_opts.seq, "State at this journal sequence number");
+  restore->add_flag("--dry-run", restore_opts.dry_run, "Print what would be restored, write nothing");
+  restore->add_flag("-q,--quiet", restore_opts.quiet, "No progress output");
+  restore->callback([&] { rc = ma::restore(config(), restore_opts); });
+
+  // health
+  bool health_json = false;
+  auto* health = app.add_subcommand(
+      "health", "Backup health: exit 0 ok, 1 warning, 2 critical (a monitoring plugin)");
+  health->add_flag("--json", health_json, "Machine-readable figures");
+  health->callback([&] { rc = ma::health(config(), health_json); });
 
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] { std::printf("mailark 0.1.0\n"); });

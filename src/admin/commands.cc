@@ -365,6 +365,10 @@ int check(const std::string& config_path, const std::string& database, bool quie
   if (!dbs.is_ok()) return fail_status(dbs.status());
   for (const auto& d : *dbs)
     if (database.empty() || d.name == database) names.push_back(d.name);
+  // A recovery database (made by `mailark restore --db`) is not in the directory.
+  if (!database.empty() && names.empty() && validate_database_name(database).is_ok() &&
+      posix_fs().exists((*sv)->store->database_dir(database) + "/meta.sqlite"))
+    names.push_back(database);
   if (!database.empty() && names.empty()) return fail("no database " + database);
   bool show_progress = !quiet && stdout_is_tty();
   int bad = 0;

@@ -46,6 +46,10 @@ int user_quota(const std::string& config_path, const std::string& address,
 
 int db_add(const std::string& config_path, const std::string& name);
 int db_list(const std::string& config_path);
+// Prints a database's logical state as JSON (accounts, folders, items with GUIDs, UIDs,
+// flags, MODSEQs and content digests; no bodies) at its journal head: what a restore must
+// reproduce item by item. Works on recovery databases too.
+int db_dump(const std::string& config_path, const std::string& name, const std::string& user);
 // Creates empty files for a database the directory knows but whose files are gone, and an
 // empty mailbox for every user routed to it, so mail flows again; `replay` refills it.
 int db_recreate(const std::string& config_path, const std::string& name);
@@ -61,5 +65,35 @@ struct ReplayOptions {
   bool quiet = false;
 };
 int replay(const std::string& config_path, const ReplayOptions& options);
+
+// ---- backups (src/admin/backup_commands.cc)
+struct BackupRunOptions {
+  std::string database;    // "" = every database
+  std::string repository;  // "" = the first configured
+  bool verify_all = false;
+  bool quiet = false;
+};
+int backup_run(const std::string& config_path, const BackupRunOptions& options);
+int backup_list(const std::string& config_path, const std::string& database,
+                const std::string& repository);
+int backup_verify(const std::string& config_path, const std::string& repository, bool read_data,
+                  bool quiet);
+int backup_copy(const std::string& config_path, const std::string& from, const std::string& to,
+                bool repair, bool quiet);
+int backup_prune(const std::string& config_path, const std::string& repository, bool dry_run);
+int backup_key_export(const std::string& config_path);
+
+struct RestoreOptions {
+  std::string database;  // --db
+  std::string user;      // --user
+  std::string time, seq;
+  std::string into;         // --into NEWDB (with --db)
+  std::string folder;       // --folder (with --user)
+  std::string into_folder;  // --into-folder (with --user)
+  bool dry_run = false;
+  bool quiet = false;
+};
+int restore(const std::string& config_path, const RestoreOptions& options);
+int health(const std::string& config_path, bool json);
 
 }  // namespace mailark::admin

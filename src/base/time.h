@@ -26,5 +26,7 @@ std::optional<int64_t> parse_duration_ms(std::string_view text);
 // "512", "10K", "50MB", "2GiB", "1.5G" -> bytes (powers of 1024).
 std::optional<uint64_t> parse_size(std::string_view text);
 std::string format_size(uint64_t bytes);
+// "45s", "12m30s", "3h05m", "2d04h": an age or a lag for people to read.
+std::string format_duration_short(int64_t ms);
 
 }  // namespace mailark

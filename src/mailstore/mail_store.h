@@ -250,6 +250,10 @@ class MailStore {
                                   bool move);
   void notify(const ChangeEvent& event);
   Status remove_tree(const std::string& dir);
+  Status fill_database(const std::string& build_dir, const std::string& name,
+                       const DatabaseState& state, const std::vector<JournalRecord>& journal,
+                       const std::string& restored_from, const MessageSource& messages,
+                       const std::function<void(uint64_t, uint64_t)>& progress);
 
   FileSystem& fs_;
   std::string root_;

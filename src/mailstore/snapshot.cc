@@ -407,6 +407,12 @@ class SqlSnapshot : public DatabaseSnapshot {
     return r;
   }
 
+  int64_t message_file_mtime(const Digest& blob) override {
+    std::string path = db_.blobs().path_of(blob);
+    auto m = posix_fs().modified_ms(path);
+    return m.is_ok() ? *m : 0;
+  }
+
  private:
   Database& db_;
   SqliteDb& sql_;
@@ -545,6 +551,21 @@ Status MailStore::build_database(const std::string& name, const DatabaseState& s
     MK_LOG_WARN("removing {} left by an interrupted restore", build_dir);
     MK_RETURN_IF_ERROR(remove_tree(build_dir));
   }
+  Status built = fill_database(build_dir, name, state, journal, restored_from, messages, progress);
+  if (!built.is_ok()) {
+    Status cleanup = remove_tree(build_dir);
+    if (!cleanup.is_ok()) MK_LOG_WARN("{} not removed: {}", build_dir, cleanup.to_string());
+    return built;
+  }
+  MK_RETURN_IF_ERROR(fs_.rename(build_dir, final_dir));
+  return fs_.sync_dir(root_);
+}
+
+Status MailStore::fill_database(const std::string& build_dir, const std::string& name,
+                                const DatabaseState& state,
+                                const std::vector<JournalRecord>& journal,
+                                const std::string& restored_from, const MessageSource& messages,
+                                const std::function<void(uint64_t, uint64_t)>& progress) {
   uint64_t total = 0, done = 0;
   for (const auto& [g, a] : state.accounts) total += a.items();
   {
@@ -684,8 +705,7 @@ Status MailStore::build_database(const std::string& name, const DatabaseState& s
       }
     }
   }  // closes the database
-  MK_RETURN_IF_ERROR(fs_.rename(build_dir, final_dir));
-  return fs_.sync_dir(root_);
+  return Status::ok();
 }
 
 Status MailStore::remove_tree(const std::string& dir) {

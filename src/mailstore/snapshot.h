@@ -106,6 +106,9 @@ class DatabaseSnapshot {
   // The message content, verified against its digest (kCorrupt names the blob; kNotFound
   // when the database has no such message).
   virtual Result<std::string> message(const Digest& blob) = 0;
+  // Last modification of the message's blob file (ms), or 0 when the body is kept inline in
+  // the database. Lets an incremental backup re-read files changed since the last one.
+  virtual int64_t message_file_mtime(const Digest& blob) = 0;
 };
 
 }  // namespace mailark

@@ -63,6 +63,10 @@ FileSystem& posix_fs();
 // Readers see either the old file or the new one, never a mix, even after a crash.
 Status publish_file(FileSystem& fs, const std::string& path, std::string_view contents);
 
+// publish_file() for a secret (keys): the file is mode 0600 from its first byte, whatever
+// the umask, and the rename carries that mode to `path`.
+Status publish_secret_file(FileSystem& fs, const std::string& path, std::string_view contents);
+
 // publish_file() without the final directory fsync, for callers that batch directory
 // fsyncs (group commit): writes `tmp`, fsyncs it and renames it to `path`. `tmp` is
 // removed on failure.

@@ -222,4 +222,27 @@ Status publish_file(FileSystem& fs, const std::string& path, std::string_view co
   return fs.sync_dir(parent_dir(path));
 }
 
+// The temp file is created 0600 before a byte is written; FileSystem::create() then
+// truncates it and keeps that mode. publish_file() cannot do this: its temp file gets the
+// default mode, so a chmod afterwards would leave a window.
+Status publish_secret_file(FileSystem& fs, const std::string& path, std::string_view contents) {
+  const std::string tmp = path + ".tmp-" + Guid::random().hex().substr(0, 8);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_status("create", tmp);
+  const bool chmod_ok = ::fchmod(fd, 0600) == 0;  // exactly 0600 whatever the umask
+  const int chmod_errno = errno;
+  ::close(fd);
+  if (!chmod_ok) {
+    (void)fs.remove(tmp);
+    errno = chmod_errno;
+    return errno_status("chmod", tmp);
+  }
+  Status s = write_synced_and_rename(fs, tmp, path, contents);
+  if (!s.is_ok()) {
+    if (fs.exists(tmp)) (void)fs.remove(tmp);
+    return s;
+  }
+  return fs.sync_dir(parent_dir(path));
+}
+
 }  // namespace mailark

@@ -247,28 +247,8 @@ Result<std::string> bio_contents(BIO* bio) {
   return std::string(data, static_cast<size_t>(n));
 }
 
-// publish_file() for a secret: the temp file is created 0600 (umask can only remove bits)
-// before a byte is written, FileSystem::create() then truncates it and keeps that mode, and
-// the rename carries it to `path`. publish_file() itself cannot do this: it picks its own
-// temp name and creates it 0640 & ~umask, so a chmod afterwards would leave a window.
 Status publish_private_file(const std::string& path, std::string_view contents) {
-  FileSystem& fs = posix_fs();
-  const std::string tmp = path + ".tmp-" + Guid::random().hex().substr(0, 8);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return io_error("create " + tmp + ": " + std::strerror(errno));
-  const bool chmod_ok = ::fchmod(fd, 0600) == 0;  // exactly 0600 whatever the umask
-  const int chmod_errno = errno;
-  ::close(fd);
-  if (!chmod_ok) {
-    (void)fs.remove(tmp);
-    return io_error("chmod " + tmp + ": " + std::strerror(chmod_errno));
-  }
-  Status s = write_synced_and_rename(fs, tmp, path, contents);
-  if (!s.is_ok()) {
-    if (fs.exists(tmp)) (void)fs.remove(tmp);
-    return as_io(s);
-  }
-  return as_io(fs.sync_dir(parent_dir(path)));
+  return as_io(publish_secret_file(posix_fs(), path, contents));
 }
 
 // Reads a whole PEM file, naming it in any error.

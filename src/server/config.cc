@@ -3,6 +3,7 @@
 #include "server/config.h"
 
 #include <toml++/toml.h>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -52,6 +53,113 @@ Status read_duration(toml::node_view<toml::node> node, const char* what, int64_t
   auto parsed = s ? parse_duration_ms(*s) : std::nullopt;
   if (!parsed) return invalid(std::string(what) + " must be a duration such as \"7d\"");
   *out_ms = *parsed;
+  return Status::ok();
+}
+
+Status read_int(toml::node_view<toml::node> node, const char* what, int lo, int hi, int* out) {
+  if (!node) return Status::ok();
+  auto v = node.value<int64_t>();
+  if (!v || *v < lo || *v > hi)
+    return invalid(std::string(what) + " must be a whole number " + std::to_string(lo) + ".." +
+                   std::to_string(hi));
+  *out = static_cast<int>(*v);
+  return Status::ok();
+}
+
+Status read_repository(const toml::table& t, const std::string& data_dir, size_t index,
+                       RepositorySettings* out) {
+  std::string where = "repository #" + std::to_string(index + 1);
+  auto name = t["name"].value<std::string>();
+  if (!name || name->empty()) return invalid(where + " needs a name");
+  for (char ch : *name)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
+      return invalid("repository name '" + *name + "' may hold letters, digits, '-' and '_' only");
+  out->name = *name;
+  where = "repository " + *name;
+  out->type = t["type"].value_or(std::string("local"));
+  if (out->type == "local") {
+    auto path = t["path"].value<std::string>();
+    if (!path) return invalid(where + " (local) needs a path");
+    out->path = resolve(data_dir, *path);
+  } else if (out->type == "s3") {
+    S3Settings& s3 = out->s3;
+    auto endpoint = t["endpoint"].value<std::string>();
+    auto bucket = t["bucket"].value<std::string>();
+    if (!endpoint || !bucket) return invalid(where + " (s3) needs endpoint and bucket");
+    s3.endpoint = *endpoint;
+    s3.bucket = *bucket;
+    s3.region = t["region"].value_or(s3.region);
+    s3.prefix = t["prefix"].value_or(std::string());
+    if (!s3.prefix.empty() && s3.prefix.back() != '/') s3.prefix += '/';
+    s3.path_style = t["path_style"].value_or(true);
+    if (auto ca = t["ca_file"].value<std::string>()) s3.ca_file = resolve(data_dir, *ca);
+    s3.access_key = t["access_key"].value_or(std::string());
+    s3.secret_key = t["secret_key"].value_or(std::string());
+    if (auto f = t["secret_key_file"].value<std::string>()) {
+      auto text = posix_fs().read_file(resolve(data_dir, *f));
+      if (!text.is_ok()) return invalid(where + ": secret_key_file: " + text.status().message());
+      s3.secret_key = *text;
+      while (!s3.secret_key.empty() && std::isspace(static_cast<unsigned char>(s3.secret_key.back())))
+        s3.secret_key.pop_back();
+    }
+    if (s3.access_key.empty() || s3.secret_key.empty())
+      return invalid(where + " (s3) needs access_key and secret_key or secret_key_file");
+    if (auto v = t["timeout_s"].value<int64_t>()) s3.timeout_s = static_cast<int>(*v);
+  } else {
+    return invalid(where + ": type must be \"local\" or \"s3\"");
+  }
+  return Status::ok();
+}
+
+Status read_backup(toml::table& root, const std::string& data_dir, BackupSettings* b) {
+  const toml::table* t = root["backup"].as_table();
+  if (!t) return Status::ok();
+  b->enabled = (*t)["enabled"].value_or(true);
+  if (auto v = (*t)["key_file"].value<std::string>()) b->key_file = resolve(data_dir, *v);
+  if (auto v = (*t)["passphrase_file"].value<std::string>())
+    b->passphrase_file = resolve(data_dir, *v);
+  if (b->key_file.empty() && b->passphrase_file.empty())
+    return invalid("backup needs key_file or passphrase_file");
+  b->cipher = (*t)["cipher"].value_or(b->cipher);
+  MK_RETURN_IF_ERROR(parse_cipher(b->cipher).status());
+  MK_RETURN_IF_ERROR(read_duration(root["backup"]["archive_interval"], "backup.archive_interval",
+                                   &b->archive_interval_ms));
+  if (b->archive_interval_ms < 100) return invalid("backup.archive_interval must be at least 100ms");
+  if (auto v = (*t)["base_interval"].value<std::string>(); v && *v == "off") {
+    b->base_interval_ms = 0;
+  } else {
+    MK_RETURN_IF_ERROR(read_duration(root["backup"]["base_interval"], "backup.base_interval",
+                                     &b->base_interval_ms));
+  }
+  MK_RETURN_IF_ERROR(read_int(root["backup"]["scrub_rotation"], "backup.scrub_rotation", 1, 1000,
+                              &b->scrub_rotation));
+  b->state_path = resolve(data_dir, (*t)["state"].value_or(std::string("backup-state.json")));
+  RetentionPolicy& r = b->retention;
+  auto ret = root["backup"]["retention"];
+  MK_RETURN_IF_ERROR(read_int(ret["keep_last"], "backup.retention.keep_last", 1, 100000, &r.keep_last));
+  MK_RETURN_IF_ERROR(read_int(ret["keep_hourly"], "backup.retention.keep_hourly", 0, 100000, &r.keep_hourly));
+  MK_RETURN_IF_ERROR(read_int(ret["keep_daily"], "backup.retention.keep_daily", 0, 100000, &r.keep_daily));
+  MK_RETURN_IF_ERROR(read_int(ret["keep_weekly"], "backup.retention.keep_weekly", 0, 100000, &r.keep_weekly));
+  MK_RETURN_IF_ERROR(read_int(ret["keep_monthly"], "backup.retention.keep_monthly", 0, 100000, &r.keep_monthly));
+  HealthThresholds& h = b->health;
+  auto hv = root["backup"]["health"];
+  MK_RETURN_IF_ERROR(read_duration(hv["backup_warn_age"], "backup.health.backup_warn_age", &h.backup_warn_ms));
+  MK_RETURN_IF_ERROR(read_duration(hv["backup_critical_age"], "backup.health.backup_critical_age", &h.backup_critical_ms));
+  MK_RETURN_IF_ERROR(read_duration(hv["archive_lag_warn"], "backup.health.archive_lag_warn", &h.archive_lag_warn_ms));
+  MK_RETURN_IF_ERROR(read_duration(hv["archive_lag_critical"], "backup.health.archive_lag_critical", &h.archive_lag_critical_ms));
+  if (const toml::array* repos = root["repository"].as_array()) {
+    for (size_t i = 0; i < repos->size(); ++i) {
+      const toml::table* rt = (*repos)[i].as_table();
+      if (!rt) return invalid("[[repository]] entries must be tables");
+      RepositorySettings rs;
+      MK_RETURN_IF_ERROR(read_repository(*rt, data_dir, i, &rs));
+      for (const auto& other : b->repositories)
+        if (other.name == rs.name) return invalid("two repositories are named " + rs.name);
+      b->repositories.push_back(std::move(rs));
+    }
+  }
+  if (b->enabled && b->repositories.empty())
+    return invalid("backup is enabled but no [[repository]] is configured");
   return Status::ok();
 }
 
@@ -144,6 +252,7 @@ Result<Config> load_config(const std::string& path) {
       static_cast<int>(root["server"]["max_connections"].value_or(int64_t{c.max_connections}));
   c.shutdown_grace_s =
       static_cast<int>(root["server"]["shutdown_grace_s"].value_or(int64_t{c.shutdown_grace_s}));
+  MK_RETURN_IF_ERROR(read_backup(root, c.data_dir, &c.backup));
   if (auto v = root["log"]["level"].value<std::string>()) {
     if (!parse_log_level(*v, &c.log_level))
       return invalid("log.level must be debug, info, warn or error");
@@ -228,6 +337,54 @@ threads = 32
 max_connections = 1000
 # Seconds to let in-flight deliveries finish after SIGTERM.
 shutdown_grace_s = 30
+
+[backup]
+# Every base backup, the journal archive and every restore use this key. 'mailark init'
+# created it (mode 0600). Without it no backup can be read: keep a copy somewhere safe
+# ('mailark backup key export'). Alternatively passphrase_file = "..." (argon2id).
+key_file = "backup.key"
+cipher = "aes-256-gcm"
+# New journal records (and the messages they reference) are shipped to every repository
+# at least this often while the server runs.
+archive_interval = "1s"
+# Scheduled base backup to the first repository, then copied to the others ("off" to disable).
+base_interval = "4h"
+# Each base backup re-reads 1/N of the message bodies already backed up, so every stored
+# body is verified again every N base backups ('backup run --verify-all' reads them all).
+scrub_rotation = 8
+# Outcomes of backups and archive runs, read by 'mailark health'.
+state = "backup-state.json"
+
+[backup.retention]
+# 'mailark backup prune' keeps these base backups per database (the newest always).
+keep_last = 3
+keep_hourly = 24
+keep_daily = 7
+keep_weekly = 4
+keep_monthly = 12
+
+[backup.health]
+# 'mailark health' turns warning/critical past these ages.
+backup_warn_age = "9h"
+backup_critical_age = "25h"
+archive_lag_warn = "1m"
+archive_lag_critical = "15m"
+
+# Repositories, in the order restores try them. Put the local one on another disk than the
+# databases; add an off-site one:
+#   [[repository]]
+#   name = "offsite"
+#   type = "s3"
+#   endpoint = "https://s3.eu-central-1.amazonaws.com"
+#   region = "eu-central-1"
+#   bucket = "acme-mail-backup"
+#   prefix = "mailark/"
+#   access_key = "AKIA..."
+#   secret_key_file = "s3.secret"
+[[repository]]
+name = "local"
+type = "local"
+path = "backup"
 
 [log]
 level = "info"

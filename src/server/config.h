@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "backup/backup.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "ingress/ingress_cache.h"
@@ -49,6 +50,10 @@ struct Config {
   int delivery_threads = 32;
 
   LogLevel log_level = LogLevel::kInfo;
+
+  // [backup], [backup.retention], [backup.health] and [[repository]]. Off when the
+  // configuration has no [backup] section (one written before backups existed).
+  BackupSettings backup;
 };
 
 Result<Config> load_config(const std::string& path);

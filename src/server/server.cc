@@ -1,5 +1,6 @@
 // Server lifecycle.
 #include "server/server.h"
+#include "server/backup_service.h"
 
 #include <malloc.h>
 #include <unistd.h>
@@ -108,6 +109,9 @@ Status run_server(const Config& config) {
   MK_RETURN_IF_ERROR(publish_file(posix_fs(), ports_path, ports.dump() + "\n"));
   for (auto& l : listeners) l->start();
 
+  BackupService backups(*services);
+  backups.start();
+
   // Housekeeping: ingress retention at start and every ten minutes.
   asio::steady_timer housekeeping(io);
   bool stopping = false;
@@ -161,6 +165,7 @@ Status run_server(const Config& config) {
 
   MK_LOG_INFO("mailark serving (pid {})", static_cast<int>(getpid()));
   io.run();
+  backups.stop();
   pool.join();
   MK_LOG_INFO("mailark stopped");
   return Status::ok();

@@ -63,6 +63,15 @@ Status init_data_dir(const std::string& dir, const InitOptions& options) {
   }
   MailStore store(fs, config.databases_path);
   MK_RETURN_IF_ERROR(store.create_database("db1"));
+  // Backups work unattended from the first minute: a key (0600) and the local repository.
+  if (config.backup.enabled) {
+    if (!config.backup.key_file.empty() && !fs.exists(config.backup.key_file)) {
+      MK_ASSIGN_OR_RETURN(BackupKey key, BackupKey::generate());
+      MK_RETURN_IF_ERROR(publish_secret_file(fs, config.backup.key_file, key.to_text()));
+    }
+    BackupEngine backups(fs, store, config.backup);
+    MK_RETURN_IF_ERROR(backups.repository("", /*create=*/true).status());
+  }
   MK_RETURN_IF_ERROR(fs.sync_dir(dir));
   return Status::ok();
 }

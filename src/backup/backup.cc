@@ -1,0 +1,761 @@
+// The backup engine: base backups, journal archive, restore, verify, copy and prune over the
+// configured repository tiers. Metadata trees and snapshot manifests are JSON inside sealed
+// objects; their layout is in docs/formats/backup-repository.md.
+#include "backup/backup.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/log.h"
+#include "base/time.h"
+#include "backup/trees.h"
+#include "os/file.h"
+
+namespace mailark {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int64_t kSegmentRecords = 5000;
+// Bodies above this size are blob files (mail_store.cc keeps smaller ones inline).
+constexpr uint64_t kInlineBodyLimit = 64 * 1024;
+
+std::string hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+Result<SnapshotSummary> summarize(Repository& repo, const std::string& id) {
+  MK_ASSIGN_OR_RETURN(std::string text, repo.read_snapshot(id));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return corrupt("snapshot " + id.substr(0, 12) + " is not JSON");
+  SnapshotSummary s;
+  s.id = id;
+  s.repository = repo.name();
+  try {
+    s.database = j.at("database").get<std::string>();
+    s.database_guid = j.at("database_guid").get<std::string>();
+    s.seq = j.at("seq").get<int64_t>();
+    s.time_ms = j.at("time_ms").get<int64_t>();
+    s.started_ms = j.at("started_ms").get<int64_t>();
+    s.finished_ms = j.at("finished_ms").get<int64_t>();
+    s.items = j.at("items").get<uint64_t>();
+    s.bytes = j.at("bytes").get<uint64_t>();
+    s.uploaded_bytes = j.value("uploaded_bytes", uint64_t{0});
+    // Structure: every account tree it names is in the index.
+    s.verified = true;
+    for (const auto& a : j.at("accounts")) {
+      if (!repo.has_object(must_digest(a.at("tree").get<std::string>()))) {
+        s.verified = false;
+        s.problem = "account tree of " + a.at("address").get<std::string>() + " is missing";
+      }
+    }
+  } catch (const json::exception& e) {
+    return corrupt("snapshot " + id.substr(0, 12) + " is malformed: " + e.what());
+  }
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Progress
+
+void Progress::start(std::string what, uint64_t total_bytes) {
+  what_ = std::move(what);
+  total_ = total_bytes;
+  done_ = items_ = 0;
+  started_ms_ = now_ms();
+  drawn_ms_ = 0;
+  draw(true);
+}
+
+void Progress::advance(uint64_t bytes, uint64_t items) {
+  done_ += bytes;
+  items_ += items;
+  draw(false);
+}
+
+void Progress::draw(bool force) {
+  if (!enabled_) return;
+  int64_t now = now_ms();
+  if (!force && now - drawn_ms_ < 200) return;
+  drawn_ms_ = now;
+  double secs = std::max<int64_t>(1, now - started_ms_) / 1000.0;
+  double rate = done_ / secs;
+  double frac = total_ ? std::min(1.0, static_cast<double>(done_) / total_) : 0;
+  int width = 30, filled = static_cast<int>(frac * width);
+  std::string bar(filled, '#');
+  bar.resize(width, '.');
+  std::string eta = "--";
+  if (rate > 0 && total_ > done_) {
+    int64_t s = static_cast<int64_t>((total_ - done_) / rate);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+    eta = buf;
+  }
+  std::fprintf(stderr, "\r%-24s [%s] %3d%% %9s %10s/s ETA %s  ", what_.substr(0, 24).c_str(),
+               bar.c_str(), static_cast<int>(frac * 100), format_size(done_).c_str(),
+               format_size(static_cast<uint64_t>(rate)).c_str(), eta.c_str());
+}
+
+void Progress::finish() {
+  if (!enabled_) return;
+  done_ = std::max(done_, total_);
+  draw(true);
+  std::fprintf(stderr, "\n");
+}
+
+// ---------------------------------------------------------------- engine
+
+struct BackupEngine::Impl {
+  std::map<std::string, std::unique_ptr<Repository>> repos;
+  std::optional<KeySource> key;
+  // Archived range per (repository, database GUID), learned once, then kept up to date.
+  std::map<std::pair<std::string, std::string>, ArchiveRange> archived;
+  std::map<std::string, int64_t> prune_seen;  // marker time last seen
+};
+
+BackupEngine::BackupEngine(FileSystem& fs, MailStore& store, BackupSettings settings)
+    : impl_(std::make_unique<Impl>()), fs_(fs), store_(store), settings_(std::move(settings)) {}
+
+BackupEngine::~BackupEngine() {
+  for (auto& [name, repo] : impl_->repos) (void)repo->flush();
+}
+
+Result<KeySource> BackupEngine::key_source() {
+  if (impl_->key) return *impl_->key;
+  KeySource k;
+  if (!settings_.key_file.empty()) {
+    auto text = fs_.read_file(settings_.key_file);
+    if (!text.is_ok())
+      return invalid("backup key file " + settings_.key_file + " cannot be read: " +
+                     text.status().message());
+    MK_ASSIGN_OR_RETURN(BackupKey key, BackupKey::parse(*text));
+    k.key = key;
+  } else if (!settings_.passphrase_file.empty()) {
+    auto text = fs_.read_file(settings_.passphrase_file);
+    if (!text.is_ok())
+      return invalid("backup passphrase file " + settings_.passphrase_file +
+                     " cannot be read: " + text.status().message());
+    std::string p = *text;
+    while (!p.empty() && (p.back() == '\n' || p.back() == '\r')) p.pop_back();
+    k.passphrase = p;
+  } else {
+    return invalid("no backup key configured (backup.key_file or backup.passphrase_file)");
+  }
+  impl_->key = k;
+  return k;
+}
+
+Result<Repository*> BackupEngine::repository(const std::string& name, bool create) {
+  if (settings_.repositories.empty()) return invalid("no repository configured ([[repository]])");
+  const RepositorySettings* rs = nullptr;
+  for (const auto& r : settings_.repositories)
+    if (name.empty() ? rs == nullptr : r.name == name) rs = &r;
+  if (!rs) return not_found("no repository named '" + name + "' in the configuration");
+  auto cached = impl_->repos.find(rs->name);
+  if (cached != impl_->repos.end()) return cached->second.get();
+  auto backend = [&]() -> std::unique_ptr<RepositoryBackend> {
+    if (rs->type == "s3") return make_s3_backend(rs->s3);
+    return make_local_backend(fs_, rs->path);
+  };
+  MK_ASSIGN_OR_RETURN(KeySource key, key_source());
+  auto repo = Repository::open(rs->name, backend(), key);
+  if (!repo.is_ok() && repo.status().code() == ErrorCode::kNotFound && create) {
+    // A new tier takes the id and key parameters of an existing one, so files copy as they are.
+    Repository* like = nullptr;
+    for (const auto& other : settings_.repositories) {
+      if (other.name == rs->name) continue;
+      auto o = repository(other.name, false);
+      if (o.is_ok()) {
+        like = *o;
+        break;
+      }
+    }
+    MK_ASSIGN_OR_RETURN(Cipher cipher, parse_cipher(settings_.cipher));
+    repo = like ? Repository::create_like(rs->name, backend(), *like)
+                : Repository::create(rs->name, backend(), key, cipher);
+  }
+  if (!repo.is_ok()) return repo.status();
+  MK_RETURN_IF_ERROR((*repo)->load_index());
+  Repository* raw = repo->get();
+  impl_->repos[rs->name] = std::move(*repo);
+  return raw;
+}
+
+std::vector<Repository*> BackupEngine::open_all(std::vector<std::string>* problems) {
+  std::vector<Repository*> out;
+  for (const auto& r : settings_.repositories) {
+    auto repo = repository(r.name, false);
+    if (repo.is_ok())
+      out.push_back(*repo);
+    else if (problems)
+      problems->push_back(r.name + ": " + repo.status().message());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- journal archive
+
+Result<ArchiveRange> BackupEngine::archived_range(Repository& repo, const std::string& guid) {
+  auto key = std::make_pair(repo.name(), guid);
+  auto cached = impl_->archived.find(key);
+  if (cached != impl_->archived.end()) return cached->second;
+  MK_ASSIGN_OR_RETURN(auto segs, repo.segments(guid));
+  std::sort(segs.begin(), segs.end(),
+            [](const JournalSegment& a, const JournalSegment& b) { return a.first < b.first; });
+  ArchiveRange r;
+  for (const auto& s : segs) {
+    if (s.first > r.last + 1) break;  // a gap: what follows is not usable yet
+    if (s.last > r.last) {
+      if (r.first == 0) r.first = s.first;
+      r.last = s.last;
+    }
+  }
+  if (r.last > 0) {
+    for (auto it = segs.rbegin(); it != segs.rend(); ++it)
+      if (it->last == r.last) {
+        auto recs = repo.read_segment(*it);
+        if (recs.is_ok()) r.last_time_ms = recs->back().time_ms;
+        break;
+      }
+  }
+  impl_->archived[key] = r;
+  return r;
+}
+
+// Ships records (after, upto] from `snap` with the bodies they reference.
+static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::string& guid,
+                           int64_t after, int64_t upto, ArchiveRange* range,
+                           uint64_t* new_messages = nullptr) {
+  while (after < upto) {
+    MK_ASSIGN_OR_RETURN(auto records, snap.journal(after, std::min(kSegmentRecords, upto - after)));
+    if (records.empty()) break;
+    for (const auto& r : records) {
+      auto p = json::parse(r.payload, nullptr, false);
+      if (!p.is_object() || !p.contains("blob") || !p["blob"].is_string()) continue;
+      auto blob = digest_from_hex(p["blob"].get<std::string>());
+      if (!blob || repo.has_object(*blob)) continue;
+      auto content = snap.message(*blob);
+      if (!content.is_ok())
+        return Status(content.status().code(), "journal record " + std::to_string(r.seq) + ": " +
+                                                   content.status().message());
+      MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kMessage, *blob, *content).status());
+      if (new_messages) ++*new_messages;
+    }
+    MK_RETURN_IF_ERROR(repo.write_segment(guid, records));
+    if (range->first == 0) range->first = records.front().seq;
+    range->last = records.back().seq;
+    range->last_time_ms = records.back().time_ms;
+    after = records.back().seq;
+  }
+  return Status::ok();
+}
+
+void BackupEngine::invalidate_archive_cache(const std::string& repo) {
+  for (auto it = impl_->archived.begin(); it != impl_->archived.end();)
+    it = it->first.first == repo ? impl_->archived.erase(it) : std::next(it);
+}
+
+// The prune marker: while a prune runs (and for at most an hour) writers do not start; when
+// a prune has finished since this engine last looked, its index is reloaded, because the
+// prune may have removed packs holding objects the index still remembers.
+Status BackupEngine::check_not_pruning(Repository& repo) {
+  auto marker = repo.backend().get(kPruneMarker);
+  if (!marker.is_ok()) {
+    return marker.status().code() == ErrorCode::kNotFound ? Status::ok() : marker.status();
+  }
+  json m = json::parse(*marker, nullptr, false);
+  int64_t t = m.is_object() ? m.value("time_ms", int64_t{0}) : 0;
+  bool running = m.is_object() && m.value("state", "") == "running";
+  if (running && now_ms() - t < 3600'000)
+    return temporary("repository " + repo.name() + " is being pruned (since " + format_time_s(t) +
+                     "); try again when it is done");
+  auto& seen = impl_->prune_seen[repo.name()];
+  if (seen == 0) {
+    seen = t;  // the index was loaded after this prune
+  } else if (seen != t) {
+    seen = t;
+    invalidate_archive_cache(repo.name());
+    MK_RETURN_IF_ERROR(repo.load_index());
+  }
+  return Status::ok();
+}
+
+Result<ArchiveRange> BackupEngine::archive_journal(const std::string& db, Repository& repo) {
+  MK_RETURN_IF_ERROR(check_not_pruning(repo));
+  ArchiveRange range;
+  int64_t db_seq = 0, db_time = 0;
+  Status s = store_.read_snapshot(db, [&](DatabaseSnapshot& snap) -> Status {
+    MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
+    db_seq = snap.seq();
+    if (range.last > db_seq)
+      return conflict("repository " + repo.name() + " holds journal up to " +
+                      std::to_string(range.last) + " for database " + db +
+                      ", which ends at " + std::to_string(db_seq) +
+                      " (a database restored or replaced under the same identity?)");
+    MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, db_seq, &range));
+    impl_->archived[{repo.name(), snap.database_guid()}] = range;
+    auto last = snap.journal(db_seq - 1, 1);
+    if (last.is_ok() && !last->empty()) db_time = last->back().time_ms;
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  record_archive(db, repo.name(), range, db_seq, db_time);
+  return range;
+}
+
+// ---------------------------------------------------------------- base backup
+
+Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Repository& repo,
+                                                   bool verify_all, Progress& progress) {
+  MK_RETURN_IF_ERROR(check_not_pruning(repo));
+  BaseBackupResult out;
+  out.repository = repo.name();
+  int64_t started = now_ms();
+  uint64_t uploaded_before = repo.bytes_uploaded();
+  json manifest;
+  // Which slice of the already-backed-up bodies this run re-reads (see scrub_rotation).
+  int rotation = std::max(1, settings_.scrub_rotation);
+  int slot = static_cast<int>((started / 1000) % rotation);
+  // When the newest earlier base backup of this database in this repository began.
+  int64_t previous_start = 0;
+  if (auto earlier = snapshots(repo); earlier.is_ok())
+    for (const auto& e : *earlier)
+      if (e.database == db) previous_start = std::max(previous_start, e.started_ms);
+  Status s = store_.read_snapshot(db, [&](DatabaseSnapshot& snap) -> Status {
+    out.seq = snap.seq();
+    std::vector<std::string> broken;
+    MK_RETURN_IF_ERROR(snap.verify_journal([&](int64_t seq, const std::string& what) {
+                             broken.push_back("seq " + std::to_string(seq) + ": " + what);
+                           }).status());
+    if (!broken.empty())
+      return corrupt("journal of database " + db + " is broken at " + broken.front() +
+                     (broken.size() > 1 ? " (and " + std::to_string(broken.size() - 1) + " more)" : ""));
+    MK_ASSIGN_OR_RETURN(DatabaseState state, snap.state());
+    // The journal up to this snapshot is archived first: a restore point needs both.
+    ArchiveRange range;
+    MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
+    int64_t before = range.last;
+    MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
+                                    &out.new_messages));
+    impl_->archived[{repo.name(), snap.database_guid()}] = range;
+    out.archived_records = range.last - before;
+
+    uint64_t total = 0;
+    for (const auto& [g, a] : state.accounts) total += a.bytes();
+    progress.start("backup " + db, total);
+    json accounts = json::array();
+    std::set<Digest> seen;
+    for (const auto& [ag, a] : state.accounts) {
+      json folder_ids = json::array();
+      for (const auto& [fg, f] : a.folders) {
+        for (const auto& [uid, it] : f.items) {
+          progress.advance(it.size);
+          if (!seen.insert(it.blob).second) continue;
+          bool present = repo.has_object(it.blob);
+          // Bodies already backed up are re-read when asked, in this run's scrub slice, or
+          // when their blob file changed since the previous base backup began.
+          bool reread = verify_all || static_cast<int>(it.blob[0] % rotation) == slot ||
+                        (present && it.size > kInlineBodyLimit &&
+                         snap.message_file_mtime(it.blob) >= previous_start - 1000);
+          if (present && !reread) continue;
+          auto content = snap.message(it.blob);
+          if (!content.is_ok())
+            return Status(content.status().code(),
+                          "message " + a.address + "/" + f.name + " UID " + std::to_string(uid) +
+                              ": " + content.status().message());
+          if (present) {
+            ++out.verified_messages;
+            continue;
+          }
+          MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, it.blob, *content));
+          if (added) ++out.new_messages;
+          ++out.verified_messages;
+        }
+        std::string tree = folder_tree(f).dump();
+        Digest id = sha256(tree);
+        MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kTree, id, tree).status());
+        folder_ids.push_back(to_hex(id));
+      }
+      json deliveries = json::array();
+      for (const auto& [ingress, d] : a.deliveries)
+        deliveries.push_back({ingress.hex(), d.item.hex(), d.time_ms});
+      json account = {{"type", "account"},
+                      {"guid", a.guid.hex()},
+                      {"address", a.address},
+                      {"created_ms", a.created_ms},
+                      {"last_uidvalidity", a.last_uidvalidity},
+                      {"deliveries", deliveries},
+                      {"folders", folder_ids}};
+      std::string tree = account.dump();
+      Digest id = sha256(tree);
+      MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kTree, id, tree).status());
+      accounts.push_back({{"guid", a.guid.hex()},
+                          {"address", a.address},
+                          {"tree", to_hex(id)},
+                          {"items", a.items()},
+                          {"bytes", a.bytes()}});
+      ++out.accounts;
+      out.items += a.items();
+      out.bytes += a.bytes();
+    }
+    manifest = {{"version", 1},
+                {"database", db},
+                {"database_guid", snap.database_guid()},
+                {"seq", state.seq},
+                {"head", to_hex(state.head)},
+                {"time_ms", state.time_ms},
+                {"started_ms", started},
+                {"host", hostname()},
+                {"accounts", accounts},
+                {"items", out.items},
+                {"bytes", out.bytes},
+                {"new_messages", out.new_messages}};
+    return Status::ok();
+  });
+  progress.finish();
+  if (!s.is_ok()) {
+    // Objects already written stay (the next run reuses them); no snapshot names them.
+    (void)repo.flush();
+    return s;
+  }
+  MK_RETURN_IF_ERROR(repo.flush());
+  out.uploaded_bytes = repo.bytes_uploaded() - uploaded_before;
+  manifest["finished_ms"] = now_ms();
+  manifest["uploaded_bytes"] = out.uploaded_bytes;
+  MK_ASSIGN_OR_RETURN(out.snapshot_id, repo.write_snapshot(manifest.dump()));
+  out.duration_ms = now_ms() - started;
+  return out;
+}
+
+Result<std::vector<SnapshotSummary>> BackupEngine::snapshots(Repository& repo) {
+  MK_ASSIGN_OR_RETURN(auto ids, repo.snapshot_ids());
+  std::vector<SnapshotSummary> out;
+  for (const auto& id : ids) {
+    auto s = summarize(repo, id);
+    if (s.is_ok()) {
+      out.push_back(*s);
+    } else {
+      SnapshotSummary bad;
+      bad.id = id;
+      bad.repository = repo.name();
+      bad.problem = s.status().message();
+      out.push_back(bad);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotSummary& a, const SnapshotSummary& b) {
+    return std::tie(a.database, a.seq, a.id) < std::tie(b.database, b.seq, b.id);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------- restore
+
+namespace {
+
+struct RestorePlan {
+  std::string guid;
+  std::optional<SnapshotSummary> base;
+  std::vector<JournalRecord> records;  // contiguous, ending at the target
+  int64_t target = 0;
+  int64_t target_time = 0;
+};
+
+// Every archived record of the database, from whichever tier has a good copy.
+Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers, const std::string& guid) {
+  std::map<int64_t, JournalRecord> out;
+  for (Repository* r : tiers.tiers()) {
+    auto segs = r->segments(guid);
+    if (!segs.is_ok()) {
+      MK_LOG_WARN("repository {}: journal list failed: {}", r->name(), segs.status().message());
+      continue;
+    }
+    for (const auto& seg : *segs) {
+      bool needed = false;
+      for (int64_t s = seg.first; s <= seg.last && !needed; ++s) needed = !out.count(s);
+      if (!needed) continue;
+      auto recs = r->read_segment(seg);
+      if (!recs.is_ok()) {
+        MK_LOG_WARN("repository {}: {}; trying the next tier", r->name(), recs.status().message());
+        continue;
+      }
+      for (auto& rec : *recs) out.emplace(rec.seq, std::move(rec));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
+                                        const std::string& db, const RestoreOptions& options) {
+  RestorePlan plan;
+  std::vector<SnapshotSummary> all;
+  std::set<std::string> seen;
+  for (Repository* r : tiers.tiers()) {
+    auto snaps = engine.snapshots(*r);
+    if (!snaps.is_ok()) continue;
+    for (auto& s : *snaps)
+      if (s.database == db && s.problem.empty() && seen.insert(s.id).second) all.push_back(s);
+  }
+  if (all.empty()) return not_found("no base backup of database " + db + " in any repository");
+  std::sort(all.begin(), all.end(),
+            [](const SnapshotSummary& a, const SnapshotSummary& b) { return a.seq < b.seq; });
+  // The database identity: that of the newest backup at or before the requested moment.
+  plan.guid = all.back().database_guid;
+  if (options.time_ms)
+    for (const auto& s : all)
+      if (s.time_ms <= *options.time_ms) plan.guid = s.database_guid;
+  MK_ASSIGN_OR_RETURN(auto journal, gather_journal(tiers, plan.guid));
+  // Contiguous chain ending at the newest record we can reach from the start.
+  std::vector<JournalRecord> chain;
+  for (auto& [seq, rec] : journal) {
+    if (!chain.empty() && (seq != chain.back().seq + 1 || rec.prev_hash != chain.back().hash)) break;
+    chain.push_back(rec);
+  }
+  int64_t newest_snapshot = 0;
+  for (const auto& s : all)
+    if (s.database_guid == plan.guid) newest_snapshot = std::max(newest_snapshot, s.seq);
+  int64_t last = chain.empty() ? 0 : chain.back().seq;
+  plan.target = std::max(last, newest_snapshot);
+  if (options.seq) {
+    if (*options.seq > plan.target)
+      return not_found("journal position " + std::to_string(*options.seq) +
+                       " is beyond what is archived (" + std::to_string(plan.target) + ")");
+    plan.target = *options.seq;
+  } else if (options.time_ms) {
+    plan.target = 0;
+    for (const auto& r : chain)
+      if (r.time_ms <= *options.time_ms) plan.target = r.seq;
+    for (const auto& s : all)
+      if (s.database_guid == plan.guid && s.time_ms <= *options.time_ms && s.seq > plan.target)
+        plan.target = s.seq;
+    if (plan.target == 0)
+      return not_found("nothing of database " + db + " is archived at or before " +
+                       format_time_ms(*options.time_ms));
+  }
+  for (auto it = all.rbegin(); it != all.rend(); ++it)
+    if (it->database_guid == plan.guid && it->seq <= plan.target) {
+      plan.base = *it;
+      break;
+    }
+  int64_t from = plan.base ? plan.base->seq : 0;
+  if (from < plan.target) {
+    if (chain.empty() || chain.front().seq > from + 1 || last < plan.target)
+      return not_found("the journal archive lacks records " + std::to_string(from + 1) + ".." +
+                       std::to_string(plan.target) + " of database " + db);
+  }
+  if (!chain.empty() && chain.front().seq == 1) {
+    for (auto& r : chain)
+      if (r.seq <= plan.target) plan.records.push_back(std::move(r));
+  } else {
+    for (auto& r : chain)
+      if (r.seq > from && r.seq <= plan.target) plan.records.push_back(std::move(r));
+  }
+  if (!plan.records.empty()) plan.target_time = plan.records.back().time_ms;
+  if (plan.base && plan.base->seq == plan.target) plan.target_time = plan.base->time_ms;
+  return plan;
+}
+
+// The state of the base snapshot (one account, or all), read from the tiers.
+static Result<DatabaseState> load_base(TierReader& tiers, const SnapshotSummary& base,
+                                       const std::optional<Guid>& only_account,
+                                       const std::optional<std::string>& only_address) {
+  std::string text;
+  Status last = not_found("snapshot " + base.id + " is in no repository");
+  for (Repository* r : tiers.tiers()) {
+    auto t = r->read_snapshot(base.id);
+    if (t.is_ok()) {
+      text = *t;
+      break;
+    }
+    last = t.status();
+  }
+  if (text.empty()) return last;
+  json j = json::parse(text, nullptr, false);
+  DatabaseState state;
+  try {
+    state.seq = j.at("seq").get<int64_t>();
+    state.head = must_digest(j.at("head").get<std::string>());
+    state.time_ms = j.at("time_ms").get<int64_t>();
+    for (const auto& a : j.at("accounts")) {
+      Guid guid = Guid::from_hex(a.at("guid").get<std::string>()).value_or(Guid{});
+      std::string address = a.at("address").get<std::string>();
+      if (only_account && guid != *only_account && (!only_address || address != *only_address))
+        continue;
+      MK_ASSIGN_OR_RETURN(json tree, tiers.read_tree(must_digest(a.at("tree").get<std::string>())));
+      AccountState acc;
+      acc.guid = guid;
+      acc.address = tree.at("address").get<std::string>();
+      acc.created_ms = tree.at("created_ms").get<int64_t>();
+      acc.last_uidvalidity = tree.at("last_uidvalidity").get<uint32_t>();
+      for (const auto& d : tree.at("deliveries"))
+        acc.deliveries[Guid::from_hex(d.at(0).get<std::string>()).value_or(Guid{})] =
+            DeliveryState{Guid::from_hex(d.at(1).get<std::string>()).value_or(Guid{}),
+                          d.at(2).get<int64_t>()};
+      for (const auto& fid : tree.at("folders")) {
+        MK_ASSIGN_OR_RETURN(json ft, tiers.read_tree(must_digest(fid.get<std::string>())));
+        MK_ASSIGN_OR_RETURN(FolderState f, folder_from_tree(ft));
+        acc.folders.emplace(f.guid, std::move(f));
+      }
+      state.accounts.emplace(guid, std::move(acc));
+    }
+  } catch (const json::exception& e) {
+    return corrupt("snapshot " + base.id.substr(0, 12) + " is malformed: " + e.what());
+  }
+  return state;
+}
+
+Result<RestoreReport> BackupEngine::restore_database(const std::string& db, const std::string& into,
+                                                     const RestoreOptions& options,
+                                                     Progress& progress) {
+  std::vector<std::string> problems;
+  TierReader tiers(open_all(&problems));
+  for (const auto& p : problems) MK_LOG_WARN("repository {}", p);
+  if (tiers.tiers().empty())
+    return not_found("no repository can be opened" + (problems.empty() ? "" : ": " + problems.front()));
+  MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options));
+  DatabaseState state;
+  if (plan.base) {
+    MK_ASSIGN_OR_RETURN(state, load_base(tiers, *plan.base, std::nullopt, std::nullopt));
+  }
+  RestoreReport report;
+  report.base_snapshot = plan.base ? plan.base->id : "";
+  for (const auto& r : plan.records) {
+    if (r.seq <= state.seq) {
+      if (r.seq == state.seq && r.hash != state.head)
+        return corrupt("base backup " + report.base_snapshot.substr(0, 12) +
+                       " does not match the archived journal at record " + std::to_string(r.seq));
+      continue;
+    }
+    MK_RETURN_IF_ERROR(replay_record(state, r));
+    ++report.replayed_records;
+  }
+  report.seq = state.seq;
+  report.time_ms = state.time_ms;
+  for (const auto& [g, a] : state.accounts)
+    for (const auto& [fg, f] : a.folders) {
+      RestoreReport::FolderLine line{a.address, f.name, f.name, f.items.size(), 0, 0};
+      for (const auto& [uid, it] : f.items) line.bytes += it.size;
+      report.items += line.items;
+      report.bytes += line.bytes;
+      report.folders.push_back(line);
+    }
+  std::sort(report.folders.begin(), report.folders.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.account, a.folder) < std::tie(b.account, b.folder);
+  });
+  if (options.dry_run) return report;
+  progress.start("restore " + into, report.bytes);
+  uint64_t last_done = 0;
+  MessageSource source = [&](const Digest& d) { return tiers.read(d); };
+  Status built = store_.build_database(into, state, plan.records, db + "@" + std::to_string(state.seq),
+                                       source, [&](uint64_t done, uint64_t) {
+                                         progress.advance(0, done - last_done);
+                                         last_done = done;
+                                       });
+  progress.finish();
+  MK_RETURN_IF_ERROR(built);
+  // Item by item: the new database must read back as exactly the state restored.
+  DatabaseState written;
+  MK_RETURN_IF_ERROR(store_.read_snapshot(into, [&](DatabaseSnapshot& snap) -> Status {
+    MK_ASSIGN_OR_RETURN(written, snap.state());
+    return Status::ok();
+  }));
+  std::string diff = first_difference(state, written);
+  if (!diff.empty()) return corrupt("restored database " + into + " differs from the backup: " + diff);
+  return report;
+}
+
+Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const Account& account,
+                                                    const std::string& folder,
+                                                    const std::string& into_folder,
+                                                    const RestoreOptions& options,
+                                                    Progress& progress) {
+  std::vector<std::string> problems;
+  TierReader tiers(open_all(&problems));
+  for (const auto& p : problems) MK_LOG_WARN("repository {}", p);
+  if (tiers.tiers().empty())
+    return not_found("no repository can be opened" + (problems.empty() ? "" : ": " + problems.front()));
+  MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options));
+  DatabaseState state;
+  if (plan.base) {
+    MK_ASSIGN_OR_RETURN(state, load_base(tiers, *plan.base, account.guid, account.address));
+  }
+  // The account as backed up: same GUID, or (a re-created user) the same address.
+  Guid source_guid = account.guid;
+  for (const auto& [g, a] : state.accounts)
+    if (g != account.guid && a.address == account.address) source_guid = g;
+  RestoreReport report;
+  report.base_snapshot = plan.base ? plan.base->id : "";
+  for (const auto& r : plan.records) {
+    if (r.seq <= state.seq) continue;
+    MK_RETURN_IF_ERROR(replay_record(state, r, source_guid));
+    ++report.replayed_records;
+  }
+  report.seq = state.seq;
+  report.time_ms = state.time_ms;
+  auto acc = state.accounts.find(source_guid);
+  if (acc == state.accounts.end())
+    return not_found("account " + account.address + " is not in the backup of " + db + " at " +
+                     std::to_string(state.seq));
+  MK_ASSIGN_OR_RETURN(std::set<Guid> present, store_.item_guids(account));
+  std::vector<const FolderState*> folders;
+  for (const auto& [fg, f] : acc->second.folders)
+    if (folder.empty() || f.name == folder || f.name.rfind(folder + "/", 0) == 0) folders.push_back(&f);
+  if (!folder.empty() && folders.empty())
+    return not_found("folder " + folder + " of " + account.address + " is not in the backup");
+  std::sort(folders.begin(), folders.end(),
+            [](const FolderState* a, const FolderState* b) { return a->name < b->name; });
+  uint64_t total = 0;
+  for (const FolderState* f : folders)
+    for (const auto& [uid, it] : f->items)
+      if (!present.count(it.guid)) total += it.size;
+  if (!options.dry_run) progress.start("restore " + account.address, total);
+  for (const FolderState* f : folders) {
+    std::string target = into_folder.empty() ? f->name : into_folder + "/" + f->name;
+    RestoreReport::FolderLine line{account.address, f->name, target, 0, 0, 0};
+    if (!options.dry_run) {
+      auto existing = store_.folder(account, target);
+      if (!existing.is_ok()) {
+        if (existing.status().code() != ErrorCode::kNotFound) return existing.status();
+        auto created = store_.create_folder(account, target);
+        if (!created.is_ok() && created.status().code() != ErrorCode::kExists)
+          return created.status();
+      }
+    }
+    for (const auto& [uid, it] : f->items) {
+      if (present.count(it.guid)) {
+        ++line.skipped;
+        continue;
+      }
+      if (!options.dry_run) {
+        MK_ASSIGN_OR_RETURN(std::string raw, tiers.read(it.blob));
+        MK_ASSIGN_OR_RETURN(SavedItem saved, store_.restore_item(account, target, it, raw));
+        progress.advance(it.size);
+        if (saved.duplicate) {
+          ++line.skipped;
+          continue;
+        }
+        present.insert(it.guid);
+      }
+      ++line.items;
+      line.bytes += it.size;
+    }
+    report.items += line.items;
+    report.bytes += line.bytes;
+    report.skipped += line.skipped;
+    report.folders.push_back(line);
+  }
+  if (!options.dry_run) progress.finish();
+  return report;
+}
+
+}  // namespace mailark
