@@ -119,7 +119,8 @@ struct BackupEngine::Impl {
   std::optional<KeySource> key;
   // Archived range per (repository, database GUID), learned once, then kept up to date.
   std::map<std::pair<std::string, std::string>, ArchiveRange> archived;
-  std::map<std::string, int64_t> prune_seen;  // marker time last seen
+  std::map<std::string, int64_t> prune_seen;     // marker time last seen
+  std::map<std::string, int64_t> prune_checked;  // when the marker was last read
 };
 
 BackupEngine::BackupEngine(FileSystem& fs, MailStore& store, BackupSettings settings)
@@ -268,6 +269,10 @@ void BackupEngine::invalidate_archive_cache(const std::string& repo) {
 // a prune has finished since this engine last looked, its index is reloaded, because the
 // prune may have removed packs holding objects the index still remembers.
 Status BackupEngine::check_not_pruning(Repository& repo) {
+  // At most once a second per repository (the archive asks for every database).
+  int64_t& checked = impl_->prune_checked[repo.name()];
+  if (now_ms() - checked < 1000) return Status::ok();
+  checked = now_ms();
   auto marker = repo.backend().get(kPruneMarker);
   if (!marker.is_ok()) {
     return marker.status().code() == ErrorCode::kNotFound ? Status::ok() : marker.status();
@@ -348,6 +353,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
                                     &out.new_messages));
     impl_->archived[{repo.name(), snap.database_guid()}] = range;
     out.archived_records = range.last - before;
+    out.archive = range;
 
     uint64_t total = 0;
     for (const auto& [g, a] : state.accounts) total += a.bytes();
@@ -654,13 +660,16 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
   });
   if (options.dry_run) return report;
   progress.start("restore " + into, report.bytes);
-  uint64_t last_done = 0;
+  uint64_t shown = 0;
   MessageSource source = [&](const Digest& d) { return tiers.read(d); };
-  Status built = store_.build_database(into, state, plan.records, db + "@" + std::to_string(state.seq),
-                                       source, [&](uint64_t done, uint64_t) {
-                                         progress.advance(0, done - last_done);
-                                         last_done = done;
-                                       });
+  Status built = store_.build_database(
+      into, state, plan.records, db + "@" + std::to_string(state.seq), source,
+      [&](uint64_t done, uint64_t total) {
+        // Items written, shown as the same share of the bytes.
+        uint64_t bytes = total ? static_cast<uint64_t>(static_cast<double>(report.bytes) * done / total) : 0;
+        if (bytes > shown) progress.advance(bytes - shown, 0);
+        shown = std::max(shown, bytes);
+      });
   progress.finish();
   MK_RETURN_IF_ERROR(built);
   // Item by item: the new database must read back as exactly the state restored.

@@ -73,6 +73,11 @@ class Progress {
   int64_t started_ms_ = 0, drawn_ms_ = 0;
 };
 
+struct ArchiveRange {
+  int64_t first = 0, last = 0;  // contiguous from `first`; 0/0 when nothing is archived
+  int64_t last_time_ms = 0;
+};
+
 struct BaseBackupResult {
   std::string snapshot_id;
   std::string repository;
@@ -80,6 +85,7 @@ struct BaseBackupResult {
   uint64_t accounts = 0, items = 0, bytes = 0;
   uint64_t new_messages = 0, verified_messages = 0, uploaded_bytes = 0;
   int64_t archived_records = 0;
+  ArchiveRange archive;  // the database's journal archive in this repository afterwards
   int64_t duration_ms = 0;
 };
 
@@ -96,10 +102,6 @@ struct SnapshotSummary {
   std::string problem;    // why it is not usable, when it is not
 };
 
-struct ArchiveRange {
-  int64_t first = 0, last = 0;  // contiguous from `first`; 0/0 when nothing is archived
-  int64_t last_time_ms = 0;
-};
 
 struct RestoreOptions {
   std::optional<int64_t> time_ms;  // newest state at or before; latest archived when empty
@@ -194,6 +196,7 @@ class BackupEngine {
                       const std::map<std::string, int64_t>& oldest_kept_seq);
   void invalidate_archive_cache(const std::string& repo);
   Status check_not_pruning(Repository& repo);
+  HealthReport health_from_record(const std::vector<std::string>& databases, int64_t now);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   FileSystem& fs_;

@@ -377,7 +377,14 @@ void update_state(FileSystem& fs, const std::string& path, const std::function<v
   if (path.empty()) return;
   StateLock lock(path);
   json state = load_state(fs, path);
-  fn(state);
+  try {
+    fn(state);
+  } catch (const json::exception& e) {
+    // A hand-edited or damaged record: start it afresh rather than lose this outcome.
+    MK_LOG_WARN("backup state {} was unreadable ({}); starting it again", path, e.what());
+    state = json::object();
+    fn(state);
+  }
   Status s = publish_file(fs, path, state.dump(2) + "\n");
   if (!s.is_ok()) MK_LOG_ERROR("backup state {} not written: {}", path, s.to_string());
 }
@@ -397,6 +404,15 @@ void BackupEngine::record_success(const BaseBackupResult& r, const std::string& 
     json& rp = st["repositories"][r.repository]["restore_points"][db];
     rp["base_seq"] = r.seq;
     rp["base_time_ms"] = now_ms();
+    // The backup archived the journal up to its position too.
+    json& a = st["databases"][db]["archive"][r.repository];
+    if (!a.is_object() || a.value("seq", int64_t{0}) < r.archive.last) {
+      a["seq"] = r.archive.last;
+      a["time_ms"] = r.archive.last_time_ms;
+      a["checked_ms"] = now_ms();
+      rp["journal_seq"] = r.archive.last;
+      rp["journal_time_ms"] = r.archive.last_time_ms;
+    }
   });
 }
 
@@ -451,6 +467,19 @@ void BackupEngine::record_verify(const std::string& repo, bool read_data,
 // ---------------------------------------------------------------- health
 
 HealthReport BackupEngine::health(const std::vector<std::string>& databases, int64_t now) {
+  try {
+    return health_from_record(databases, now);
+  } catch (const json::exception& e) {
+    HealthReport out;
+    out.status = 2;
+    out.lines.push_back("CRITICAL backup state " + settings_.state_path + " is damaged: " + e.what());
+    out.json = json({{"status", "critical"}, {"error", out.lines.back()}}).dump(2);
+    return out;
+  }
+}
+
+HealthReport BackupEngine::health_from_record(const std::vector<std::string>& databases,
+                                              int64_t now) {
   HealthReport out;
   json state = load_state(fs_, settings_.state_path);
   const HealthThresholds& t = settings_.health;
@@ -509,6 +538,11 @@ HealthReport BackupEngine::health(const std::vector<std::string>& databases, int
       raise(1, "journal archive lags " + format_duration_short(lag_ms));
     }
     d["status"] = level == 0 ? "ok" : level == 1 ? "warning" : "critical";
+    if (s.is_ok())
+      find(0, "database " + db + ": newest base backup " +
+                  (ok_ms ? age(ok_ms) + " ago" : std::string("never")) + ", journal " +
+                  std::to_string(db_seq) + ", archived " + std::to_string(archived) +
+                  (lag_ms ? " (lag " + format_duration_short(lag_ms) + ")" : ""));
     dbs[db] = d;
     out.status = std::max(out.status, level);
   }
@@ -526,12 +560,23 @@ HealthReport BackupEngine::health(const std::vector<std::string>& databases, int
         out.status = 2;
       }
     }
+    if (rec.contains("restore_points")) {
+      std::string points;
+      for (const auto& [db, rp] : rec["restore_points"].items()) {
+        int64_t newest = std::max(rp.value("journal_time_ms", int64_t{0}), rp.value("base_time_ms", int64_t{0}));
+        points += (points.empty() ? "" : ", ") + db + " " + (newest ? format_time_s(newest) : "-");
+        r["newest_restore_point_ms"][db] = newest;
+      }
+      find(0, "repository " + rs.name + ": newest restore points: " + points);
+    } else {
+      find(0, "repository " + rs.name + ": no restore point recorded yet");
+    }
     repos[rs.name] = r;
   }
   std::stable_sort(findings.begin(), findings.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   for (const auto& [level, text] : findings)
-    out.lines.push_back(std::string(level == 2 ? "CRITICAL " : "WARNING ") + text);
+    out.lines.push_back(std::string(level == 2 ? "CRITICAL " : level == 1 ? "WARNING " : "") + text);
   json j = {{"status", out.status == 0 ? "ok" : out.status == 1 ? "warning" : "critical"},
             {"time_ms", now},
             {"databases", dbs},

@@ -1,6 +1,7 @@
 // The server's backup threads: journal archive and scheduled base backups.
 #include "server/backup_service.h"
 
+#include <algorithm>
 #include <map>
 
 #include "base/log.h"
@@ -70,7 +71,7 @@ void BackupService::schedule_loop() {
   BackupEngine engine(posix_fs(), *services_.store, services_.config.backup);
   const BackupSettings& settings = services_.config.backup;
   // A short pause first, so a starting server serves before it reads every database.
-  if (!wait_ms(30'000)) return;
+  if (!wait_ms(std::min<int64_t>(30'000, settings.base_interval_ms))) return;
   do {
     auto dbs = services_.directory->databases();
     if (!dbs.is_ok()) continue;
@@ -105,7 +106,7 @@ void BackupService::schedule_loop() {
                        copied.is_ok() ? copied->problems.front().what : copied.status().message());
       }
     }
-  } while (wait_ms(60'000));
+  } while (wait_ms(std::min<int64_t>(60'000, settings.base_interval_ms)));
 }
 
 }  // namespace mailark

@@ -173,6 +173,24 @@ class BackupTest(h.MailarkTestCase):
             self.assertIn(text, r.err, str(r))
             self.assertEqual(len(r.err.strip().splitlines()), 1, str(r))
 
+    def test_server_schedules_base_backups_and_reports_health(self):
+        inst = self.instance("scheduled", start=False)
+        inst.set_option("backup", "base_interval", '"2s"')
+        r = inst.cli("health", "--json", expect=2)  # nothing backed up yet: never silent
+        self.assertIn("no base backup has ever succeeded", inst.cli("health", expect=2).out)
+        inst.start()
+        deliver(inst.port, ALICE, msg("scheduled"))
+        def listed():
+            return inst.cli("backup", "list").out.count(" verified") >= 1
+        self.assertTrue(wait_for(listed, timeout=30, interval=0.5), inst.log_tail())
+        self.wait_archived(inst)
+        r = inst.cli("health", "--json")
+        j = json.loads(r.out)
+        self.assertEqual(j["status"], "ok", r.out)
+        self.assertLess(j["databases"]["db1"]["last_backup_age_s"], 60)
+        self.assertIn("db1", j["repositories"]["local"]["newest_restore_point_ms"])
+        self.assertTrue(inst.cli("health").out.startswith("OK"))
+
     # ---------------------------------------------------------------- one account
 
     def test_user_restore_into_live_account_twice_adds_no_duplicates(self):
