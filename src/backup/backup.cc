@@ -647,6 +647,11 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
   }
   report.seq = state.seq;
   report.time_ms = state.time_ms;
+  // The new database's journal must end where its state is, or its next change would not
+  // continue the chain.
+  if (state.seq > 0 && (plan.records.empty() || plan.records.back().seq != state.seq))
+    return not_found("the journal archive of database " + db + " does not reach record " +
+                     std::to_string(state.seq) + " (the base backup's position)");
   for (const auto& [g, a] : state.accounts)
     for (const auto& [fg, f] : a.folders) {
       RestoreReport::FolderLine line{a.address, f.name, f.name, f.items.size(), 0, 0};

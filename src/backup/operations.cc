@@ -300,14 +300,16 @@ Result<BackupEngine::PruneReport> BackupEngine::prune(Repository& repo, bool dry
 Status BackupEngine::prune_locked(Repository& repo, PruneReport& report,
                                   const std::map<std::string, int64_t>& oldest_kept_seq) {
   for (const auto& id : report.removed) MK_RETURN_IF_ERROR(repo.remove_snapshot(id));
-  // Journal entirely before the oldest kept base backup is no restore point's any more.
+  // Journal entirely before the oldest kept base backup is no restore point's any more. The
+  // segment holding that backup's own record stays: a restored database's journal continues
+  // from it.
   MK_ASSIGN_OR_RETURN(auto guids, repo.archived_databases());
   for (const auto& guid : guids) {
     auto oldest = oldest_kept_seq.find(guid);
     if (oldest == oldest_kept_seq.end()) continue;
     MK_ASSIGN_OR_RETURN(auto segs, repo.segments(guid));
     for (const auto& seg : segs)
-      if (seg.last <= oldest->second) MK_RETURN_IF_ERROR(repo.backend().remove(seg.file));
+      if (seg.last < oldest->second) MK_RETURN_IF_ERROR(repo.backend().remove(seg.file));
   }
   invalidate_archive_cache(repo.name());
   // Objects still needed: everything the kept snapshots and the remaining journal reference.

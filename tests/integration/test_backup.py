@@ -191,6 +191,38 @@ class BackupTest(h.MailarkTestCase):
         self.assertIn("db1", j["repositories"]["local"]["newest_restore_point_ms"])
         self.assertTrue(inst.cli("health").out.startswith("OK"))
 
+    def test_prune_keeps_what_restore_points_need(self):
+        inst = self.instance("prune")
+        for n in range(4):
+            for i in range(3):
+                deliver(inst.port, ALICE, msg(f"p{n}-{i}", body=big_body(30_000, n * 10 + i)))
+            c = self.imap(inst)
+            c.select("INBOX")
+            c.must("UID STORE 1:* +FLAGS (\\Deleted)")
+            c.must("EXPUNGE")  # the old bodies are only in old backups now
+            c.logout()
+            inst.cli("backup", "run", "--quiet")
+            time.sleep(0.05)
+        deliver(inst.port, ALICE, msg("after the last backup"))
+        self.wait_archived(inst)
+        inst.stop()
+        want = self.dump(inst)
+        inst.set_option("backup.retention", "keep_last", "1")
+        for k in ("keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"):
+            inst.set_option("backup.retention", k, "0")
+        repo = os.path.join(inst.data, "backup")
+        packs_before = len(self.pack_files(repo))
+        r = inst.cli("backup", "prune", "--dry-run")
+        self.assertIn("1 base backups kept, 3 to remove", r.out)
+        self.assertEqual(len(self.pack_files(repo)), packs_before)
+        r = inst.cli("backup", "prune")
+        self.assertIn("1 base backups kept, 3 removed", r.out)
+        self.assertLess(len(self.pack_files(repo)), packs_before)
+        inst.cli("backup", "verify", "--read-data")
+        inst.cli("restore", "--db", "db1", "--into", "afterprune")
+        self.assertSameState(want, self.dump(inst, "afterprune"), "restore after prune")
+        self.assertEqual(inst.cli("backup", "list").out.count(" verified"), 1)
+
     # ---------------------------------------------------------------- one account
 
     def test_user_restore_into_live_account_twice_adds_no_duplicates(self):
