@@ -9,8 +9,8 @@
 #include "backup/backup.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "os/file.h"
 #include "mailstore/snapshot.h"
+#include "os/file.h"
 #include "server/services.h"
 
 namespace mailark::admin {
@@ -25,8 +25,9 @@ Result<Opened> open_backups(const std::string& config_path) {
   MK_ASSIGN_OR_RETURN(Config config, load_config(config_path));
   set_log_level(LogLevel::kError);
   if (!config.backup.enabled)
-    return invalid("backups are not configured: add a [backup] section and a [[repository]] "
-                   "(see docs/operator-guide.md)");
+    return invalid(
+        "backups are not configured: add a [backup] section and a [[repository]] "
+        "(see docs/operator-guide.md)");
   Opened o;
   MK_ASSIGN_OR_RETURN(o.services, open_services(config));
   o.engine = std::make_unique<BackupEngine>(posix_fs(), *o.services->store, config.backup);
@@ -87,8 +88,9 @@ int backup_run(const std::string& config_path, const BackupRunOptions& o) {
           format_size(r->uploaded_bytes).c_str(), static_cast<long long>(r->archived_records),
           r->duration_ms / 1000.0);
   }
-  if (failed) return fail(std::to_string(failed) + " of " + std::to_string(names->size()) +
-                          " database backups failed");
+  if (failed)
+    return fail(std::to_string(failed) + " of " + std::to_string(names->size()) +
+                " database backups failed");
   return 0;
 }
 
@@ -140,8 +142,7 @@ int backup_list(const std::string& config_path, const std::string& database,
                   when(range->last_time_ms).c_str());
     }
   }
-  return damaged ? fail("some backups are damaged or incomplete (run 'mailark backup verify')")
-                 : 0;
+  return damaged ? fail("some backups are damaged or incomplete (run 'mailark backup verify')") : 0;
 }
 
 int backup_verify(const std::string& config_path, const std::string& repository, bool read_data,
@@ -234,12 +235,14 @@ int backup_key_export(const std::string& config_path) {
   if (config->backup.key_file.empty())
     return fail("backups use a passphrase (backup.passphrase_file), not a key file");
   auto text = posix_fs().read_file(config->backup.key_file);
-  if (!text.is_ok()) return fail("cannot read " + config->backup.key_file + ": " + text.status().message());
+  if (!text.is_ok())
+    return fail("cannot read " + config->backup.key_file + ": " + text.status().message());
   auto key = BackupKey::parse(*text);
   if (!key.is_ok()) return fail(config->backup.key_file + ": " + key.status().message());
-  std::printf("# mailark backup key %s (from %s). Keep it apart from the backups: without it\n"
-              "# no backup can be read. Put it back as that file (mode 0600) to restore.\n%s",
-              key->id().c_str(), config->backup.key_file.c_str(), key->to_text().c_str());
+  std::printf(
+      "# mailark backup key %s (from %s). Keep it apart from the backups: without it\n"
+      "# no backup can be read. Put it back as that file (mode 0600) to restore.\n%s",
+      key->id().c_str(), config->backup.key_file.c_str(), key->to_text().c_str());
   return 0;
 }
 
@@ -254,7 +257,8 @@ int restore(const std::string& config_path, const RestoreOptions& o) {
   options.dry_run = o.dry_run;
   if (!o.time.empty()) {
     auto t = parse_time(o.time, now_ms());
-    if (!t) return fail("cannot read time '" + o.time + "' (2026-11-24T10:00:00Z, -2h, @unix)", kExUsage);
+    if (!t)
+      return fail("cannot read time '" + o.time + "' (2026-11-24T10:00:00Z, -2h, @unix)", kExUsage);
     options.time_ms = *t;
   }
   if (!o.seq.empty()) {
@@ -276,7 +280,8 @@ int restore(const std::string& config_path, const RestoreOptions& o) {
     auto dbs = s.directory->databases();
     if (dbs.is_ok())
       for (const auto& d : *dbs)
-        if (d.name == o.into) return fail("database " + o.into + " exists; choose a new name for --into");
+        if (d.name == o.into)
+          return fail("database " + o.into + " exists; choose a new name for --into");
     report = engine.restore_database(o.database, o.into, options, progress);
     what = "database " + o.database + " into " + o.into;
   } else {
@@ -285,25 +290,29 @@ int restore(const std::string& config_path, const RestoreOptions& o) {
     auto account = s.store->account(user->database, user->address);
     if (!account.is_ok()) return fail(account.status().message());
     account->quota_bytes = user->quota_bytes;
-    report = engine.restore_account(user->database, *account, o.folder, o.into_folder, options, progress);
+    report = engine.restore_account(user->database, *account, o.folder, o.into_folder, options,
+                                    progress);
     what = "account " + user->address;
   }
   if (!report.is_ok()) return fail("restore of " + what + " failed: " + report.status().message());
   const auto& r = *report;
   std::printf("%s %s at journal %lld (%s)%s, %lld journal records replayed\n",
-              o.dry_run ? "would restore" : "restored", what.c_str(),
-              static_cast<long long>(r.seq), when(r.time_ms).c_str(),
-              r.base_snapshot.empty() ? " from the journal alone"
-                                      : (" from base backup " + r.base_snapshot.substr(0, 12)).c_str(),
+              o.dry_run ? "would restore" : "restored", what.c_str(), static_cast<long long>(r.seq),
+              when(r.time_ms).c_str(),
+              r.base_snapshot.empty()
+                  ? " from the journal alone"
+                  : (" from base backup " + r.base_snapshot.substr(0, 12)).c_str(),
               static_cast<long long>(r.replayed_records));
   for (const auto& f : r.folders)
     std::printf("  %-30s %-30s %7llu items %10s%s\n", f.account.c_str(),
                 (f.target == f.folder ? f.folder : f.folder + " -> " + f.target).c_str(),
                 static_cast<unsigned long long>(f.items), format_size(f.bytes).c_str(),
                 f.skipped ? (" (" + std::to_string(f.skipped) + " already present)").c_str() : "");
-  std::printf("%s %llu items, %s%s\n", o.dry_run ? "total to restore:" : "total restored:",
-              static_cast<unsigned long long>(r.items), format_size(r.bytes).c_str(),
-              r.skipped ? (", " + std::to_string(r.skipped) + " skipped (already present)").c_str() : "");
+  std::printf(
+      "%s %llu items, %s%s\n",
+      o.dry_run ? "total to restore:" : "total restored:", static_cast<unsigned long long>(r.items),
+      format_size(r.bytes).c_str(),
+      r.skipped ? (", " + std::to_string(r.skipped) + " skipped (already present)").c_str() : "");
   if (!o.dry_run && !o.database.empty())
     std::printf("recovery database %s is at %s; it is not routed to any user\n", o.into.c_str(),
                 s.store->database_dir(o.into).c_str());
@@ -373,9 +382,10 @@ int health(const std::string& config_path, bool json) {
   auto opened = open_backups(config_path);
   if (!opened.is_ok()) {
     if (json)
-      std::printf("%s\n", nlohmann::json({{"status", "critical"}, {"error", opened.status().message()}})
-                               .dump(2)
-                               .c_str());
+      std::printf("%s\n",
+                  nlohmann::json({{"status", "critical"}, {"error", opened.status().message()}})
+                      .dump(2)
+                      .c_str());
     else
       std::printf("CRITICAL %s\n", opened.status().message().c_str());
     return 2;
@@ -390,8 +400,10 @@ int health(const std::string& config_path, bool json) {
     std::printf("%s\n", r.json.c_str());
   } else {
     std::printf("%s: %zu databases, %zu repositories\n",
-                r.status == 0 ? "OK" : r.status == 1 ? "WARNING" : "CRITICAL", names->size(),
-                opened->engine->settings().repositories.size());
+                r.status == 0   ? "OK"
+                : r.status == 1 ? "WARNING"
+                                : "CRITICAL",
+                names->size(), opened->engine->settings().repositories.size());
     for (const auto& line : r.lines) std::printf("%s\n", line.c_str());
   }
   return r.status;

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "backup/trees.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "backup/trees.h"
 #include "os/file.h"
 
 namespace mailark {
@@ -136,8 +136,8 @@ Result<KeySource> BackupEngine::key_source() {
   if (!settings_.key_file.empty()) {
     auto text = fs_.read_file(settings_.key_file);
     if (!text.is_ok())
-      return invalid("backup key file " + settings_.key_file + " cannot be read: " +
-                     text.status().message());
+      return invalid("backup key file " + settings_.key_file +
+                     " cannot be read: " + text.status().message());
     MK_ASSIGN_OR_RETURN(BackupKey key, BackupKey::parse(*text));
     k.key = key;
   } else if (!settings_.passphrase_file.empty()) {
@@ -303,8 +303,8 @@ Result<ArchiveRange> BackupEngine::archive_journal(const std::string& db, Reposi
     db_seq = snap.seq();
     if (range.last > db_seq)
       return conflict("repository " + repo.name() + " holds journal up to " +
-                      std::to_string(range.last) + " for database " + db +
-                      ", which ends at " + std::to_string(db_seq) +
+                      std::to_string(range.last) + " for database " + db + ", which ends at " +
+                      std::to_string(db_seq) +
                       " (a database restored or replaced under the same identity?)");
     MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, db_seq, &range));
     impl_->archived[{repo.name(), snap.database_guid()}] = range;
@@ -340,10 +340,12 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     std::vector<std::string> broken;
     MK_RETURN_IF_ERROR(snap.verify_journal([&](int64_t seq, const std::string& what) {
                              broken.push_back("seq " + std::to_string(seq) + ": " + what);
-                           }).status());
+                           })
+                           .status());
     if (!broken.empty())
-      return corrupt("journal of database " + db + " is broken at " + broken.front() +
-                     (broken.size() > 1 ? " (and " + std::to_string(broken.size() - 1) + " more)" : ""));
+      return corrupt(
+          "journal of database " + db + " is broken at " + broken.front() +
+          (broken.size() > 1 ? " (and " + std::to_string(broken.size() - 1) + " more)" : ""));
     MK_ASSIGN_OR_RETURN(DatabaseState state, snap.state());
     // The journal up to this snapshot is archived first: a restore point needs both.
     ArchiveRange range;
@@ -375,9 +377,9 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
           if (present && !reread) continue;
           auto content = snap.message(it.blob);
           if (!content.is_ok())
-            return Status(content.status().code(),
-                          "message " + a.address + "/" + f.name + " UID " + std::to_string(uid) +
-                              ": " + content.status().message());
+            return Status(content.status().code(), "message " + a.address + "/" + f.name + " UID " +
+                                                       std::to_string(uid) + ": " +
+                                                       content.status().message());
           if (present) {
             ++out.verified_messages;
             continue;
@@ -476,7 +478,8 @@ struct RestorePlan {
 };
 
 // Every archived record of the database, from whichever tier has a good copy.
-Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers, const std::string& guid) {
+Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers,
+                                                        const std::string& guid) {
   std::map<int64_t, JournalRecord> out;
   for (Repository* r : tiers.tiers()) {
     auto segs = r->segments(guid);
@@ -524,7 +527,8 @@ static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
   // Contiguous chain ending at the newest record we can reach from the start.
   std::vector<JournalRecord> chain;
   for (auto& [seq, rec] : journal) {
-    if (!chain.empty() && (seq != chain.back().seq + 1 || rec.prev_hash != chain.back().hash)) break;
+    if (!chain.empty() && (seq != chain.back().seq + 1 || rec.prev_hash != chain.back().hash))
+      break;
     chain.push_back(rec);
   }
   int64_t newest_snapshot = 0;
@@ -604,9 +608,8 @@ static Result<DatabaseState> load_base(TierReader& tiers, const SnapshotSummary&
       acc.created_ms = tree.at("created_ms").get<int64_t>();
       acc.last_uidvalidity = tree.at("last_uidvalidity").get<uint32_t>();
       for (const auto& d : tree.at("deliveries"))
-        acc.deliveries[Guid::from_hex(d.at(0).get<std::string>()).value_or(Guid{})] =
-            DeliveryState{Guid::from_hex(d.at(1).get<std::string>()).value_or(Guid{}),
-                          d.at(2).get<int64_t>()};
+        acc.deliveries[Guid::from_hex(d.at(0).get<std::string>()).value_or(Guid{})] = DeliveryState{
+            Guid::from_hex(d.at(1).get<std::string>()).value_or(Guid{}), d.at(2).get<int64_t>()};
       for (const auto& fid : tree.at("folders")) {
         MK_ASSIGN_OR_RETURN(json ft, tiers.read_tree(must_digest(fid.get<std::string>())));
         MK_ASSIGN_OR_RETURN(FolderState f, folder_from_tree(ft));
@@ -627,7 +630,8 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
   TierReader tiers(open_all(&problems));
   for (const auto& p : problems) MK_LOG_WARN("repository {}", p);
   if (tiers.tiers().empty())
-    return not_found("no repository can be opened" + (problems.empty() ? "" : ": " + problems.front()));
+    return not_found("no repository can be opened" +
+                     (problems.empty() ? "" : ": " + problems.front()));
   MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options));
   DatabaseState state;
   if (plan.base) {
@@ -671,7 +675,8 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
       into, state, plan.records, db + "@" + std::to_string(state.seq), source,
       [&](uint64_t done, uint64_t total) {
         // Items written, shown as the same share of the bytes.
-        uint64_t bytes = total ? static_cast<uint64_t>(static_cast<double>(report.bytes) * done / total) : 0;
+        uint64_t bytes =
+            total ? static_cast<uint64_t>(static_cast<double>(report.bytes) * done / total) : 0;
         if (bytes > shown) progress.advance(bytes - shown, 0);
         shown = std::max(shown, bytes);
       });
@@ -684,7 +689,8 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
     return Status::ok();
   }));
   std::string diff = first_difference(state, written);
-  if (!diff.empty()) return corrupt("restored database " + into + " differs from the backup: " + diff);
+  if (!diff.empty())
+    return corrupt("restored database " + into + " differs from the backup: " + diff);
   return report;
 }
 
@@ -697,7 +703,8 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
   TierReader tiers(open_all(&problems));
   for (const auto& p : problems) MK_LOG_WARN("repository {}", p);
   if (tiers.tiers().empty())
-    return not_found("no repository can be opened" + (problems.empty() ? "" : ": " + problems.front()));
+    return not_found("no repository can be opened" +
+                     (problems.empty() ? "" : ": " + problems.front()));
   MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options));
   DatabaseState state;
   if (plan.base) {
@@ -723,7 +730,8 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
   MK_ASSIGN_OR_RETURN(std::set<Guid> present, store_.item_guids(account));
   std::vector<const FolderState*> folders;
   for (const auto& [fg, f] : acc->second.folders)
-    if (folder.empty() || f.name == folder || f.name.rfind(folder + "/", 0) == 0) folders.push_back(&f);
+    if (folder.empty() || f.name == folder || f.name.rfind(folder + "/", 0) == 0)
+      folders.push_back(&f);
   if (!folder.empty() && folders.empty())
     return not_found("folder " + folder + " of " + account.address + " is not in the backup");
   std::sort(folders.begin(), folders.end(),

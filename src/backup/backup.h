@@ -102,7 +102,6 @@ struct SnapshotSummary {
   std::string problem;    // why it is not usable, when it is not
 };
 
-
 struct RestoreOptions {
   std::optional<int64_t> time_ms;  // newest state at or before; latest archived when empty
   std::optional<int64_t> seq;      // or an exact journal position
@@ -110,8 +109,8 @@ struct RestoreOptions {
 };
 
 struct RestoreReport {
-  int64_t seq = 0;        // the journal position restored
-  int64_t time_ms = 0;    // its time
+  int64_t seq = 0;            // the journal position restored
+  int64_t time_ms = 0;        // its time
   std::string base_snapshot;  // "" when replayed from the start
   int64_t replayed_records = 0;
   struct FolderLine {
@@ -204,6 +203,5 @@ class BackupEngine {
   BackupSettings settings_;
   std::map<std::string, std::pair<int64_t, int64_t>> archive_recorded_;  // seq, when
 };
-
 
 }  // namespace mailark

@@ -48,8 +48,7 @@ const char* cipher_name(Cipher c) {
 Result<Cipher> parse_cipher(std::string_view name) {
   if (name == "aes-256-gcm") return Cipher::kAes256Gcm;
   if (name == "chacha20-poly1305") return Cipher::kChaCha20Poly1305;
-  return invalid("unknown cipher '" + std::string(name) +
-                 "' (aes-256-gcm or chacha20-poly1305)");
+  return invalid("unknown cipher '" + std::string(name) + "' (aes-256-gcm or chacha20-poly1305)");
 }
 
 Result<BackupKey> BackupKey::generate() {
@@ -78,11 +77,10 @@ Result<BackupKey> BackupKey::from_passphrase(std::string_view passphrase, std::s
   if (passphrase.empty()) return invalid("empty backup passphrase");
   if (salt.size() < 16) return invalid("argon2id salt shorter than 16 bytes");
   BackupKey k;
-  int rc = argon2id_hash_raw(p.time_cost, p.memory_kib, p.lanes, passphrase.data(),
-                             passphrase.size(), salt.data(), salt.size(), k.master_.data(),
-                             k.master_.size());
-  if (rc != ARGON2_OK)
-    return io_error(std::string("argon2id failed: ") + argon2_error_message(rc));
+  int rc =
+      argon2id_hash_raw(p.time_cost, p.memory_kib, p.lanes, passphrase.data(), passphrase.size(),
+                        salt.data(), salt.size(), k.master_.data(), k.master_.size());
+  if (rc != ARGON2_OK) return io_error(std::string("argon2id failed: ") + argon2_error_message(rc));
   k.derive();
   return k;
 }

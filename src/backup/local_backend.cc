@@ -43,7 +43,8 @@ class LocalBackend : public RepositoryBackend {
     if (!fs_.exists(path)) return not_found(describe() + ": no " + name);
     MK_ASSIGN_OR_RETURN(auto file, fs_.open_read(path));
     if (offset >= file->size()) return std::string();
-    return file->read_at(offset, static_cast<size_t>(std::min<uint64_t>(length, file->size() - offset)));
+    return file->read_at(offset,
+                         static_cast<size_t>(std::min<uint64_t>(length, file->size() - offset)));
   }
 
   Result<std::vector<RepositoryFile>> list(const std::string& prefix) override {

@@ -83,17 +83,17 @@ Result<VerifyReport> BackupEngine::verify(Repository& repo, bool read_data, Prog
     if (it == present.end())
       problems.push_back({"pack " + to_hex(pack), "missing"});
     else if (it->second != size)
-      problems.push_back({"pack " + to_hex(pack), "has " + std::to_string(it->second) +
-                                                      " bytes, the index says " +
-                                                      std::to_string(size)});
+      problems.push_back(
+          {"pack " + to_hex(pack),
+           "has " + std::to_string(it->second) + " bytes, the index says " + std::to_string(size)});
   }
   TierReader reader({&repo});
   // Every snapshot decrypts, and every object it needs is in the index.
   MK_ASSIGN_OR_RETURN(auto snaps, snapshots(repo));
   for (const auto& s : snaps) {
     ++report.snapshots;
-    std::string where = "snapshot " + s.id.substr(0, 12) + " (" + s.database + " at " +
-                        std::to_string(s.seq) + ")";
+    std::string where =
+        "snapshot " + s.id.substr(0, 12) + " (" + s.database + " at " + std::to_string(s.seq) + ")";
     if (!s.problem.empty()) {
       problems.push_back({where, s.problem});
       continue;
@@ -166,7 +166,7 @@ Result<VerifyReport> BackupEngine::verify(Repository& repo, bool read_data, Prog
 // ---------------------------------------------------------------- copy / repair
 
 Result<BackupEngine::CopyReport> BackupEngine::copy(Repository& from, Repository& to, bool repair,
-                                                   Progress& progress) {
+                                                    Progress& progress) {
   if (from.key_id() != to.key_id())
     return invalid("repositories " + from.name() + " and " + to.name() +
                    " use different keys; a copy needs the same key");
@@ -179,9 +179,10 @@ Result<BackupEngine::CopyReport> BackupEngine::copy(Repository& from, Repository
     MK_ASSIGN_OR_RETURN(auto dst, to.backend().list(prefix));
     for (const auto& f : dst) have[f.name] = f.size;
   }
-  std::stable_sort(wanted.begin(), wanted.end(), [](const RepositoryFile& a, const RepositoryFile& b) {
-    return file_rank(a.name) < file_rank(b.name);
-  });
+  std::stable_sort(wanted.begin(), wanted.end(),
+                   [](const RepositoryFile& a, const RepositoryFile& b) {
+                     return file_rank(a.name) < file_rank(b.name);
+                   });
   // Which of the target's files need (re)writing.
   std::vector<const RepositoryFile*> todo;
   uint64_t total = 0;
@@ -218,7 +219,8 @@ Result<BackupEngine::CopyReport> BackupEngine::copy(Repository& from, Repository
     }
     // Never spread damage: the source copy must check out before it is written.
     if (auto d = content_name(f->name); d && sha256(*bytes) != *d) {
-      report.problems.push_back({from.name() + ":" + f->name, "damaged (content does not match its name); not copied"});
+      report.problems.push_back(
+          {from.name() + ":" + f->name, "damaged (content does not match its name); not copied"});
       continue;
     }
     Status put = to.backend().put(f->name, *bytes);
@@ -252,8 +254,9 @@ Result<BackupEngine::PruneReport> BackupEngine::prune(Repository& repo, bool dry
   std::set<std::string> keep;
   std::map<std::string, int64_t> oldest_kept_seq;
   for (auto& [guid, list] : by_db) {
-    std::sort(list.begin(), list.end(),
-              [](const SnapshotSummary* a, const SnapshotSummary* b) { return a->time_ms > b->time_ms; });
+    std::sort(list.begin(), list.end(), [](const SnapshotSummary* a, const SnapshotSummary* b) {
+      return a->time_ms > b->time_ms;
+    });
     auto bucket_keep = [&](int count, const char* fmt) {
       std::set<std::string> buckets;
       for (const auto* s : list) {
@@ -266,7 +269,8 @@ Result<BackupEngine::PruneReport> BackupEngine::prune(Repository& repo, bool dry
         if (buckets.insert(buf).second) keep.insert(s->id);
       }
     };
-    for (int i = 0; i < p.keep_last && i < static_cast<int>(list.size()); ++i) keep.insert(list[i]->id);
+    for (int i = 0; i < p.keep_last && i < static_cast<int>(list.size()); ++i)
+      keep.insert(list[i]->id);
     bucket_keep(p.keep_hourly, "%Y-%m-%d %H");
     bucket_keep(p.keep_daily, "%Y-%m-%d");
     bucket_keep(p.keep_weekly, "%G-%V");
@@ -285,8 +289,10 @@ Result<BackupEngine::PruneReport> BackupEngine::prune(Repository& repo, bool dry
   // Writers do not start while the marker says "running", and reload their index when its
   // time changes (docs/formats/backup-repository.md).
   auto marker = [&](const char* state) {
-    json m = {{"state", state}, {"host", hostname_or_empty()},
-              {"pid", static_cast<int64_t>(getpid())}, {"time_ms", now_ms()}};
+    json m = {{"state", state},
+              {"host", hostname_or_empty()},
+              {"pid", static_cast<int64_t>(getpid())},
+              {"time_ms", now_ms()}};
     return repo.backend().put(kPruneMarker, m.dump());
   };
   MK_RETURN_IF_ERROR(marker("running"));
@@ -357,7 +363,8 @@ Status BackupEngine::prune_locked(Repository& repo, PruneReport& report,
   // One new index of what stays, then the old index files, then the packs: a crash at any
   // point leaves every remaining pack indexed (or indexable from its own header).
   MK_ASSIGN_OR_RETURN(auto old_index, repo.backend().list("index/"));
-  MK_ASSIGN_OR_RETURN(std::string current, repo.rewrite_index(std::set<Digest>(doomed.begin(), doomed.end())));
+  MK_ASSIGN_OR_RETURN(std::string current,
+                      repo.rewrite_index(std::set<Digest>(doomed.begin(), doomed.end())));
   for (const auto& f : old_index)
     if (f.name != current) MK_RETURN_IF_ERROR(repo.backend().remove(f.name));
   for (const Digest& pack : doomed) {
@@ -474,7 +481,8 @@ HealthReport BackupEngine::health(const std::vector<std::string>& databases, int
   } catch (const json::exception& e) {
     HealthReport out;
     out.status = 2;
-    out.lines.push_back("CRITICAL backup state " + settings_.state_path + " is damaged: " + e.what());
+    out.lines.push_back("CRITICAL backup state " + settings_.state_path +
+                        " is damaged: " + e.what());
     out.json = json({{"status", "critical"}, {"error", out.lines.back()}}).dump(2);
     return out;
   }
@@ -497,8 +505,10 @@ HealthReport BackupEngine::health_from_record(const std::vector<std::string>& da
       level = std::max(level, l);
       find(l, "database " + db + ": " + text);
     };
-    int64_t ok_ms = rec.contains("last_success") ? rec["last_success"].value("time_ms", int64_t{0}) : 0;
-    int64_t fail_ms = rec.contains("last_failure") ? rec["last_failure"].value("time_ms", int64_t{0}) : 0;
+    int64_t ok_ms =
+        rec.contains("last_success") ? rec["last_success"].value("time_ms", int64_t{0}) : 0;
+    int64_t fail_ms =
+        rec.contains("last_failure") ? rec["last_failure"].value("time_ms", int64_t{0}) : 0;
     d["last_backup_ms"] = ok_ms ? json(ok_ms) : json(nullptr);
     d["last_backup_age_s"] = ok_ms ? json((now - ok_ms) / 1000) : json(nullptr);
     if (fail_ms) {
@@ -512,12 +522,13 @@ HealthReport BackupEngine::health_from_record(const std::vector<std::string>& da
       raise(1, "newest verified base backup is " + age(ok_ms) + " old");
     }
     if (fail_ms && fail_ms > ok_ms)
-      raise(2, "last base backup failed " + age(fail_ms) + " ago: " +
-                   rec["last_failure"].value("reason", std::string("?")));
+      raise(2, "last base backup failed " + age(fail_ms) +
+                   " ago: " + rec["last_failure"].value("reason", std::string("?")));
     // Journal archive lag: how long the oldest record not archived anywhere has waited.
     int64_t archived = 0;
     if (rec.contains("archive"))
-      for (const auto& [repo, a] : rec["archive"].items()) archived = std::max(archived, a.value("seq", int64_t{0}));
+      for (const auto& [repo, a] : rec["archive"].items())
+        archived = std::max(archived, a.value("seq", int64_t{0}));
     int64_t lag_ms = 0;
     int64_t db_seq = 0;
     Status s = store_.read_snapshot(db, [&](DatabaseSnapshot& snap) -> Status {
@@ -551,13 +562,15 @@ HealthReport BackupEngine::health_from_record(const std::vector<std::string>& da
   json repos = json::object();
   for (const auto& rs : settings_.repositories) {
     json r = {{"type", rs.type}};
-    const json& rec = state["repositories"].contains(rs.name) ? state["repositories"][rs.name] : json::object();
+    const json& rec =
+        state["repositories"].contains(rs.name) ? state["repositories"][rs.name] : json::object();
     if (rec.contains("restore_points")) r["restore_points"] = rec["restore_points"];
     if (rec.contains("verify")) {
       r["verify"] = rec["verify"];
       if (rec["verify"].value("problems", 0) > 0) {
-        find(2, "repository " + rs.name + ": last verify (" + age(rec["verify"].value("time_ms", int64_t{0})) +
-                    " ago) found " + std::to_string(rec["verify"].value("problems", 0)) +
+        find(2, "repository " + rs.name + ": last verify (" +
+                    age(rec["verify"].value("time_ms", int64_t{0})) + " ago) found " +
+                    std::to_string(rec["verify"].value("problems", 0)) +
                     " problems: " + rec["verify"].value("first_problem", std::string()));
         out.status = 2;
       }
@@ -565,7 +578,8 @@ HealthReport BackupEngine::health_from_record(const std::vector<std::string>& da
     if (rec.contains("restore_points")) {
       std::string points;
       for (const auto& [db, rp] : rec["restore_points"].items()) {
-        int64_t newest = std::max(rp.value("journal_time_ms", int64_t{0}), rp.value("base_time_ms", int64_t{0}));
+        int64_t newest =
+            std::max(rp.value("journal_time_ms", int64_t{0}), rp.value("base_time_ms", int64_t{0}));
         points += (points.empty() ? "" : ", ") + db + " " + (newest ? format_time_s(newest) : "-");
         r["newest_restore_point_ms"][db] = newest;
       }
@@ -578,8 +592,13 @@ HealthReport BackupEngine::health_from_record(const std::vector<std::string>& da
   std::stable_sort(findings.begin(), findings.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   for (const auto& [level, text] : findings)
-    out.lines.push_back(std::string(level == 2 ? "CRITICAL " : level == 1 ? "WARNING " : "") + text);
-  json j = {{"status", out.status == 0 ? "ok" : out.status == 1 ? "warning" : "critical"},
+    out.lines.push_back(std::string(level == 2   ? "CRITICAL "
+                                    : level == 1 ? "WARNING "
+                                                 : "") +
+                        text);
+  json j = {{"status", out.status == 0   ? "ok"
+                       : out.status == 1 ? "warning"
+                                         : "critical"},
             {"time_ms", now},
             {"databases", dbs},
             {"repositories", repos}};

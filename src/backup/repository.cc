@@ -180,14 +180,16 @@ Status Repository::read_config(const KeySource& source) {
     std::string want_id = k.at("id").get<std::string>();
     if (kind == "key-file") {
       if (!source.key)
-        return invalid("repository " + name_ + " is encrypted with a key file, and none is configured");
+        return invalid("repository " + name_ +
+                       " is encrypted with a key file, and none is configured");
       key_ = *source.key;
     } else if (kind == "passphrase") {
       if (source.passphrase.empty() && source.key && source.key->id() == want_id) {
         key_ = *source.key;  // a copy made with the derived key in hand
       } else {
         if (source.passphrase.empty())
-          return invalid("repository " + name_ + " is encrypted with a passphrase, and none is configured");
+          return invalid("repository " + name_ +
+                         " is encrypted with a passphrase, and none is configured");
         auto salt = k.at("salt").get<std::string>();
         std::string raw;
         for (size_t i = 0; i + 1 < salt.size(); i += 2)
@@ -243,7 +245,8 @@ Result<std::vector<std::pair<Digest, ObjectLocation>>> Repository::read_pack_hea
     return corrupt("pack trailer is damaged");
   uint64_t header_len = get_le(trailer, 0, 4);
   if (header_len + tail + kPackMagic.size() > size) return corrupt("pack header length is damaged");
-  MK_ASSIGN_OR_RETURN(std::string sealed, backend_->get_range(name, size - tail - header_len, header_len));
+  MK_ASSIGN_OR_RETURN(std::string sealed,
+                      backend_->get_range(name, size - tail - header_len, header_len));
   MK_ASSIGN_OR_RETURN(std::string header, key_->open(cipher_, sealed, "mailark-pack-header"));
   if (header.size() < 4) return corrupt("pack header is truncated");
   uint64_t n = get_le(header, 0, 4);
@@ -330,8 +333,8 @@ Status Repository::load_index(bool read_only, std::vector<RepositoryProblem>* pr
     if (!id || indexed.count(*id)) continue;
     auto entries = read_pack_header(*id, f.size);
     if (!entries.is_ok()) {
-      report("pack " + to_hex(*id).substr(0, 12), "unindexed and unreadable: " +
-                                                      entries.status().message());
+      report("pack " + to_hex(*id).substr(0, 12),
+             "unindexed and unreadable: " + entries.status().message());
       continue;
     }
     pack_sizes_[*id] = f.size;
@@ -361,7 +364,8 @@ std::optional<ObjectLocation> Repository::locate(const Digest& id) const {
 
 Result<std::string> Repository::read_object(const Digest& id) {
   auto it = index_.find(id);
-  if (it == index_.end()) return not_found("object " + to_hex(id) + " is not in repository " + name_);
+  if (it == index_.end())
+    return not_found("object " + to_hex(id) + " is not in repository " + name_);
   const ObjectLocation& loc = it->second;
   std::string where = "object " + to_hex(id) + " in pack " + to_hex(loc.pack);
   auto sealed = backend_->get_range(pack_file(loc.pack), loc.offset, loc.length);
@@ -385,7 +389,8 @@ Result<std::string> Repository::read_object(const Digest& id) {
 Result<bool> Repository::add_object(ObjectType type, const Digest& id, std::string_view content) {
   if (has_object(id)) return false;
   if (pack_.empty()) pack_ = std::string(kPackMagic);
-  MK_ASSIGN_OR_RETURN(std::string sealed, key_->seal(cipher_, pack_content(content), object_context(id)));
+  MK_ASSIGN_OR_RETURN(std::string sealed,
+                      key_->seal(cipher_, pack_content(content), object_context(id)));
   ObjectLocation loc;
   loc.offset = pack_.size();
   loc.length = static_cast<uint32_t>(sealed.size());
@@ -503,9 +508,11 @@ Result<std::string> Repository::read_snapshot(const std::string& id) {
   MK_ASSIGN_OR_RETURN(std::string bytes, backend_->get("snapshots/" + id));
   auto want = digest_from_hex(id);
   if (!want || sha256(bytes) != *want)
-    return corrupt("snapshot " + id.substr(0, 12) + " is damaged (content does not match its name)");
+    return corrupt("snapshot " + id.substr(0, 12) +
+                   " is damaged (content does not match its name)");
   auto text = open_file(kSnapshotMagic, bytes, "mailark-snapshot");
-  if (!text.is_ok()) return corrupt("snapshot " + id.substr(0, 12) + ": " + text.status().message());
+  if (!text.is_ok())
+    return corrupt("snapshot " + id.substr(0, 12) + ": " + text.status().message());
   return text;
 }
 
@@ -515,7 +522,8 @@ Status Repository::remove_snapshot(const std::string& id) {
 
 // ---------------------------------------------------------------- journal
 
-Status Repository::write_segment(const std::string& guid, const std::vector<JournalRecord>& records) {
+Status Repository::write_segment(const std::string& guid,
+                                 const std::vector<JournalRecord>& records) {
   if (records.empty()) return Status::ok();
   json arr = json::array();
   for (const auto& r : records)
@@ -523,8 +531,8 @@ Status Repository::write_segment(const std::string& guid, const std::vector<Jour
                    to_hex(r.prev_hash), to_hex(r.hash)});
   int64_t first = records.front().seq, last = records.back().seq;
   MK_RETURN_IF_ERROR(flush());  // the blobs these records reference first
-  MK_ASSIGN_OR_RETURN(std::string file, seal_file(kJournalMagic, arr.dump(),
-                                                  segment_context(guid, first, last)));
+  MK_ASSIGN_OR_RETURN(std::string file,
+                      seal_file(kJournalMagic, arr.dump(), segment_context(guid, first, last)));
   MK_RETURN_IF_ERROR(
       backend_->put("journal/" + guid + "/" + seq_name(first) + "-" + seq_name(last), file));
   bytes_uploaded_ += file.size();

@@ -66,8 +66,8 @@ class Repository {
   // Opens the repository in `backend`; kNotFound when there is none, kInvalid for a key that
   // does not match it ("wrong key").
   static Result<std::unique_ptr<Repository>> open(std::string name,
-                                                   std::unique_ptr<RepositoryBackend> backend,
-                                                   const KeySource& key);
+                                                  std::unique_ptr<RepositoryBackend> backend,
+                                                  const KeySource& key);
   // Creates one (kExists when the backend already holds a repository).
   static Result<std::unique_ptr<Repository>> create(std::string name,
                                                     std::unique_ptr<RepositoryBackend> backend,

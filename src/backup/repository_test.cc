@@ -179,8 +179,9 @@ TEST(Repository, JournalSegmentsAndSnapshots) {
   EXPECT_EQ(segs[1].last, 5);
   EXPECT_EQ(repo->read_segment(segs[1]).value().back().hash, records.back().hash);
   // A segment renamed to claim other records fails authentication.
-  std::filesystem::copy_file(dir.path() + "/" + segs[1].file,
-                             dir.path() + "/journal/abcd/00000000000000000006-00000000000000000007");
+  std::filesystem::copy_file(
+      dir.path() + "/" + segs[1].file,
+      dir.path() + "/journal/abcd/00000000000000000006-00000000000000000007");
   auto moved = repo->segments("abcd").value();
   ASSERT_EQ(moved.size(), 3u);
   EXPECT_EQ(repo->read_segment(moved[2]).status().code(), ErrorCode::kCorrupt);

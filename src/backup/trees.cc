@@ -20,17 +20,22 @@ json folder_tree(const FolderState& f) {
     std::string flags;
     for (const auto& fl : it.flags) flags += (flags.empty() ? "" : " ") + fl;
     items.push_back({it.uid, it.guid.hex(), it.ingress_id ? it.ingress_id->hex() : "",
-                     to_hex(it.blob), it.size, it.internal_date_ms, flags, it.modseq,
-                     it.saved_ms});
+                     to_hex(it.blob), it.size, it.internal_date_ms, flags, it.modseq, it.saved_ms});
   }
   json expunged = json::array();
   for (const auto& [uid, modseq] : f.expunged) expunged.push_back({uid, modseq});
-  return {{"type", "folder"},       {"guid", f.guid.hex()},
-          {"name", f.name},         {"kind", f.kind},
-          {"special_use", f.special_use}, {"subscribed", f.subscribed},
-          {"uidvalidity", f.uidvalidity}, {"uidnext", f.uidnext},
-          {"highestmodseq", f.highestmodseq}, {"created_ms", f.created_ms},
-          {"items", items},         {"expunged", expunged}};
+  return {{"type", "folder"},
+          {"guid", f.guid.hex()},
+          {"name", f.name},
+          {"kind", f.kind},
+          {"special_use", f.special_use},
+          {"subscribed", f.subscribed},
+          {"uidvalidity", f.uidvalidity},
+          {"uidnext", f.uidnext},
+          {"highestmodseq", f.highestmodseq},
+          {"created_ms", f.created_ms},
+          {"items", items},
+          {"expunged", expunged}};
 }
 
 Result<FolderState> folder_from_tree(const json& j) {
@@ -66,7 +71,8 @@ Result<FolderState> folder_from_tree(const json& j) {
       it.saved_ms = e.at(8).get<int64_t>();
       f.items.emplace(it.uid, std::move(it));
     }
-    for (const auto& e : j.at("expunged")) f.expunged[e.at(0).get<uint32_t>()] = e.at(1).get<uint64_t>();
+    for (const auto& e : j.at("expunged"))
+      f.expunged[e.at(0).get<uint32_t>()] = e.at(1).get<uint64_t>();
     return f;
   } catch (const json::exception& e) {
     return corrupt(std::string("folder tree is malformed: ") + e.what());
@@ -98,6 +104,5 @@ Result<nlohmann::json> TierReader::read_tree(const Digest& id) {
   if (j.is_discarded() || !j.is_object()) return corrupt("tree " + to_hex(id) + " is not JSON");
   return j;
 }
-
 
 }  // namespace mailark

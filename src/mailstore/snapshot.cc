@@ -168,7 +168,8 @@ class Replay {
       MK_ASSIGN_OR_RETURN(FolderState * f, folder(*a, "folder"));
       ItemState it;
       MK_ASSIGN_OR_RETURN(it.uid, field<uint32_t>("uid"));
-      if (f->items.count(it.uid) || it.uid < 1) return bad("UID " + std::to_string(it.uid) + " is taken");
+      if (f->items.count(it.uid) || it.uid < 1)
+        return bad("UID " + std::to_string(it.uid) + " is taken");
       it.guid = r_.item;
       MK_ASSIGN_OR_RETURN(std::string blob, field<std::string>("blob"));
       auto d = digest_from_hex(blob);
@@ -195,7 +196,8 @@ class Replay {
       MK_ASSIGN_OR_RETURN(FolderState * dst, folder(*a, "folder"));
       MK_ASSIGN_OR_RETURN(uint32_t from_uid, field<uint32_t>("from_uid"));
       auto found = src->items.find(from_uid);
-      if (found == src->items.end()) return bad("source UID " + std::to_string(from_uid) + " does not exist");
+      if (found == src->items.end())
+        return bad("source UID " + std::to_string(from_uid) + " does not exist");
       ItemState it = found->second;
       MK_ASSIGN_OR_RETURN(it.uid, field<uint32_t>("uid"));
       if (dst->items.count(it.uid)) return bad("UID " + std::to_string(it.uid) + " is taken");
@@ -254,8 +256,8 @@ class SqlSnapshot : public DatabaseSnapshot {
     MK_ASSIGN_OR_RETURN(bool row, g.step());
     if (!row) return corrupt("database " + db_.name() + " has no database_guid");
     guid_ = g.column_text(0);
-    MK_ASSIGN_OR_RETURN(auto st, sql_.prepare(
-                                     "SELECT seq, hash, time_ms FROM journal ORDER BY seq DESC LIMIT 1"));
+    MK_ASSIGN_OR_RETURN(
+        auto st, sql_.prepare("SELECT seq, hash, time_ms FROM journal ORDER BY seq DESC LIMIT 1"));
     MK_ASSIGN_OR_RETURN(row, st.step());
     if (row) {
       seq_ = st.column_int(0);
@@ -276,8 +278,7 @@ class SqlSnapshot : public DatabaseSnapshot {
     std::map<int64_t, AccountState*> accounts;
     std::map<int64_t, FolderState*> folders;
     {
-      std::string sql =
-          "SELECT id, guid, address, created_ms, last_uidvalidity FROM accounts";
+      std::string sql = "SELECT id, guid, address, created_ms, last_uidvalidity FROM accounts";
       if (only) sql += " WHERE guid=?";
       MK_ASSIGN_OR_RETURN(auto st, sql_.prepare(sql));
       if (only) st.bind_blob(1, only->raw());
@@ -316,9 +317,9 @@ class SqlSnapshot : public DatabaseSnapshot {
       }
     }
     {
-      MK_ASSIGN_OR_RETURN(
-          auto st, sql_.prepare("SELECT folder_id, uid, guid, ingress_id, blob, size,"
-                                " internal_date_ms, flags, modseq, saved_ms FROM items"));
+      MK_ASSIGN_OR_RETURN(auto st,
+                          sql_.prepare("SELECT folder_id, uid, guid, ingress_id, blob, size,"
+                                       " internal_date_ms, flags, modseq, saved_ms FROM items"));
       while (true) {
         MK_ASSIGN_OR_RETURN(bool row, st.step());
         if (!row) break;
@@ -329,8 +330,9 @@ class SqlSnapshot : public DatabaseSnapshot {
         it.guid = Guid::from_bytes(st.column_blob(2)).value_or(Guid{});
         if (!st.column_is_null(3)) it.ingress_id = Guid::from_bytes(st.column_blob(3));
         auto blob = digest_from_bytes(st.column_blob(4));
-        if (!blob) return corrupt("item " + f->second->name + "/" + std::to_string(it.uid) +
-                                  " has no valid blob address");
+        if (!blob)
+          return corrupt("item " + f->second->name + "/" + std::to_string(it.uid) +
+                         " has no valid blob address");
         it.blob = *blob;
         it.size = static_cast<uint64_t>(st.column_int(5));
         it.internal_date_ms = st.column_int(6);
@@ -353,7 +355,8 @@ class SqlSnapshot : public DatabaseSnapshot {
     }
     {
       MK_ASSIGN_OR_RETURN(
-          auto st, sql_.prepare("SELECT account_id, ingress_id, item_guid, time_ms FROM deliveries"));
+          auto st,
+          sql_.prepare("SELECT account_id, ingress_id, item_guid, time_ms FROM deliveries"));
       while (true) {
         MK_ASSIGN_OR_RETURN(bool row, st.step());
         if (!row) break;
@@ -398,7 +401,8 @@ class SqlSnapshot : public DatabaseSnapshot {
     if (!row) return not_found("database " + db_.name() + " has no message " + to_hex(blob));
     if (!st.column_is_null(0)) {
       auto r = BlobStore::decode_verified(st.column_blob(0), blob);
-      if (!r.is_ok()) return corrupt("message " + to_hex(blob) + " (inline): " + r.status().message());
+      if (!r.is_ok())
+        return corrupt("message " + to_hex(blob) + " (inline): " + r.status().message());
       return r;
     }
     auto r = db_.blobs().get(blob);
@@ -440,7 +444,10 @@ Status insert_state(WriteTx& tx, const AccountState& a, int64_t* account_id) {
   *account_id = db.last_insert_rowid();
   MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT INTO deliveries VALUES (?,?,?,?)"));
   for (const auto& [ingress, del] : a.deliveries) {
-    d.bind(1, *account_id).bind_blob(2, ingress.raw()).bind_blob(3, del.item.raw()).bind(4, del.time_ms);
+    d.bind(1, *account_id)
+        .bind_blob(2, ingress.raw())
+        .bind_blob(3, del.item.raw())
+        .bind(4, del.time_ms);
     MK_RETURN_IF_ERROR(d.run());
     d.reset();
   }
@@ -483,8 +490,7 @@ Status replay_record(DatabaseState& state, const JournalRecord& record,
     return corrupt("journal record " + std::to_string(record.seq) +
                    " is not chained to the record before it");
   if (journal::compute_hash(record) != record.hash)
-    return corrupt("journal record " + std::to_string(record.seq) +
-                   " does not match its hash");
+    return corrupt("journal record " + std::to_string(record.seq) + " does not match its hash");
   return Replay(state, record).run(only_account);
 }
 
@@ -543,7 +549,8 @@ Status MailStore::build_database(const std::string& name, const DatabaseState& s
                                  const std::string& restored_from, const MessageSource& messages,
                                  const std::function<void(uint64_t, uint64_t)>& progress) {
   std::string final_dir = database_dir(name);
-  if (fs_.exists(final_dir)) return exists_error("database " + name + " already exists at " + final_dir);
+  if (fs_.exists(final_dir))
+    return exists_error("database " + name + " already exists at " + final_dir);
   // Built under a name no database can have, published by one rename when complete: a crash
   // leaves a stray directory and never a half-restored database.
   std::string build_dir = root_ + "/.restoring-" + name;
@@ -572,7 +579,8 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
     MK_ASSIGN_OR_RETURN(auto db, Database::create(fs_, build_dir, name));
     if (!restored_from.empty()) {
       MK_RETURN_IF_ERROR(db->write([&](WriteTx& tx) -> Status {
-        MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare("INSERT OR REPLACE INTO meta VALUES ('restored_from', ?)"));
+        MK_ASSIGN_OR_RETURN(
+            auto st, tx.db().prepare("INSERT OR REPLACE INTO meta VALUES ('restored_from', ?)"));
         st.bind(1, restored_from);
         return st.run();
       }));
@@ -581,11 +589,17 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
     for (size_t i = 0; i < journal.size();) {
       size_t end = std::min(journal.size(), i + 2000);
       MK_RETURN_IF_ERROR(db->write([&](WriteTx& tx) -> Status {
-        MK_ASSIGN_OR_RETURN(auto ins, tx.db().prepare("INSERT INTO journal VALUES (?,?,?,?,?,?,?,?)"));
+        MK_ASSIGN_OR_RETURN(auto ins,
+                            tx.db().prepare("INSERT INTO journal VALUES (?,?,?,?,?,?,?,?)"));
         for (size_t k = i; k < end; ++k) {
           const JournalRecord& r = journal[k];
-          ins.bind(1, r.seq).bind(2, r.time_ms).bind(3, r.op).bind_blob(4, r.account.raw())
-              .bind_blob(5, r.item.raw()).bind_blob(6, r.payload).bind_blob(7, as_bytes(r.prev_hash))
+          ins.bind(1, r.seq)
+              .bind(2, r.time_ms)
+              .bind(3, r.op)
+              .bind_blob(4, r.account.raw())
+              .bind_blob(5, r.item.raw())
+              .bind_blob(6, r.payload)
+              .bind_blob(7, as_bytes(r.prev_hash))
               .bind_blob(8, as_bytes(r.hash));
           MK_RETURN_IF_ERROR(ins.run());
           ins.reset();
@@ -602,9 +616,10 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
         int64_t folder_id = 0;
         MK_RETURN_IF_ERROR(db->write([&](WriteTx& tx) -> Status {
           MK_ASSIGN_OR_RETURN(
-              auto st, tx.db().prepare("INSERT INTO folders(account_id, guid, name, kind, special_use,"
-                                       " subscribed, uidvalidity, uidnext, highestmodseq, created_ms)"
-                                       " VALUES (?,?,?,?,?,?,?,?,?,?)"));
+              auto st,
+              tx.db().prepare("INSERT INTO folders(account_id, guid, name, kind, special_use,"
+                              " subscribed, uidvalidity, uidnext, highestmodseq, created_ms)"
+                              " VALUES (?,?,?,?,?,?,?,?,?,?)"));
           st.bind(1, account_id).bind_blob(2, f.guid.raw()).bind(3, f.name).bind(4, f.kind);
           if (f.special_use.empty())
             st.bind_null(5);
@@ -619,7 +634,9 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           folder_id = tx.db().last_insert_rowid();
           MK_ASSIGN_OR_RETURN(auto ex, tx.db().prepare("INSERT INTO expunged VALUES (?,?,?)"));
           for (const auto& [uid, modseq] : f.expunged) {
-            ex.bind(1, folder_id).bind(2, static_cast<int64_t>(uid)).bind(3, static_cast<int64_t>(modseq));
+            ex.bind(1, folder_id)
+                .bind(2, static_cast<int64_t>(uid))
+                .bind(3, static_cast<int64_t>(modseq));
             MK_RETURN_IF_ERROR(ex.run());
             ex.reset();
           }
@@ -666,10 +683,13 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           MK_RETURN_IF_ERROR(db->write(
               [&](WriteTx& tx) -> Status {
                 SqliteDb& sql = tx.db();
-                MK_ASSIGN_OR_RETURN(auto msg, sql.prepare("INSERT INTO messages VALUES (?,?,?,0,?,?)"));
+                MK_ASSIGN_OR_RETURN(auto msg,
+                                    sql.prepare("INSERT INTO messages VALUES (?,?,?,0,?,?)"));
                 for (const auto& m : fresh) {
-                  msg.bind_blob(1, as_bytes(m.blob)).bind(2, static_cast<int64_t>(m.size))
-                      .bind(3, static_cast<int64_t>(m.stored_size)).bind_blob(4, m.info);
+                  msg.bind_blob(1, as_bytes(m.blob))
+                      .bind(2, static_cast<int64_t>(m.size))
+                      .bind(3, static_cast<int64_t>(m.stored_size))
+                      .bind_blob(4, m.info);
                   if (m.data.empty())
                     msg.bind_null(5);
                   else
@@ -677,19 +697,27 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                   MK_RETURN_IF_ERROR(msg.run());
                   msg.reset();
                 }
-                MK_ASSIGN_OR_RETURN(auto ins, sql.prepare(
-                    "INSERT INTO items(folder_id, uid, guid, ingress_id, blob, size,"
-                    " internal_date_ms, flags, modseq, saved_ms) VALUES (?,?,?,?,?,?,?,?,?,?)"));
-                MK_ASSIGN_OR_RETURN(auto ref, sql.prepare("UPDATE messages SET refs=refs+1 WHERE blob=?"));
+                MK_ASSIGN_OR_RETURN(
+                    auto ins,
+                    sql.prepare("INSERT INTO items(folder_id, uid, guid, ingress_id, blob, size,"
+                                " internal_date_ms, flags, modseq, saved_ms) VALUES "
+                                "(?,?,?,?,?,?,?,?,?,?)"));
+                MK_ASSIGN_OR_RETURN(auto ref,
+                                    sql.prepare("UPDATE messages SET refs=refs+1 WHERE blob=?"));
                 for (const ItemState* item : batch) {
-                  ins.bind(1, folder_id).bind(2, static_cast<int64_t>(item->uid)).bind_blob(3, item->guid.raw());
+                  ins.bind(1, folder_id)
+                      .bind(2, static_cast<int64_t>(item->uid))
+                      .bind_blob(3, item->guid.raw());
                   if (item->ingress_id)
                     ins.bind_blob(4, item->ingress_id->raw());
                   else
                     ins.bind_null(4);
-                  ins.bind_blob(5, as_bytes(item->blob)).bind(6, static_cast<int64_t>(item->size))
-                      .bind(7, item->internal_date_ms).bind(8, join_flags(item->flags))
-                      .bind(9, static_cast<int64_t>(item->modseq)).bind(10, item->saved_ms);
+                  ins.bind_blob(5, as_bytes(item->blob))
+                      .bind(6, static_cast<int64_t>(item->size))
+                      .bind(7, item->internal_date_ms)
+                      .bind(8, join_flags(item->flags))
+                      .bind(9, static_cast<int64_t>(item->modseq))
+                      .bind(10, item->saved_ms);
                   MK_RETURN_IF_ERROR(ins.run());
                   ins.reset();
                   ref.bind_blob(1, as_bytes(item->blob));
@@ -710,7 +738,8 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
 
 Status MailStore::remove_tree(const std::string& dir) {
   auto names = fs_.list_dir(dir);
-  if (!names.is_ok()) return names.status().code() == ErrorCode::kNotFound ? Status::ok() : names.status();
+  if (!names.is_ok())
+    return names.status().code() == ErrorCode::kNotFound ? Status::ok() : names.status();
   for (const auto& n : *names) {
     std::string p = dir + "/" + n;
     auto sub = fs_.list_dir(p);

@@ -58,8 +58,8 @@ struct AccountState {
   std::string address;
   int64_t created_ms = 0;
   uint32_t last_uidvalidity = 0;
-  std::map<Guid, FolderState> folders;        // by folder GUID
-  std::map<Guid, DeliveryState> deliveries;   // by ingress id
+  std::map<Guid, FolderState> folders;       // by folder GUID
+  std::map<Guid, DeliveryState> deliveries;  // by ingress id
   bool operator==(const AccountState&) const = default;
 
   const FolderState* folder_named(std::string_view name) const;
@@ -70,8 +70,8 @@ struct AccountState {
 // State at one journal position. `seq` 0 with a zero `head` is the empty database.
 struct DatabaseState {
   int64_t seq = 0;
-  Digest head{};        // hash of record `seq`
-  int64_t time_ms = 0;  // time of record `seq`
+  Digest head{};                          // hash of record `seq`
+  int64_t time_ms = 0;                    // time of record `seq`
   std::map<Guid, AccountState> accounts;  // by account GUID
   bool operator==(const DatabaseState&) const = default;
 

@@ -53,12 +53,14 @@ void BackupService::archive_loop() {
         Status s = repo.is_ok() ? engine.archive_journal(db.name, **repo).status() : repo.status();
         auto& [message, logged_ms] = last_error[key];
         if (s.is_ok()) {
-          if (!message.empty()) MK_LOG_INFO("journal archive of {} to {} works again", db.name, repo_settings.name);
+          if (!message.empty())
+            MK_LOG_INFO("journal archive of {} to {} works again", db.name, repo_settings.name);
           message.clear();
           continue;
         }
         if (s.message() != message || now_ms() - logged_ms > 600'000) {
-          MK_LOG_ERROR("journal archive of {} to {} failed: {}", db.name, repo_settings.name, s.message());
+          MK_LOG_ERROR("journal archive of {} to {} failed: {}", db.name, repo_settings.name,
+                       s.message());
           message = s.message();
           logged_ms = now_ms();
         }
@@ -97,7 +99,8 @@ void BackupService::schedule_loop() {
       for (size_t i = 1; i < settings.repositories.size(); ++i) {
         auto other = engine.repository(settings.repositories[i].name, /*create=*/true);
         if (!other.is_ok()) {
-          MK_LOG_ERROR("repository {}: {}", settings.repositories[i].name, other.status().message());
+          MK_LOG_ERROR("repository {}: {}", settings.repositories[i].name,
+                       other.status().message());
           continue;
         }
         auto copied = engine.copy(**repo, **other, false, quiet);

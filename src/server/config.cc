@@ -99,7 +99,8 @@ Status read_repository(const toml::table& t, const std::string& data_dir, size_t
       auto text = posix_fs().read_file(resolve(data_dir, *f));
       if (!text.is_ok()) return invalid(where + ": secret_key_file: " + text.status().message());
       s3.secret_key = *text;
-      while (!s3.secret_key.empty() && std::isspace(static_cast<unsigned char>(s3.secret_key.back())))
+      while (!s3.secret_key.empty() &&
+             std::isspace(static_cast<unsigned char>(s3.secret_key.back())))
         s3.secret_key.pop_back();
     }
     if (s3.access_key.empty() || s3.secret_key.empty())
@@ -124,7 +125,8 @@ Status read_backup(toml::table& root, const std::string& data_dir, BackupSetting
   MK_RETURN_IF_ERROR(parse_cipher(b->cipher).status());
   MK_RETURN_IF_ERROR(read_duration(root["backup"]["archive_interval"], "backup.archive_interval",
                                    &b->archive_interval_ms));
-  if (b->archive_interval_ms < 100) return invalid("backup.archive_interval must be at least 100ms");
+  if (b->archive_interval_ms < 100)
+    return invalid("backup.archive_interval must be at least 100ms");
   if (auto v = (*t)["base_interval"].value<std::string>(); v && *v == "off") {
     b->base_interval_ms = 0;
   } else {
@@ -136,17 +138,26 @@ Status read_backup(toml::table& root, const std::string& data_dir, BackupSetting
   b->state_path = resolve(data_dir, (*t)["state"].value_or(std::string("backup-state.json")));
   RetentionPolicy& r = b->retention;
   auto ret = root["backup"]["retention"];
-  MK_RETURN_IF_ERROR(read_int(ret["keep_last"], "backup.retention.keep_last", 1, 100000, &r.keep_last));
-  MK_RETURN_IF_ERROR(read_int(ret["keep_hourly"], "backup.retention.keep_hourly", 0, 100000, &r.keep_hourly));
-  MK_RETURN_IF_ERROR(read_int(ret["keep_daily"], "backup.retention.keep_daily", 0, 100000, &r.keep_daily));
-  MK_RETURN_IF_ERROR(read_int(ret["keep_weekly"], "backup.retention.keep_weekly", 0, 100000, &r.keep_weekly));
-  MK_RETURN_IF_ERROR(read_int(ret["keep_monthly"], "backup.retention.keep_monthly", 0, 100000, &r.keep_monthly));
+  MK_RETURN_IF_ERROR(
+      read_int(ret["keep_last"], "backup.retention.keep_last", 1, 100000, &r.keep_last));
+  MK_RETURN_IF_ERROR(
+      read_int(ret["keep_hourly"], "backup.retention.keep_hourly", 0, 100000, &r.keep_hourly));
+  MK_RETURN_IF_ERROR(
+      read_int(ret["keep_daily"], "backup.retention.keep_daily", 0, 100000, &r.keep_daily));
+  MK_RETURN_IF_ERROR(
+      read_int(ret["keep_weekly"], "backup.retention.keep_weekly", 0, 100000, &r.keep_weekly));
+  MK_RETURN_IF_ERROR(
+      read_int(ret["keep_monthly"], "backup.retention.keep_monthly", 0, 100000, &r.keep_monthly));
   HealthThresholds& h = b->health;
   auto hv = root["backup"]["health"];
-  MK_RETURN_IF_ERROR(read_duration(hv["backup_warn_age"], "backup.health.backup_warn_age", &h.backup_warn_ms));
-  MK_RETURN_IF_ERROR(read_duration(hv["backup_critical_age"], "backup.health.backup_critical_age", &h.backup_critical_ms));
-  MK_RETURN_IF_ERROR(read_duration(hv["archive_lag_warn"], "backup.health.archive_lag_warn", &h.archive_lag_warn_ms));
-  MK_RETURN_IF_ERROR(read_duration(hv["archive_lag_critical"], "backup.health.archive_lag_critical", &h.archive_lag_critical_ms));
+  MK_RETURN_IF_ERROR(
+      read_duration(hv["backup_warn_age"], "backup.health.backup_warn_age", &h.backup_warn_ms));
+  MK_RETURN_IF_ERROR(read_duration(hv["backup_critical_age"], "backup.health.backup_critical_age",
+                                   &h.backup_critical_ms));
+  MK_RETURN_IF_ERROR(read_duration(hv["archive_lag_warn"], "backup.health.archive_lag_warn",
+                                   &h.archive_lag_warn_ms));
+  MK_RETURN_IF_ERROR(read_duration(hv["archive_lag_critical"], "backup.health.archive_lag_critical",
+                                   &h.archive_lag_critical_ms));
   if (const toml::array* repos = root["repository"].as_array()) {
     for (size_t i = 0; i < repos->size(); ++i) {
       const toml::table* rt = (*repos)[i].as_table();
