@@ -223,9 +223,13 @@ int backup_prune(const std::string& config_path, const std::string& repository, 
   if (!report.is_ok()) return fail(report.status().message());
   for (const auto& id : report->removed)
     std::printf("%s %s\n", dry_run ? "would remove" : "removed", id.substr(0, 12).c_str());
-  std::printf("%s: %zu base backups kept, %zu %s, %llu packs removed\n", (*repo)->name().c_str(),
-              report->kept.size(), report->removed.size(), dry_run ? "to remove" : "removed",
-              static_cast<unsigned long long>(report->removed_packs));
+  std::printf(
+      "%s: %zu base backups kept, %zu %s, %llu packs removed (%llu small ones repacked), %llu "
+      "journal segments merged\n",
+      (*repo)->name().c_str(), report->kept.size(), report->removed.size(),
+      dry_run ? "to remove" : "removed", static_cast<unsigned long long>(report->removed_packs),
+      static_cast<unsigned long long>(report->repacked_packs),
+      static_cast<unsigned long long>(report->merged_segments));
   return 0;
 }
 

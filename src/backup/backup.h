@@ -175,6 +175,8 @@ class BackupEngine {
   struct PruneReport {
     std::vector<std::string> kept, removed;  // snapshot ids
     uint64_t removed_packs = 0;
+    uint64_t repacked_packs = 0;   // small packs rewritten into full ones
+    uint64_t merged_segments = 0;  // journal segments merged into bigger ones
   };
   Result<PruneReport> prune(Repository& repo, bool dry_run);
 

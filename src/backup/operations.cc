@@ -21,6 +21,9 @@ namespace {
 using json = nlohmann::json;
 
 // Order in which files are copied: data before the files that reference it.
+// Prune merges consecutive journal segments up to this many records.
+constexpr int64_t kMergedRecords = 50'000;
+
 int file_rank(const std::string& name) {
   if (name.rfind("packs/", 0) == 0) return 0;
   if (name.rfind("index/", 0) == 0) return 1;
@@ -285,7 +288,7 @@ Result<BackupEngine::PruneReport> BackupEngine::prune(Repository& repo, bool dry
     if (!s.problem.empty()) continue;  // damaged ones are left for repair to fix
     (keep.count(s.id) ? report.kept : report.removed).push_back(s.id);
   }
-  if (dry_run || report.removed.empty()) return report;
+  if (dry_run) return report;
   // Writers do not start while the marker says "running", and reload their index when its
   // time changes (docs/formats/backup-repository.md).
   auto marker = [&](const char* state) {
@@ -316,6 +319,40 @@ Status BackupEngine::prune_locked(Repository& repo, PruneReport& report,
     MK_ASSIGN_OR_RETURN(auto segs, repo.segments(guid));
     for (const auto& seg : segs)
       if (seg.last < oldest->second) MK_RETURN_IF_ERROR(repo.backend().remove(seg.file));
+  }
+  // Compaction: the archive writes a small segment (and pack and index file) every second
+  // while mail flows; consecutive segments are merged into ones of up to kMergedRecords.
+  MK_ASSIGN_OR_RETURN(auto live_guids, repo.archived_databases());
+  for (const auto& guid : live_guids) {
+    MK_ASSIGN_OR_RETURN(auto segs, repo.segments(guid));
+    std::sort(segs.begin(), segs.end(),
+              [](const JournalSegment& a, const JournalSegment& b) { return a.first < b.first; });
+    size_t i = 0;
+    while (i < segs.size()) {
+      size_t j = i + 1;
+      int64_t last = segs[i].last;
+      while (j < segs.size() && segs[j].first <= last + 1 &&
+             segs[j].last - segs[i].first < kMergedRecords) {
+        last = std::max(last, segs[j].last);
+        ++j;
+      }
+      if (j - i > 1) {
+        std::map<int64_t, JournalRecord> records;
+        for (size_t k = i; k < j; ++k) {
+          MK_ASSIGN_OR_RETURN(auto recs, repo.read_segment(segs[k]));
+          for (auto& r : recs) records.emplace(r.seq, std::move(r));
+        }
+        std::vector<JournalRecord> merged;
+        for (auto& [seq, r] : records) merged.push_back(std::move(r));
+        MK_RETURN_IF_ERROR(repo.write_segment(guid, merged));
+        for (size_t k = i; k < j; ++k) {
+          if (segs[k].first == merged.front().seq && segs[k].last == merged.back().seq) continue;
+          MK_RETURN_IF_ERROR(repo.backend().remove(segs[k].file));
+          report.merged_segments += 1;
+        }
+      }
+      i = j;
+    }
   }
   invalidate_archive_cache(repo.name());
   // Objects still needed: everything the kept snapshots and the remaining journal reference.
@@ -359,10 +396,29 @@ Status BackupEngine::prune_locked(Repository& repo, PruneReport& report,
   std::vector<Digest> doomed;
   for (const auto& [pack, need] : pack_needed)
     if (!need) doomed.push_back(pack);
-  if (doomed.empty()) return Status::ok();
+  // Small packs (the archive's) are rewritten together into full ones: their needed objects
+  // are read (verified), written again, and the small packs go.
+  std::vector<Digest> small;
+  uint64_t small_bytes = 0;
+  for (const auto& [pack, size] : repo.packs())
+    if (pack_needed[pack] && size < Repository::kPackTarget / 2) {
+      small.push_back(pack);
+      small_bytes += size;
+    }
+  if (small.size() >= 2) {
+    std::set<Digest> small_set(small.begin(), small.end()), moving;
+    for (const Digest& id : needed)
+      if (auto loc = repo.locate(id); loc && small_set.count(loc->pack)) moving.insert(id);
+    MK_RETURN_IF_ERROR(repo.rewrite_objects(moving));
+    MK_RETURN_IF_ERROR(repo.flush());
+    doomed.insert(doomed.end(), small.begin(), small.end());
+    report.repacked_packs = small.size();
+  }
+  MK_ASSIGN_OR_RETURN(auto index_files, repo.backend().list("index/"));
+  if (doomed.empty() && index_files.size() <= 1) return Status::ok();
   // One new index of what stays, then the old index files, then the packs: a crash at any
   // point leaves every remaining pack indexed (or indexable from its own header).
-  MK_ASSIGN_OR_RETURN(auto old_index, repo.backend().list("index/"));
+  const auto& old_index = index_files;
   MK_ASSIGN_OR_RETURN(std::string current,
                       repo.rewrite_index(std::set<Digest>(doomed.begin(), doomed.end())));
   for (const auto& f : old_index)

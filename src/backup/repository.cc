@@ -20,7 +20,6 @@ constexpr std::string_view kPackMagic = "MKPACK01";
 constexpr std::string_view kIndexMagic = "MKINDX01";
 constexpr std::string_view kSnapshotMagic = "MKSNAP01";
 constexpr std::string_view kJournalMagic = "MKJRNL01";
-constexpr size_t kPackTarget = 16u << 20;  // bytes of a pack before it is written
 constexpr size_t kPacksPerIndex = 8;
 constexpr uint8_t kStored = 0, kZstd = 1;
 constexpr size_t kEntrySize = 1 + 32 + 8 + 4 + 8;
@@ -388,6 +387,21 @@ Result<std::string> Repository::read_object(const Digest& id) {
 
 Result<bool> Repository::add_object(ObjectType type, const Digest& id, std::string_view content) {
   if (has_object(id)) return false;
+  MK_RETURN_IF_ERROR(append_to_pack(type, id, content));
+  return true;
+}
+
+Status Repository::rewrite_objects(const std::set<Digest>& ids) {
+  for (const Digest& id : ids) {
+    auto loc = locate(id);
+    if (!loc || pending_ids_.count(id)) continue;
+    MK_ASSIGN_OR_RETURN(std::string content, read_object(id));
+    MK_RETURN_IF_ERROR(append_to_pack(loc->type, id, content));
+  }
+  return Status::ok();
+}
+
+Status Repository::append_to_pack(ObjectType type, const Digest& id, std::string_view content) {
   if (pack_.empty()) pack_ = std::string(kPackMagic);
   MK_ASSIGN_OR_RETURN(std::string sealed,
                       key_->seal(cipher_, pack_content(content), object_context(id)));
@@ -399,8 +413,8 @@ Result<bool> Repository::add_object(ObjectType type, const Digest& id, std::stri
   pack_ += sealed;
   pending_.push_back({id, loc});
   pending_ids_.insert(id);
-  if (pack_.size() >= kPackTarget) MK_RETURN_IF_ERROR(finish_pack());
-  return true;
+  if (pack_.size() >= Repository::kPackTarget) MK_RETURN_IF_ERROR(finish_pack());
+  return Status::ok();
 }
 
 Status Repository::finish_pack() {
@@ -424,7 +438,7 @@ Status Repository::finish_pack() {
   pack_sizes_[pack_id] = pack_.size();
   for (auto& e : pending_) {
     e.location.pack = pack_id;
-    index_.emplace(e.id, e.location);
+    index_[e.id] = e.location;  // a rewritten object moves to its new pack
   }
   unindexed_packs_.push_back(pack_id);
   pending_.clear();

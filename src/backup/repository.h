@@ -123,9 +123,14 @@ class Repository {
   // object decrypts and hashes to its id.
   Status verify_pack(const Digest& pack, std::vector<RepositoryProblem>* problems);
 
+  // Packs are closed at this size.
+  static constexpr size_t kPackTarget = 16u << 20;
   // For prune: writes one index file naming every indexed pack except `drop` (returns its
   // name), and removes a pack file.
   Result<std::string> rewrite_index(const std::set<Digest>& drop);
+  // For prune's compaction: reads each object (verified) and writes it again into new packs;
+  // the index then points at the new copies. Call flush() afterwards.
+  Status rewrite_objects(const std::set<Digest>& ids);
   Status remove_pack(const Digest& pack);
 
   // For copy and repair: raw files moved between tiers unchanged.
@@ -138,6 +143,7 @@ class Repository {
                                 std::string_view context);
   Result<std::string> open_file(std::string_view magic, std::string_view bytes,
                                 std::string_view context);
+  Status append_to_pack(ObjectType type, const Digest& id, std::string_view content);
   Status finish_pack();
   Status write_index();
   Result<std::vector<std::pair<Digest, ObjectLocation>>> read_pack_header(const Digest& pack,

@@ -215,9 +215,16 @@ class BackupTest(h.MailarkTestCase):
         r = inst.cli("backup", "prune", "--dry-run")
         self.assertIn("1 base backups kept, 3 to remove", r.out)
         self.assertEqual(len(self.pack_files(repo)), packs_before)
+        segments_before = glob.glob(os.path.join(repo, "journal", "*", "*"))
+        self.assertGreater(len(segments_before), 2)
         r = inst.cli("backup", "prune")
         self.assertIn("1 base backups kept, 3 removed", r.out)
         self.assertLess(len(self.pack_files(repo)), packs_before)
+        # Compaction: the archive's small segments, packs and index files are merged.
+        self.assertEqual(len(glob.glob(os.path.join(repo, "journal", "*", "*"))), 1, r.out)
+        self.assertEqual(len(glob.glob(os.path.join(repo, "index", "*"))), 1)
+        with open(os.path.join(repo, "locks", "prune")) as f:
+            self.assertEqual(json.load(f)["state"], "done")
         inst.cli("backup", "verify", "--read-data")
         inst.cli("restore", "--db", "db1", "--into", "afterprune")
         self.assertSameState(want, self.dump(inst, "afterprune"), "restore after prune")
