@@ -740,7 +740,27 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
   for (const FolderState* f : folders)
     for (const auto& [uid, it] : f->items)
       if (!present.count(it.guid)) total += it.size;
+  // Every body must be in some tier before anything is written: a restore that cannot
+  // finish does not start.
+  for (const FolderState* f : folders)
+    for (const auto& [uid, it] : f->items) {
+      if (present.count(it.guid)) continue;
+      bool somewhere = false;
+      for (Repository* r : tiers.tiers()) somewhere = somewhere || r->has_object(it.blob);
+      if (!somewhere)
+        return not_found("message " + account.address + "/" + f->name + " UID " +
+                         std::to_string(uid) + " (" + to_hex(it.blob) +
+                         ") is in no repository; nothing was restored");
+    }
   if (!options.dry_run) progress.start("restore " + account.address, total);
+  uint64_t written = 0;
+  // A body that turns out damaged in every tier stops the restore; what was written stays
+  // (and is skipped by the next run, after `backup repair`).
+  auto stopped = [&](const Status& s) {
+    return Status(s.code(), s.message() + " (" + std::to_string(written) +
+                                " items were restored before this; run the restore again" +
+                                " after repairing the repository)");
+  };
   for (const FolderState* f : folders) {
     std::string target = into_folder.empty() ? f->name : into_folder + "/" + f->name;
     RestoreReport::FolderLine line{account.address, f->name, target, 0, 0, 0};
@@ -753,24 +773,50 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
           return created.status();
       }
     }
+    // Bodies are read (and verified) first, then written in batches, one transaction each.
+    std::vector<const ItemState*> batch;
+    std::vector<std::string> raws;
+    uint64_t batch_bytes = 0;
+    auto write_batch = [&]() -> Status {
+      if (batch.empty()) return Status::ok();
+      std::vector<MailStore::RestoredItem> items;
+      for (size_t i = 0; i < batch.size(); ++i) items.push_back({batch[i], raws[i]});
+      auto saved = store_.restore_items(account, target, items);
+      if (!saved.is_ok()) return stopped(saved.status());
+      for (size_t i = 0; i < batch.size(); ++i) {
+        progress.advance(batch[i]->size);
+        if ((*saved)[i].duplicate) {
+          ++line.skipped;
+          continue;
+        }
+        present.insert(batch[i]->guid);
+        ++written;
+        ++line.items;
+        line.bytes += batch[i]->size;
+      }
+      batch.clear();
+      raws.clear();
+      batch_bytes = 0;
+      return Status::ok();
+    };
     for (const auto& [uid, it] : f->items) {
       if (present.count(it.guid)) {
         ++line.skipped;
         continue;
       }
-      if (!options.dry_run) {
-        MK_ASSIGN_OR_RETURN(std::string raw, tiers.read(it.blob));
-        MK_ASSIGN_OR_RETURN(SavedItem saved, store_.restore_item(account, target, it, raw));
-        progress.advance(it.size);
-        if (saved.duplicate) {
-          ++line.skipped;
-          continue;
-        }
-        present.insert(it.guid);
+      if (options.dry_run) {
+        ++line.items;
+        line.bytes += it.size;
+        continue;
       }
-      ++line.items;
-      line.bytes += it.size;
+      auto raw = tiers.read(it.blob);
+      if (!raw.is_ok()) return stopped(raw.status());
+      batch_bytes += raw->size();
+      batch.push_back(&it);
+      raws.push_back(std::move(*raw));
+      if (batch.size() >= 500 || batch_bytes >= (32u << 20)) MK_RETURN_IF_ERROR(write_batch());
     }
+    MK_RETURN_IF_ERROR(write_batch());
     report.items += line.items;
     report.bytes += line.bytes;
     report.skipped += line.skipped;

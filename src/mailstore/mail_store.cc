@@ -8,8 +8,8 @@
 
 #include "base/log.h"
 #include "base/time.h"
-#include "storage/blob_store.h"
 #include "mailstore/snapshot.h"
+#include "storage/blob_store.h"
 #include "storage/database.h"
 
 namespace mailark {
@@ -655,14 +655,8 @@ Result<SavedItem> MailStore::append(const Account& account, std::string_view fol
 
 Result<SavedItem> MailStore::restore_item(const Account& account, std::string_view folder,
                                           const ItemState& item, std::string_view raw) {
-  if (sha256(raw) != item.blob)
-    return corrupt("restored message " + to_hex(item.blob) + " does not match its digest");
-  MessageInput input;
-  input.raw = raw;
-  input.internal_date_ms = item.internal_date_ms;
-  input.flags = item.flags;
-  input.digest = &item.blob;
-  return save(account, folder, input, item.ingress_id, item.guid, "restore");
+  MK_ASSIGN_OR_RETURN(auto saved, restore_items(account, folder, {RestoredItem{&item, raw}}));
+  return saved.front();
 }
 
 Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
@@ -681,120 +675,186 @@ Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
   return out;
 }
 
-Result<SavedItem> MailStore::save(const Account& account, std::string_view folder_name,
-                                  const MessageInput& input, const std::optional<Guid>& ingress_id,
-                                  const Guid& guid, const char* op) {
-  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+// One item ready to be inserted: its body encoded (small) or already in a durable blob file.
+struct MailStore::PreparedSave {
+  std::string folder;  // normalized
+  std::vector<std::string> flags;
+  std::string info_bytes;
+  BlobStore::PutResult put;
+  std::string inline_data;  // empty when the body is a blob file
+  uint64_t size = 0;
+  int64_t internal_date_ms = 0;
+  std::optional<Guid> ingress_id;
+  Guid guid;
+  const char* op = "append";
+};
+
+Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
+                                                        std::string_view folder_name,
+                                                        const MessageInput& input,
+                                                        const std::optional<Guid>& ingress_id,
+                                                        const Guid& guid, const char* op) {
+  PreparedSave p;
+  MK_ASSIGN_OR_RETURN(p.folder, normalize_folder_name(folder_name));
   for (const auto& f : input.flags)
     if (!valid_flag(f)) return invalid("invalid flag " + f);
-  std::vector<std::string> flags = normalize_flags(input.flags);
-  const bool restoring = std::string_view(op) == "restore";
+  p.flags = normalize_flags(input.flags);
   MessageInfo parsed;
   const MessageInfo* info = input.info;
   if (!info) {
     parsed = parse_message(input.raw);
     info = &parsed;
   }
-  std::string info_bytes = serialize_message_info(*info);
+  p.info_bytes = serialize_message_info(*info);
   // Small messages (most mail) live inside the database row, committed and fsynced with the
   // metadata in one group commit. Larger ones get a blob file, written and fsynced before
   // the metadata that references it; its directory entry is made durable by the group
   // commit (sync_dirs) right before the SQLite commit.
-  BlobStore::PutResult put;
-  std::string inline_data;
   if (input.raw.size() <= kInlineBlobLimit) {
-    put.digest = input.digest ? *input.digest : sha256(input.raw);
-    inline_data = BlobStore::encode(input.raw);
-    put.stored_size = inline_data.size();
+    p.put.digest = input.digest ? *input.digest : sha256(input.raw);
+    p.inline_data = BlobStore::encode(input.raw);
+    p.put.stored_size = p.inline_data.size();
   } else {
-    MK_ASSIGN_OR_RETURN(put, account.db->blobs().put(input.raw, input.digest));
+    MK_ASSIGN_OR_RETURN(p.put, account.db->blobs().put(input.raw, input.digest));
   }
-  SavedItem saved;
-  saved.guid = guid;
-  Guid folder_guid;
-  Status s = account.db->write(
-      [&](WriteTx& tx) -> Status {
-        SqliteDb& db = tx.db();
-        if (restoring) {
-          // A restored item is identified by its GUID: present anywhere in the account means
-          // already restored (or never lost).
-          MK_ASSIGN_OR_RETURN(auto dup, db.prepare("SELECT 1 FROM items i JOIN folders f ON"
-                                                   " i.folder_id=f.id WHERE i.guid=? AND"
-                                                   " f.account_id=? LIMIT 1"));
-          dup.bind_blob(1, guid.raw()).bind(2, account.id);
-          MK_ASSIGN_OR_RETURN(bool seen, dup.step());
-          if (seen) {
-            saved.duplicate = true;
-            return Status::ok();
-          }
-        } else if (ingress_id) {
-          MK_ASSIGN_OR_RETURN(
-              auto dup, db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
-          dup.bind(1, account.id).bind_blob(2, ingress_id->raw());
-          MK_ASSIGN_OR_RETURN(bool seen, dup.step());
-          if (seen) {
-            saved.duplicate = true;
-            return Status::ok();
-          }
-        }
-        if (!restoring) MK_RETURN_IF_ERROR(check_quota(db, account, input.raw.size()));
-        MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
-        folder_guid = f.guid;
-        // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
-        MK_ASSIGN_OR_RETURN(
-            auto msg,
-            db.prepare(
-                "INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES "
-                "(?,?,?,1,?,?)"
-                " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
-                " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
-        msg.bind_blob(1, as_bytes(put.digest))
-            .bind(2, static_cast<int64_t>(input.raw.size()))
-            .bind(3, static_cast<int64_t>(put.stored_size))
-            .bind_blob(4, info_bytes);
-        if (inline_data.empty())
-          msg.bind_null(5);
-        else
-          msg.bind_blob(5, inline_data);
-        MK_RETURN_IF_ERROR(msg.run());
-        ItemInfo it;
-        it.uid = f.uidnext++;
-        it.guid = guid;
-        it.ingress_id = ingress_id;
-        it.blob = put.digest;
-        it.size = input.raw.size();
-        it.internal_date_ms = input.internal_date_ms ? input.internal_date_ms : tx.time_ms();
-        it.flags = flags;
-        it.modseq = ++f.highestmodseq;
-        MK_RETURN_IF_ERROR(insert_item(db, f.id, it, tx.time_ms()));
-        MK_RETURN_IF_ERROR(save_folder_counters(db, f));
-        MK_RETURN_IF_ERROR(adjust_usage(db, account.id, static_cast<int64_t>(it.size), 1));
-        if (ingress_id) {
-          MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?)"));
-          d.bind(1, account.id)
-              .bind_blob(2, ingress_id->raw())
-              .bind_blob(3, guid.raw())
-              .bind(4, tx.time_ms());
-          MK_RETURN_IF_ERROR(d.run());
-        }
-        json p = {{"folder", f.guid.hex()},
+  p.size = input.raw.size();
+  p.internal_date_ms = input.internal_date_ms;
+  p.ingress_id = ingress_id;
+  p.guid = guid;
+  p.op = op;
+  return p;
+}
+
+Status MailStore::insert_prepared(WriteTx& tx, const Account& account, const PreparedSave& p,
+                                  SavedItem* saved, Guid* folder_guid) {
+  SqliteDb& db = tx.db();
+  const bool restoring = std::string_view(p.op) == "restore";
+  saved->guid = p.guid;
+  if (restoring) {
+    // A restored item is identified by its GUID: present anywhere in the account means
+    // already restored (or never lost).
+    MK_ASSIGN_OR_RETURN(auto dup, db.prepare("SELECT 1 FROM items i JOIN folders f ON"
+                                             " i.folder_id=f.id WHERE i.guid=? AND"
+                                             " f.account_id=? LIMIT 1"));
+    dup.bind_blob(1, p.guid.raw()).bind(2, account.id);
+    MK_ASSIGN_OR_RETURN(bool seen, dup.step());
+    if (seen) {
+      saved->duplicate = true;
+      return Status::ok();
+    }
+  } else if (p.ingress_id) {
+    MK_ASSIGN_OR_RETURN(auto dup,
+                        db.prepare("SELECT 1 FROM deliveries WHERE account_id=? AND ingress_id=?"));
+    dup.bind(1, account.id).bind_blob(2, p.ingress_id->raw());
+    MK_ASSIGN_OR_RETURN(bool seen, dup.step());
+    if (seen) {
+      saved->duplicate = true;
+      return Status::ok();
+    }
+  }
+  if (!restoring) MK_RETURN_IF_ERROR(check_quota(db, account, p.size));
+  MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, p.folder));
+  *folder_guid = f.guid;
+  // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
+  MK_ASSIGN_OR_RETURN(
+      auto msg,
+      db.prepare("INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES "
+                 "(?,?,?,1,?,?)"
+                 " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
+                 " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
+  msg.bind_blob(1, as_bytes(p.put.digest))
+      .bind(2, static_cast<int64_t>(p.size))
+      .bind(3, static_cast<int64_t>(p.put.stored_size))
+      .bind_blob(4, p.info_bytes);
+  if (p.inline_data.empty())
+    msg.bind_null(5);
+  else
+    msg.bind_blob(5, p.inline_data);
+  MK_RETURN_IF_ERROR(msg.run());
+  ItemInfo it;
+  it.uid = f.uidnext++;
+  it.guid = p.guid;
+  it.ingress_id = p.ingress_id;
+  it.blob = p.put.digest;
+  it.size = p.size;
+  it.internal_date_ms = p.internal_date_ms ? p.internal_date_ms : tx.time_ms();
+  it.flags = p.flags;
+  it.modseq = ++f.highestmodseq;
+  MK_RETURN_IF_ERROR(insert_item(db, f.id, it, tx.time_ms()));
+  MK_RETURN_IF_ERROR(save_folder_counters(db, f));
+  MK_RETURN_IF_ERROR(adjust_usage(db, account.id, static_cast<int64_t>(it.size), 1));
+  if (p.ingress_id) {
+    MK_ASSIGN_OR_RETURN(auto d, db.prepare("INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?)"));
+    d.bind(1, account.id)
+        .bind_blob(2, p.ingress_id->raw())
+        .bind_blob(3, p.guid.raw())
+        .bind(4, tx.time_ms());
+    MK_RETURN_IF_ERROR(d.run());
+  }
+  json payload = {{"folder", f.guid.hex()},
                   {"uid", it.uid},
                   {"blob", to_hex(it.blob)},
                   {"size", it.size},
                   {"internal_date_ms", it.internal_date_ms},
-                  {"flags", flags},
+                  {"flags", p.flags},
                   {"modseq", it.modseq}};
-        if (ingress_id) p["ingress"] = ingress_id->hex();
-        MK_RETURN_IF_ERROR(tx.journal(op, account.guid, guid, p.dump()).status());
-        saved.uidvalidity = f.uidvalidity;
-        saved.uid = it.uid;
-        saved.modseq = it.modseq;
-        return Status::ok();
+  if (p.ingress_id) payload["ingress"] = p.ingress_id->hex();
+  MK_RETURN_IF_ERROR(tx.journal(p.op, account.guid, p.guid, payload.dump()).status());
+  saved->uidvalidity = f.uidvalidity;
+  saved->uid = it.uid;
+  saved->modseq = it.modseq;
+  return Status::ok();
+}
+
+Result<SavedItem> MailStore::save(const Account& account, std::string_view folder_name,
+                                  const MessageInput& input, const std::optional<Guid>& ingress_id,
+                                  const Guid& guid, const char* op) {
+  MK_ASSIGN_OR_RETURN(PreparedSave p,
+                      prepare_save(account, folder_name, input, ingress_id, guid, op));
+  SavedItem saved;
+  Guid folder_guid;
+  Status s = account.db->write(
+      [&](WriteTx& tx) -> Status {
+        saved = SavedItem{};
+        return insert_prepared(tx, account, p, &saved, &folder_guid);
       },
-      put.dir_to_sync.empty() ? std::set<std::string>{} : std::set<std::string>{put.dir_to_sync});
+      p.put.dir_to_sync.empty() ? std::set<std::string>{}
+                                : std::set<std::string>{p.put.dir_to_sync});
   MK_RETURN_IF_ERROR(s);
   if (!saved.duplicate) notify({account.db->name(), account.guid, folder_guid, saved.modseq});
   return saved;
+}
+
+Result<std::vector<SavedItem>> MailStore::restore_items(const Account& account,
+                                                        std::string_view folder,
+                                                        const std::vector<RestoredItem>& items) {
+  std::vector<PreparedSave> prepared;
+  std::set<std::string> dirs;
+  for (const auto& r : items) {
+    if (sha256(r.raw) != r.item->blob)
+      return corrupt("restored message " + to_hex(r.item->blob) + " does not match its digest");
+    MessageInput input;
+    input.raw = r.raw;
+    input.internal_date_ms = r.item->internal_date_ms;
+    input.flags = r.item->flags;
+    input.digest = &r.item->blob;
+    MK_ASSIGN_OR_RETURN(PreparedSave p, prepare_save(account, folder, input, r.item->ingress_id,
+                                                     r.item->guid, "restore"));
+    if (!p.put.dir_to_sync.empty()) dirs.insert(p.put.dir_to_sync);
+    prepared.push_back(std::move(p));
+  }
+  std::vector<SavedItem> out;
+  Guid folder_guid;
+  MK_RETURN_IF_ERROR(account.db->write(
+      [&](WriteTx& tx) -> Status {
+        out.assign(prepared.size(), SavedItem{});
+        for (size_t i = 0; i < prepared.size(); ++i)
+          MK_RETURN_IF_ERROR(insert_prepared(tx, account, prepared[i], &out[i], &folder_guid));
+        return Status::ok();
+      },
+      dirs));
+  notify({account.db->name(), account.guid, folder_guid, 0});
+  return out;
 }
 
 Result<CopyResult> MailStore::copy(const Account& account, std::string_view from,

@@ -23,6 +23,7 @@ namespace mailark {
 
 class BlobReader;
 class Database;
+class WriteTx;
 class DatabaseSnapshot;
 struct DatabaseState;
 struct ItemState;
@@ -221,6 +222,13 @@ class MailStore {
   // operator restores what the user had. Journalled as "restore".
   Result<SavedItem> restore_item(const Account& account, std::string_view folder,
                                  const ItemState& item, std::string_view raw);
+  // restore_item for many items of one folder in one transaction (one fsync).
+  struct RestoredItem {
+    const ItemState* item;
+    std::string_view raw;
+  };
+  Result<std::vector<SavedItem>> restore_items(const Account& account, std::string_view folder,
+                                               const std::vector<RestoredItem>& items);
   // Every item GUID of the account (for restore dry runs).
   Result<std::set<Guid>> item_guids(const Account& account);
 
@@ -233,8 +241,8 @@ class MailStore {
   // Built in a scratch directory and published by one rename, so a crash never leaves a
   // partial database. kExists when the name is taken. `progress(done, total)` counts items.
   Status build_database(const std::string& name, const DatabaseState& state,
-                        const std::vector<JournalRecord>& journal,
-                        const std::string& restored_from, const MessageSource& messages,
+                        const std::vector<JournalRecord>& journal, const std::string& restored_from,
+                        const MessageSource& messages,
                         const std::function<void(uint64_t, uint64_t)>& progress = {});
 
   // ---- change notification (in-process)
@@ -245,6 +253,13 @@ class MailStore {
  private:
   Result<SavedItem> save(const Account& account, std::string_view folder, const MessageInput& input,
                          const std::optional<Guid>& ingress_id, const Guid& guid, const char* op);
+  struct PreparedSave;
+  Result<PreparedSave> prepare_save(const Account& account, std::string_view folder,
+                                    const MessageInput& input,
+                                    const std::optional<Guid>& ingress_id, const Guid& guid,
+                                    const char* op);
+  Status insert_prepared(WriteTx& tx, const Account& account, const PreparedSave& p,
+                         SavedItem* saved, Guid* folder_guid);
   Result<CopyResult> copy_or_move(const Account& account, std::string_view from,
                                   const std::vector<uint32_t>& uids, std::string_view to,
                                   bool move);
