@@ -214,11 +214,13 @@ Result<ArchiveRange> BackupEngine::archived_range(Repository& repo, const std::s
             [](const JournalSegment& a, const JournalSegment& b) { return a.first < b.first; });
   ArchiveRange r;
   for (const auto& s : segs) {
-    if (s.first > r.last + 1) break;  // a gap: what follows is not usable yet
-    if (s.last > r.last) {
-      if (r.first == 0) r.first = s.first;
+    if (r.last == 0) {  // the oldest kept segment (prune removes older ones)
+      r.first = s.first;
       r.last = s.last;
+      continue;
     }
+    if (s.first > r.last + 1) break;  // a gap: shipped again from there
+    r.last = std::max(r.last, s.last);
   }
   if (r.last > 0) {
     for (auto it = segs.rbegin(); it != segs.rend(); ++it)

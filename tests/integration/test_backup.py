@@ -229,6 +229,14 @@ class BackupTest(h.MailarkTestCase):
         inst.cli("restore", "--db", "db1", "--into", "afterprune")
         self.assertSameState(want, self.dump(inst, "afterprune"), "restore after prune")
         self.assertEqual(inst.cli("backup", "list").out.count(" verified"), 1)
+        # The archive goes on after the pruned range: only the new record is shipped.
+        inst.start()
+        deliver(inst.port, ALICE, msg("after the prune"))
+        self.wait_archived(inst)
+        segments = sorted(os.path.basename(p)
+                          for p in glob.glob(os.path.join(repo, "journal", "*", "*")))
+        self.assertEqual(len(segments), 2, segments)
+        self.assertEqual(int(segments[1].split("-")[0]), int(segments[0].split("-")[1]) + 1)
 
     # ---------------------------------------------------------------- one account
 
