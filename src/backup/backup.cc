@@ -377,16 +377,17 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
                         (present && it.size > kInlineBodyLimit &&
                          snap.message_file_mtime(it.blob) >= previous_start - 1000);
           if (present && !reread) continue;
-          auto content = snap.message(it.blob);
-          if (!content.is_ok())
-            return Status(content.status().code(), "message " + a.address + "/" + f.name + " UID " +
-                                                       std::to_string(uid) + ": " +
-                                                       content.status().message());
+          auto stored = snap.stored_message(it.blob);
+          if (!stored.is_ok())
+            return Status(stored.status().code(), "message " + a.address + "/" + f.name + " UID " +
+                                                      std::to_string(uid) + ": " +
+                                                      stored.status().message());
           if (present) {
             ++out.verified_messages;
             continue;
           }
-          MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, it.blob, *content));
+          MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, it.blob,
+                                                          stored->content, stored->zstd_frame));
           if (added) ++out.new_messages;
           ++out.verified_messages;
         }

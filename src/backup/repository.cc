@@ -50,6 +50,15 @@ std::string pack_content(std::string_view plain) {
   return out;
 }
 
+// As pack_content, with the compression decided already: the frame (zstd of `plain`) the
+// store kept, or nullopt to try; an empty frame means the store found it incompressible.
+std::string packed_content(std::string_view plain, std::optional<std::string_view> zstd_frame) {
+  if (!zstd_frame) return pack_content(plain);
+  std::string out(1, static_cast<char>(zstd_frame->empty() ? kStored : kZstd));
+  out.append(zstd_frame->empty() ? plain : *zstd_frame);
+  return out;
+}
+
 Result<std::string> unpack_content(std::string_view packed, uint64_t limit) {
   if (packed.empty()) return corrupt("empty content");
   uint8_t kind = static_cast<uint8_t>(packed[0]);
@@ -385,9 +394,10 @@ Result<std::string> Repository::read_object(const Digest& id) {
 
 // ---------------------------------------------------------------- writing
 
-Result<bool> Repository::add_object(ObjectType type, const Digest& id, std::string_view content) {
+Result<bool> Repository::add_object(ObjectType type, const Digest& id, std::string_view content,
+                                    std::optional<std::string_view> zstd_frame) {
   if (has_object(id)) return false;
-  MK_RETURN_IF_ERROR(append_to_pack(type, id, content));
+  MK_RETURN_IF_ERROR(append_to_pack(type, id, content, zstd_frame));
   return true;
 }
 
@@ -401,10 +411,11 @@ Status Repository::rewrite_objects(const std::set<Digest>& ids) {
   return Status::ok();
 }
 
-Status Repository::append_to_pack(ObjectType type, const Digest& id, std::string_view content) {
+Status Repository::append_to_pack(ObjectType type, const Digest& id, std::string_view content,
+                                  std::optional<std::string_view> zstd_frame) {
   if (pack_.empty()) pack_ = std::string(kPackMagic);
   MK_ASSIGN_OR_RETURN(std::string sealed,
-                      key_->seal(cipher_, pack_content(content), object_context(id)));
+                      key_->seal(cipher_, packed_content(content, zstd_frame), object_context(id)));
   ObjectLocation loc;
   loc.offset = pack_.size();
   loc.length = static_cast<uint32_t>(sealed.size());

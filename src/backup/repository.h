@@ -100,7 +100,10 @@ class Repository {
 
   // Adds an object unless the repository (or this writer) already has it. Returns true when
   // it was new. Objects become durable with the pack holding them; call flush() at the end.
-  Result<bool> add_object(ObjectType type, const Digest& id, std::string_view content);
+  // `zstd_frame`: the content already compressed (one zstd frame), as the store keeps it, so
+  // it is not compressed again; an empty frame means store it uncompressed.
+  Result<bool> add_object(ObjectType type, const Digest& id, std::string_view content,
+                          std::optional<std::string_view> zstd_frame = std::nullopt);
   // Writes the open pack and the index of every pack written since the last index file.
   Status flush();
   uint64_t bytes_uploaded() const { return bytes_uploaded_; }
@@ -143,7 +146,8 @@ class Repository {
                                 std::string_view context);
   Result<std::string> open_file(std::string_view magic, std::string_view bytes,
                                 std::string_view context);
-  Status append_to_pack(ObjectType type, const Digest& id, std::string_view content);
+  Status append_to_pack(ObjectType type, const Digest& id, std::string_view content,
+                        std::optional<std::string_view> zstd_frame = std::nullopt);
   Status finish_pack();
   Status write_index();
   Result<std::vector<std::pair<Digest, ObjectLocation>>> read_pack_header(const Digest& pack,

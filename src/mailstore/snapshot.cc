@@ -247,6 +247,11 @@ class Replay {
 
 // ---------------------------------------------------------------- reading
 
+Result<std::string> fs_read(const std::string& path) {
+  if (!posix_fs().exists(path)) return not_found(path);
+  return posix_fs().read_file(path);
+}
+
 class SqlSnapshot : public DatabaseSnapshot {
  public:
   SqlSnapshot(Database& db, SqliteDb& sql) : db_(db), sql_(sql) {}
@@ -409,6 +414,33 @@ class SqlSnapshot : public DatabaseSnapshot {
     if (!r.is_ok() && r.status().code() == ErrorCode::kNotFound)
       return corrupt("blob file of message " + to_hex(blob) + " is missing");
     return r;
+  }
+
+  Result<StoredMessage> stored_message(const Digest& blob) override {
+    MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT data FROM messages WHERE blob=?"));
+    st.bind_blob(1, as_bytes(blob));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return not_found("database " + db_.name() + " has no message " + to_hex(blob));
+    std::string encoded;
+    std::string where = "message " + to_hex(blob);
+    if (!st.column_is_null(0)) {
+      encoded = st.column_blob(0);
+      where += " (inline)";
+    } else {
+      auto file = fs_read(db_.blobs().path_of(blob));
+      if (!file.is_ok()) {
+        if (file.status().code() == ErrorCode::kNotFound)
+          return corrupt("blob file of message " + to_hex(blob) + " is missing");
+        return file.status();
+      }
+      encoded = std::move(*file);
+    }
+    StoredMessage out;
+    auto content = BlobStore::decode_verified(encoded, blob);
+    if (!content.is_ok()) return corrupt(where + ": " + content.status().message());
+    out.content = std::move(*content);
+    MK_ASSIGN_OR_RETURN(out.zstd_frame, BlobStore::zstd_frame(encoded));
+    return out;
   }
 
   int64_t message_file_mtime(const Digest& blob) override {

@@ -106,6 +106,13 @@ class DatabaseSnapshot {
   // The message content, verified against its digest (kCorrupt names the blob; kNotFound
   // when the database has no such message).
   virtual Result<std::string> message(const Digest& blob) = 0;
+  // message(), plus the zstd frame the store keeps it in ("" when stored uncompressed), so a
+  // backup need not compress it again.
+  struct StoredMessage {
+    std::string content;
+    std::string zstd_frame;
+  };
+  virtual Result<StoredMessage> stored_message(const Digest& blob) = 0;
   // Last modification of the message's blob file (ms), or 0 when the body is kept inline in
   // the database. Lets an incremental backup re-read files changed since the last one.
   virtual int64_t message_file_mtime(const Digest& blob) = 0;

@@ -72,6 +72,13 @@ std::string BlobStore::encode(std::string_view content) {
   return out;
 }
 
+Result<std::string> BlobStore::zstd_frame(std::string_view encoded) {
+  if (encoded.size() < kHeaderSize || std::memcmp(encoded.data(), kMagic, 4) != 0)
+    return corrupt("blob header is damaged");
+  if (static_cast<uint8_t>(encoded[4]) != kZstd) return std::string();
+  return std::string(encoded.substr(kHeaderSize));
+}
+
 Result<std::string> BlobStore::decode(std::string_view file, const std::string& what) {
   if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, 4) != 0)
     return corrupt(what + ": bad blob header");

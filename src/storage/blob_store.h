@@ -98,6 +98,9 @@ class BlobStore {
   static Result<std::string> decode(std::string_view file_bytes, const std::string& what);
   // decode() plus the check that the content hashes to `digest` (kCorrupt otherwise).
   static Result<std::string> decode_verified(std::string_view encoded, const Digest& digest);
+  // The zstd frame inside an encoded blob ("" when it is stored raw); kCorrupt when the
+  // header is damaged. Call after decode_verified().
+  static Result<std::string> zstd_frame(std::string_view encoded);
 
  private:
   FileSystem& fs_;
