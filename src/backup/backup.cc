@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -237,7 +238,7 @@ Result<ArchiveRange> BackupEngine::archived_range(Repository& repo, const std::s
 // Ships records (after, upto] from `snap` with the bodies they reference.
 static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::string& guid,
                            int64_t after, int64_t upto, ArchiveRange* range,
-                           uint64_t* new_messages = nullptr) {
+                           uint64_t* new_messages = nullptr, std::set<Digest>* shipped = nullptr) {
   while (after < upto) {
     MK_ASSIGN_OR_RETURN(auto records, snap.journal(after, std::min(kSegmentRecords, upto - after)));
     if (records.empty()) break;
@@ -252,6 +253,7 @@ static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::
                                                    content.status().message());
       MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kMessage, *blob, *content).status());
       if (new_messages) ++*new_messages;
+      if (shipped) shipped->insert(*blob);
     }
     MK_RETURN_IF_ERROR(repo.write_segment(guid, records));
     if (range->first == 0) range->first = records.front().seq;
@@ -321,6 +323,48 @@ Result<ArchiveRange> BackupEngine::archive_journal(const std::string& db, Reposi
 
 // ---------------------------------------------------------------- base backup
 
+namespace {
+
+// What a base backup needs from the previous one of the same database in the same
+// repository: where its journal walk ended, when it began, and which folder and account
+// trees it wrote for which versions (so unchanged ones are not serialized again).
+struct PreviousBackup {
+  int64_t seq = 0;
+  Digest head{};
+  int64_t started_ms = 0;
+  std::map<std::string, std::string> trees;  // version key -> tree id
+};
+
+std::string folder_version(const FolderState& f) {
+  json v = {f.guid.hex(), f.name,         f.kind,           f.special_use,
+            f.subscribed, f.uidvalidity,  f.uidnext,        f.highestmodseq,
+            f.created_ms, f.items.size(), f.expunged.size()};
+  return "f" + to_hex(sha256(v.dump()));
+}
+
+// A batch of bodies read from the database, verified on two threads, then stored in order.
+struct BodyCheck {
+  const ItemState* item;
+  std::string where;
+  bool present;
+  DatabaseSnapshot::StoredBytes stored;
+  std::optional<Result<DatabaseSnapshot::StoredMessage>> result;
+};
+
+void verify_batch(std::vector<BodyCheck>& batch) {
+  auto work = [&batch](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i)
+      batch[i].result = DatabaseSnapshot::verify_stored(batch[i].stored.bytes, batch[i].item->blob,
+                                                        batch[i].stored.is_file);
+  };
+  size_t half = batch.size() / 2;
+  auto other = std::async(std::launch::async, work, 0, half);
+  work(half, batch.size());
+  other.get();
+}
+
+}  // namespace
+
 Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Repository& repo,
                                                    bool verify_all, Progress& progress) {
   MK_RETURN_IF_ERROR(check_not_pruning(repo));
@@ -332,18 +376,38 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
   // Which slice of the already-backed-up bodies this run re-reads (see scrub_rotation).
   int rotation = std::max(1, settings_.scrub_rotation);
   int slot = static_cast<int>((started / 1000) % rotation);
-  // When the newest earlier base backup of this database in this repository began.
-  int64_t previous_start = 0;
-  if (auto earlier = snapshots(repo); earlier.is_ok())
-    for (const auto& e : *earlier)
-      if (e.database == db) previous_start = std::max(previous_start, e.started_ms);
   Status s = store_.read_snapshot(db, [&](DatabaseSnapshot& snap) -> Status {
     out.seq = snap.seq();
+    PreviousBackup previous;
+    if (auto earlier = snapshots(repo); earlier.is_ok()) {
+      const SnapshotSummary* newest = nullptr;
+      for (const auto& e : *earlier)
+        if (e.database_guid == snap.database_guid() && e.problem.empty() && e.seq <= out.seq &&
+            (!newest || e.seq > newest->seq))
+          newest = &e;
+      if (newest) {
+        auto text = repo.read_snapshot(newest->id);
+        json j = text.is_ok() ? json::parse(*text, nullptr, false) : json();
+        if (j.is_object()) {
+          previous.seq = newest->seq;
+          previous.head = must_digest(j.value("head", std::string()));
+          previous.started_ms = newest->started_ms;
+          if (j.contains("trees") && j["trees"].is_object())
+            for (const auto& [version, tree] : j["trees"].items())
+              previous.trees[version] = tree.get<std::string>();
+        }
+      }
+    }
+    // The journal chain: in full with --verify-all or the first time, else from where the
+    // previous backup's walk ended (its head must still be there).
     std::vector<std::string> broken;
-    MK_RETURN_IF_ERROR(snap.verify_journal([&](int64_t seq, const std::string& what) {
-                             broken.push_back("seq " + std::to_string(seq) + ": " + what);
-                           })
-                           .status());
+    auto problem = [&](int64_t seq, const std::string& what) {
+      broken.push_back("seq " + std::to_string(seq) + ": " + what);
+    };
+    if (verify_all || previous.seq == 0)
+      MK_RETURN_IF_ERROR(snap.verify_journal(problem).status());
+    else
+      MK_RETURN_IF_ERROR(snap.verify_journal(problem, previous.seq, previous.head).status());
     if (!broken.empty())
       return corrupt(
           "journal of database " + db + " is broken at " + broken.front() +
@@ -353,71 +417,114 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     ArchiveRange range;
     MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
     int64_t before = range.last;
+    std::set<Digest> shipped;  // bodies read, verified and stored just now
     MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
-                                    &out.new_messages));
+                                    &out.new_messages, &shipped));
     impl_->archived[{repo.name(), snap.database_guid()}] = range;
     out.archived_records = range.last - before;
     out.archive = range;
+    out.verified_messages += shipped.size();
 
     uint64_t total = 0;
     for (const auto& [g, a] : state.accounts) total += a.bytes();
     progress.start("backup " + db, total);
+    std::vector<BodyCheck> batch;
+    uint64_t batch_bytes = 0;
+    auto drain = [&]() -> Status {
+      if (batch.empty()) return Status::ok();
+      verify_batch(batch);
+      for (auto& c : batch) {
+        if (!c.result->is_ok())
+          return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
+        ++out.verified_messages;
+        if (c.present) continue;
+        const auto& m = **c.result;
+        MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, c.item->blob,
+                                                        m.content, m.zstd_frame));
+        if (added) ++out.new_messages;
+      }
+      batch.clear();
+      batch_bytes = 0;
+      return Status::ok();
+    };
     json accounts = json::array();
+    json trees = json::object();
     std::set<Digest> seen;
     for (const auto& [ag, a] : state.accounts) {
       json folder_ids = json::array();
       for (const auto& [fg, f] : a.folders) {
         for (const auto& [uid, it] : f.items) {
           progress.advance(it.size);
-          if (!seen.insert(it.blob).second) continue;
+          if (!seen.insert(it.blob).second || shipped.count(it.blob)) continue;
           bool present = repo.has_object(it.blob);
           // Bodies already backed up are re-read when asked, in this run's scrub slice, or
           // when their blob file changed since the previous base backup began.
           bool reread = verify_all || static_cast<int>(it.blob[0] % rotation) == slot ||
-                        (present && it.size > kInlineBodyLimit &&
-                         snap.message_file_mtime(it.blob) >= previous_start - 1000);
+                        (it.size > kInlineBodyLimit &&
+                         snap.message_file_mtime(it.blob) >= previous.started_ms - 1000);
           if (present && !reread) continue;
-          auto stored = snap.stored_message(it.blob);
+          BodyCheck c{&it,
+                      "message " + a.address + "/" + f.name + " UID " + std::to_string(uid),
+                      present,
+                      {},
+                      std::nullopt};
+          auto stored = snap.stored_bytes(it.blob);
           if (!stored.is_ok())
-            return Status(stored.status().code(), "message " + a.address + "/" + f.name + " UID " +
-                                                      std::to_string(uid) + ": " +
-                                                      stored.status().message());
-          if (present) {
-            ++out.verified_messages;
-            continue;
-          }
-          MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, it.blob,
-                                                          stored->content, stored->zstd_frame));
-          if (added) ++out.new_messages;
-          ++out.verified_messages;
+            return Status(stored.status().code(), c.where + ": " + stored.status().message());
+          c.stored = std::move(*stored);
+          batch_bytes += c.stored.bytes.size();
+          batch.push_back(std::move(c));
+          if (batch.size() >= 256 || batch_bytes >= (16u << 20)) MK_RETURN_IF_ERROR(drain());
+        }
+        // An unchanged folder (same version) has the tree the previous backup wrote.
+        std::string version = folder_version(f);
+        auto known = previous.trees.find(version);
+        if (known != previous.trees.end() && repo.has_object(must_digest(known->second))) {
+          folder_ids.push_back(known->second);
+          trees[version] = known->second;
+          continue;
         }
         std::string tree = folder_tree(f).dump();
         Digest id = sha256(tree);
         MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kTree, id, tree).status());
         folder_ids.push_back(to_hex(id));
+        trees[version] = to_hex(id);
       }
-      json deliveries = json::array();
-      for (const auto& [ingress, d] : a.deliveries)
-        deliveries.push_back({ingress.hex(), d.item.hex(), d.time_ms});
-      json account = {{"type", "account"},
-                      {"guid", a.guid.hex()},
-                      {"address", a.address},
-                      {"created_ms", a.created_ms},
-                      {"last_uidvalidity", a.last_uidvalidity},
-                      {"deliveries", deliveries},
-                      {"folders", folder_ids}};
-      std::string tree = account.dump();
-      Digest id = sha256(tree);
-      MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kTree, id, tree).status());
+      std::string version =
+          "a" + to_hex(sha256(json({a.guid.hex(), a.address, a.created_ms, a.last_uidvalidity,
+                                    a.deliveries.size(), folder_ids})
+                                  .dump()));
+      std::string tree_id;
+      if (auto known = previous.trees.find(version);
+          known != previous.trees.end() && repo.has_object(must_digest(known->second))) {
+        tree_id = known->second;
+      } else {
+        json deliveries = json::array();
+        for (const auto& [ingress, d] : a.deliveries)
+          deliveries.push_back({ingress.hex(), d.item.hex(), d.time_ms});
+        json account = {{"type", "account"},
+                        {"guid", a.guid.hex()},
+                        {"address", a.address},
+                        {"created_ms", a.created_ms},
+                        {"last_uidvalidity", a.last_uidvalidity},
+                        {"deliveries", deliveries},
+                        {"folders", folder_ids}};
+        std::string tree = account.dump();
+        Digest id = sha256(tree);
+        MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kTree, id, tree).status());
+        tree_id = to_hex(id);
+      }
+      trees[version] = tree_id;
       accounts.push_back({{"guid", a.guid.hex()},
                           {"address", a.address},
-                          {"tree", to_hex(id)},
+                          {"tree", tree_id},
                           {"items", a.items()},
                           {"bytes", a.bytes()}});
       ++out.accounts;
       out.items += a.items();
       out.bytes += a.bytes();
     }
+    MK_RETURN_IF_ERROR(drain());
     manifest = {{"version", 1},
                 {"database", db},
                 {"database_guid", snap.database_guid()},
@@ -427,6 +534,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
                 {"started_ms", started},
                 {"host", hostname()},
                 {"accounts", accounts},
+                {"trees", trees},
                 {"items", out.items},
                 {"bytes", out.bytes},
                 {"new_messages", out.new_messages}};

@@ -49,8 +49,8 @@ struct BackupSettings {
   std::string cipher = "aes-256-gcm";
   int64_t archive_interval_ms = 1000;
   int64_t base_interval_ms = 4 * 3600'000LL;  // 0: no scheduled base backups
-  int scrub_rotation = 8;  // each base backup re-reads 1/N of the bodies already backed up
-  std::string state_path;  // local record of outcomes, read by `mailark health`
+  int scrub_rotation = 24;  // each base backup re-reads 1/N of the bodies already backed up
+  std::string state_path;   // local record of outcomes, read by `mailark health`
   std::vector<RepositorySettings> repositories;  // restore preference order
   RetentionPolicy retention;
   HealthThresholds health;

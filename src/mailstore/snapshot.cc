@@ -382,10 +382,37 @@ class SqlSnapshot : public DatabaseSnapshot {
     return journal::read(sql_, after, limit);
   }
 
-  Result<int64_t> verify_journal(
-      const std::function<void(int64_t, const std::string&)>& problem) override {
+  Result<int64_t> verify_journal(const std::function<void(int64_t, const std::string&)>& problem,
+                                 int64_t from_seq, const Digest& from_hash) override {
     int64_t n = 0;
-    MK_ASSIGN_OR_RETURN(n, journal::verify_chain(sql_, problem));
+    if (from_seq <= 0 || from_seq > seq_) {
+      MK_ASSIGN_OR_RETURN(n, journal::verify_chain(sql_, problem));
+    } else {
+      int64_t after = from_seq;
+      Digest prev = from_hash;
+      while (after < seq_) {
+        MK_ASSIGN_OR_RETURN(auto records, journal(after, 5000));
+        if (records.empty()) break;
+        for (const auto& r : records) {
+          if (r.seq != after + 1)
+            problem(r.seq, "gap in journal: expected seq " + std::to_string(after + 1));
+          if (r.prev_hash != prev)
+            problem(r.seq, "broken chain: prev_hash does not match the hash of record " +
+                               std::to_string(r.seq - 1));
+          if (journal::compute_hash(r) != r.hash)
+            problem(r.seq, "record hash does not match its contents");
+          prev = r.hash;
+          after = r.seq;
+          ++n;
+        }
+      }
+      // The record an earlier walk ended on is still the one there.
+      MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT hash FROM journal WHERE seq=?"));
+      st.bind(1, from_seq);
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row || digest_from_bytes(st.column_blob(0)) != from_hash)
+        problem(from_seq, "record differs from the one the previous backup verified");
+    }
     // The newest record must be the one the commit recorded (a lost tail shows here).
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT value FROM meta WHERE key='journal_head'"));
     MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -417,30 +444,28 @@ class SqlSnapshot : public DatabaseSnapshot {
   }
 
   Result<StoredMessage> stored_message(const Digest& blob) override {
+    bool is_file = false;
+    MK_ASSIGN_OR_RETURN(std::string stored, read_stored(blob, &is_file));
+    return verify_stored(stored, blob, is_file);
+  }
+
+  Result<StoredBytes> stored_bytes(const Digest& blob) override {
+    StoredBytes out;
+    MK_ASSIGN_OR_RETURN(out.bytes, read_stored(blob, &out.is_file));
+    return out;
+  }
+
+  Result<std::string> read_stored(const Digest& blob, bool* is_file) {
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT data FROM messages WHERE blob=?"));
     st.bind_blob(1, as_bytes(blob));
     MK_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return not_found("database " + db_.name() + " has no message " + to_hex(blob));
-    std::string encoded;
-    std::string where = "message " + to_hex(blob);
-    if (!st.column_is_null(0)) {
-      encoded = st.column_blob(0);
-      where += " (inline)";
-    } else {
-      auto file = fs_read(db_.blobs().path_of(blob));
-      if (!file.is_ok()) {
-        if (file.status().code() == ErrorCode::kNotFound)
-          return corrupt("blob file of message " + to_hex(blob) + " is missing");
-        return file.status();
-      }
-      encoded = std::move(*file);
-    }
-    StoredMessage out;
-    auto content = BlobStore::decode_verified(encoded, blob);
-    if (!content.is_ok()) return corrupt(where + ": " + content.status().message());
-    out.content = std::move(*content);
-    MK_ASSIGN_OR_RETURN(out.zstd_frame, BlobStore::zstd_frame(encoded));
-    return out;
+    if (!st.column_is_null(0)) return st.column_blob(0);
+    *is_file = true;
+    auto file = fs_read(db_.blobs().path_of(blob));
+    if (!file.is_ok() && file.status().code() == ErrorCode::kNotFound)
+      return corrupt("blob file of message " + to_hex(blob) + " is missing");
+    return file;
   }
 
   int64_t message_file_mtime(const Digest& blob) override {
@@ -562,6 +587,18 @@ std::string first_difference(const DatabaseState& a, const DatabaseState& b) {
   }
   if (a.accounts.size() != b.accounts.size()) return "extra accounts";
   return "";
+}
+
+Result<DatabaseSnapshot::StoredMessage> DatabaseSnapshot::verify_stored(std::string_view stored,
+                                                                        const Digest& blob,
+                                                                        bool is_file) {
+  std::string where = "message " + to_hex(blob) + (is_file ? "" : " (inline)");
+  StoredMessage out;
+  auto content = BlobStore::decode_verified(stored, blob);
+  if (!content.is_ok()) return corrupt(where + ": " + content.status().message());
+  out.content = std::move(*content);
+  MK_ASSIGN_OR_RETURN(out.zstd_frame, BlobStore::zstd_frame(stored));
+  return out;
 }
 
 // ---------------------------------------------------------------- MailStore

@@ -100,9 +100,12 @@ class DatabaseSnapshot {
   virtual Result<DatabaseState> state(const std::optional<Guid>& only_account = std::nullopt) = 0;
   // Journal records with seq > after (at most `limit`), in order, as stored.
   virtual Result<std::vector<JournalRecord>> journal(int64_t after, int64_t limit) = 0;
-  // Walks the chain up to seq(); `problem` gets every broken link or record.
+  // Walks the chain up to seq(); `problem` gets every broken link or record. With
+  // `from_seq` > 0 only the records after it are walked, the first of them chained to
+  // `from_hash` (what an earlier verified walk ended on).
   virtual Result<int64_t> verify_journal(
-      const std::function<void(int64_t seq, const std::string&)>& problem) = 0;
+      const std::function<void(int64_t seq, const std::string&)>& problem, int64_t from_seq = 0,
+      const Digest& from_hash = Digest{}) = 0;
   // The message content, verified against its digest (kCorrupt names the blob; kNotFound
   // when the database has no such message).
   virtual Result<std::string> message(const Digest& blob) = 0;
@@ -113,6 +116,15 @@ class DatabaseSnapshot {
     std::string zstd_frame;
   };
   virtual Result<StoredMessage> stored_message(const Digest& blob) = 0;
+  // The two halves of stored_message(): the stored bytes as they are (read on this thread),
+  // and their verification, a pure function any thread may run (backups verify in parallel).
+  struct StoredBytes {
+    std::string bytes;
+    bool is_file = false;  // a blob file, not inline in the database
+  };
+  virtual Result<StoredBytes> stored_bytes(const Digest& blob) = 0;
+  static Result<StoredMessage> verify_stored(std::string_view stored, const Digest& blob,
+                                             bool is_file);
   // Last modification of the message's blob file (ms), or 0 when the body is kept inline in
   // the database. Lets an incremental backup re-read files changed since the last one.
   virtual int64_t message_file_mtime(const Digest& blob) = 0;

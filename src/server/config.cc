@@ -362,7 +362,7 @@ archive_interval = "1s"
 base_interval = "4h"
 # Each base backup re-reads 1/N of the message bodies already backed up, so every stored
 # body is verified again every N base backups ('backup run --verify-all' reads them all).
-scrub_rotation = 8
+scrub_rotation = 24
 # Outcomes of backups and archive runs, read by 'mailark health'.
 state = "backup-state.json"
 

@@ -16,6 +16,9 @@ constexpr size_t kMaxBatch = 512;
 // Idle reader connections kept for reuse. Few: each maps the database file, and a burst of
 // work opens more for a moment.
 constexpr size_t kMaxReaders = 8;
+// The write-ahead log is truncated once it grows past this (see checkpointer_loop).
+constexpr uint64_t kWalRestartBytes = 64u << 20;
+constexpr int kWalRestartWaitMs = 200;
 
 Result<JournalRecord> WriteTx::journal(std::string op, const Guid& account, const Guid& item,
                                        std::string payload) {
@@ -254,6 +257,13 @@ void Database::checkpointer_loop() {
     MK_LOG_ERROR("database {}: no checkpoint connection: {}", name_, db.status().to_string());
     return;
   }
+  // A PASSIVE checkpoint never makes writers wait, but under a steady stream of commits the
+  // log is never found fully copied at the start of a write, so SQLite keeps appending to it
+  // (seen: a 5.7 GB WAL while a store was being filled). Past kWalRestartBytes the log is
+  // truncated with a TRUNCATE checkpoint, which waits at most kWalRestartWaitMs for the
+  // writer and old readers (a long backup read may hold it off; then it is tried again).
+  (void)(*db)->exec("PRAGMA busy_timeout=" + std::to_string(kWalRestartWaitMs));
+  std::string wal_path = sqlite_path() + "-wal";
   std::unique_lock lock(mu_);
   uint64_t seen = stats_.commits;
   while (!stopping_) {
@@ -263,6 +273,12 @@ void Database::checkpointer_loop() {
     lock.unlock();
     Status s = (*db)->exec("PRAGMA wal_checkpoint(PASSIVE)");
     if (!s.is_ok()) MK_LOG_WARN("database {}: checkpoint failed: {}", name_, s.to_string());
+    auto wal_size = fs_.file_size(wal_path);
+    if (wal_size.is_ok() && *wal_size > kWalRestartBytes) {
+      Status t = (*db)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      if (!t.is_ok())
+        MK_LOG_DEBUG("database {}: WAL truncation postponed: {}", name_, t.to_string());
+    }
     lock.lock();
   }
 }
