@@ -589,8 +589,9 @@ struct RestorePlan {
 };
 
 // Every archived record of the database, from whichever tier has a good copy.
-Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers,
-                                                        const std::string& guid) {
+// Segments that end at or before `min_seq` are not read.
+Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers, const std::string& guid,
+                                                        int64_t min_seq) {
   std::map<int64_t, JournalRecord> out;
   for (Repository* r : tiers.tiers()) {
     auto segs = r->segments(guid);
@@ -599,6 +600,7 @@ Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers,
       continue;
     }
     for (const auto& seg : *segs) {
+      if (seg.last <= min_seq) continue;
       bool needed = false;
       for (int64_t s = seg.first; s <= seg.last && !needed; ++s) needed = !out.count(s);
       if (!needed) continue;
@@ -615,8 +617,11 @@ Result<std::map<int64_t, JournalRecord>> gather_journal(TierReader& tiers,
 
 }  // namespace
 
+// With `whole_journal`, every archived record up to the target (a restored database keeps
+// its journal); without, only what follows the base backup (one account into a live one).
 static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
-                                        const std::string& db, const RestoreOptions& options) {
+                                        const std::string& db, const RestoreOptions& options,
+                                        bool whole_journal) {
   RestorePlan plan;
   std::vector<SnapshotSummary> all;
   std::set<std::string> seen;
@@ -634,7 +639,14 @@ static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
   if (options.time_ms)
     for (const auto& s : all)
       if (s.time_ms <= *options.time_ms) plan.guid = s.database_guid;
-  MK_ASSIGN_OR_RETURN(auto journal, gather_journal(tiers, plan.guid));
+  // The newest base backup that can start this restore bounds what must be read.
+  int64_t min_seq = 0;
+  if (!whole_journal)
+    for (const auto& s : all)
+      if (s.database_guid == plan.guid &&
+          (options.seq ? s.seq <= *options.seq : !options.time_ms || s.time_ms <= *options.time_ms))
+        min_seq = std::max(min_seq, s.seq);
+  MK_ASSIGN_OR_RETURN(auto journal, gather_journal(tiers, plan.guid, min_seq));
   // Contiguous chain ending at the newest record we can reach from the start.
   std::vector<JournalRecord> chain;
   for (auto& [seq, rec] : journal) {
@@ -743,7 +755,7 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
   if (tiers.tiers().empty())
     return not_found("no repository can be opened" +
                      (problems.empty() ? "" : ": " + problems.front()));
-  MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options));
+  MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options, true));
   DatabaseState state;
   if (plan.base) {
     MK_ASSIGN_OR_RETURN(state, load_base(tiers, *plan.base, std::nullopt, std::nullopt));
@@ -816,7 +828,7 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
   if (tiers.tiers().empty())
     return not_found("no repository can be opened" +
                      (problems.empty() ? "" : ": " + problems.front()));
-  MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options));
+  MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options, false));
   DatabaseState state;
   if (plan.base) {
     MK_ASSIGN_OR_RETURN(state, load_base(tiers, *plan.base, account.guid, account.address));
