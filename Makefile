@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test run bench bench-lmtp bench-imap fuzz format clean
+.PHONY: all deps build test run bench bench-lmtp bench-imap bench-backup fuzz format clean
 
 all: build
 
@@ -20,12 +20,13 @@ test: build
 run: build
 	@sh scripts/run-demo.sh $(BUILD)/mailark var
 
-# Both benchmarks run even if the first one fails; the target fails if either did.
+# Every benchmark runs even if an earlier one fails; the target fails if any did.
 bench: build
 	@sh scripts/install-deps.sh --bench
 	@status=0; \
 	/usr/bin/python3 bench/lmtp_bench.py --mailark $(BUILD)/mailark || status=1; \
 	/usr/bin/python3 bench/imap_bench.py --mailark $(BUILD)/mailark || status=1; \
+	/usr/bin/python3 bench/backup_bench.py --mailark $(BUILD)/mailark || status=1; \
 	exit $$status
 
 bench-lmtp: build
@@ -35,6 +36,10 @@ bench-lmtp: build
 bench-imap: build
 	@sh scripts/install-deps.sh --bench
 	@/usr/bin/python3 bench/imap_bench.py --mailark $(BUILD)/mailark
+
+bench-backup: build
+	@sh scripts/install-deps.sh --bench
+	@/usr/bin/python3 bench/backup_bench.py --mailark $(BUILD)/mailark
 
 # Long libFuzzer runs (clang); `make test` runs a short bounded pass of every target.
 fuzz:

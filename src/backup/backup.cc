@@ -235,6 +235,50 @@ Result<ArchiveRange> BackupEngine::archived_range(Repository& repo, const std::s
   return r;
 }
 
+namespace {
+
+// A batch of bodies read from the database, verified on two threads, then stored in order.
+struct BodyCheck {
+  const ItemState* item;
+  std::string where;
+  bool present;
+  DatabaseSnapshot::StoredBytes stored;
+  std::optional<Result<DatabaseSnapshot::StoredMessage>> result;
+  std::unique_ptr<ItemState> owned = nullptr;  // when `item` is not from a state
+};
+
+void verify_batch(std::vector<BodyCheck>& batch) {
+  auto work = [&batch](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i)
+      batch[i].result = DatabaseSnapshot::verify_stored(batch[i].stored.bytes, batch[i].item->blob,
+                                                        batch[i].stored.is_file);
+  };
+  size_t half = batch.size() / 2;
+  auto other = std::async(std::launch::async, work, 0, half);
+  work(half, batch.size());
+  other.get();
+}
+
+// Verifies a batch of journal-named bodies and stores them; clears the batch.
+Status store_bodies(Repository& repo, std::vector<BodyCheck>& batch, uint64_t* new_messages,
+                    std::set<Digest>* shipped) {
+  if (batch.empty()) return Status::ok();
+  verify_batch(batch);
+  for (auto& c : batch) {
+    if (!c.result->is_ok())
+      return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
+    const auto& m = **c.result;
+    MK_RETURN_IF_ERROR(
+        repo.add_object(ObjectType::kMessage, c.item->blob, m.content, m.zstd_frame).status());
+    if (new_messages) ++*new_messages;
+    if (shipped) shipped->insert(c.item->blob);
+  }
+  batch.clear();
+  return Status::ok();
+}
+
+}  // namespace
+
 // Ships records (after, upto] from `snap` with the bodies they reference.
 static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::string& guid,
                            int64_t after, int64_t upto, ArchiveRange* range,
@@ -242,19 +286,27 @@ static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::
   while (after < upto) {
     MK_ASSIGN_OR_RETURN(auto records, snap.journal(after, std::min(kSegmentRecords, upto - after)));
     if (records.empty()) break;
+    // The bodies these records name that the repository lacks: read here, verified on two
+    // threads, stored in order.
+    std::vector<BodyCheck> batch;
+    std::set<Digest> queued;
     for (const auto& r : records) {
       auto p = json::parse(r.payload, nullptr, false);
       if (!p.is_object() || !p.contains("blob") || !p["blob"].is_string()) continue;
       auto blob = digest_from_hex(p["blob"].get<std::string>());
-      if (!blob || repo.has_object(*blob)) continue;
-      auto content = snap.message(*blob);
-      if (!content.is_ok())
-        return Status(content.status().code(), "journal record " + std::to_string(r.seq) + ": " +
-                                                   content.status().message());
-      MK_RETURN_IF_ERROR(repo.add_object(ObjectType::kMessage, *blob, *content).status());
-      if (new_messages) ++*new_messages;
-      if (shipped) shipped->insert(*blob);
+      if (!blob || repo.has_object(*blob) || !queued.insert(*blob).second) continue;
+      auto item = std::make_unique<ItemState>();
+      item->blob = *blob;
+      BodyCheck c{item.get(), "journal record " + std::to_string(r.seq), false, {}, std::nullopt};
+      auto stored = snap.stored_bytes(*blob);
+      if (!stored.is_ok())
+        return Status(stored.status().code(), c.where + ": " + stored.status().message());
+      c.stored = std::move(*stored);
+      c.owned = std::move(item);
+      batch.push_back(std::move(c));
+      if (batch.size() >= 256) MK_RETURN_IF_ERROR(store_bodies(repo, batch, new_messages, shipped));
     }
+    MK_RETURN_IF_ERROR(store_bodies(repo, batch, new_messages, shipped));
     MK_RETURN_IF_ERROR(repo.write_segment(guid, records));
     if (range->first == 0) range->first = records.front().seq;
     range->last = records.back().seq;
@@ -340,27 +392,6 @@ std::string folder_version(const FolderState& f) {
             f.subscribed, f.uidvalidity,  f.uidnext,        f.highestmodseq,
             f.created_ms, f.items.size(), f.expunged.size()};
   return "f" + to_hex(sha256(v.dump()));
-}
-
-// A batch of bodies read from the database, verified on two threads, then stored in order.
-struct BodyCheck {
-  const ItemState* item;
-  std::string where;
-  bool present;
-  DatabaseSnapshot::StoredBytes stored;
-  std::optional<Result<DatabaseSnapshot::StoredMessage>> result;
-};
-
-void verify_batch(std::vector<BodyCheck>& batch) {
-  auto work = [&batch](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; ++i)
-      batch[i].result = DatabaseSnapshot::verify_stored(batch[i].stored.bytes, batch[i].item->blob,
-                                                        batch[i].stored.is_file);
-  };
-  size_t half = batch.size() / 2;
-  auto other = std::async(std::launch::async, work, 0, half);
-  work(half, batch.size());
-  other.get();
 }
 
 }  // namespace

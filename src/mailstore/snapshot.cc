@@ -606,7 +606,7 @@ Result<DatabaseSnapshot::StoredMessage> DatabaseSnapshot::verify_stored(std::str
 Status MailStore::read_snapshot(const std::string& db_name,
                                 const std::function<Status(DatabaseSnapshot&)>& fn) {
   MK_ASSIGN_OR_RETURN(Database * db, database(db_name));
-  return db->read([&](SqliteDb& sql) -> Status {
+  return db->read_bulk([&](SqliteDb& sql) -> Status {
     SqlSnapshot snapshot(*db, sql);
     MK_RETURN_IF_ERROR(snapshot.init());
     return fn(snapshot);

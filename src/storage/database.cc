@@ -310,6 +310,17 @@ void Database::release_reader(std::unique_ptr<SqliteDb> db) {
   if (readers_.size() < kMaxReaders) readers_.push_back(std::move(db));
 }
 
+Status Database::read_bulk(const std::function<Status(SqliteDb&)>& fn) {
+  MK_ASSIGN_OR_RETURN(auto db, SqliteDb::open(sqlite_path(), false));
+  Status s = db->exec("BEGIN");
+  if (s.is_ok()) {
+    s = fn(*db);
+    Status e = db->exec("COMMIT");
+    if (s.is_ok()) s = e;
+  }
+  return s;
+}
+
 Status Database::read(const std::function<Status(SqliteDb&)>& fn) {
   MK_ASSIGN_OR_RETURN(auto db, acquire_reader());
   Status s = db->exec("BEGIN");

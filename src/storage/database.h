@@ -66,6 +66,10 @@ class Database {
 
   // Runs `fn` on a read connection inside one read transaction (a consistent snapshot).
   Status read(const std::function<Status(SqliteDb&)>& fn);
+  // read() on a connection of its own that does not map the file: for a long read of much of
+  // the database (a backup), where mmap's readahead would pull in the bodies stored between
+  // the metadata pages and page cache would fill with what is read once.
+  Status read_bulk(const std::function<Status(SqliteDb&)>& fn);
 
   GroupCommitStats commit_stats() const;
 
