@@ -1,5 +1,7 @@
 // The one mailark binary: `mailark serve` and every admin subcommand. Argument parsing
 // only (CLI11); the work is in src/admin.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -9,6 +11,11 @@
 namespace ma = mailark::admin;
 
 int main(int argc, char** argv) {
+  // Admin commands (backup, restore, verify) handle thousands of multi-megabyte buffers in a
+  // row: keep freed memory for reuse instead of mapping fresh zeroed pages for each one
+  // (page faults were 40% of a restore). `serve` sets its own policy (server.cc).
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"mailark: mail and groupware server with built-in disaster recovery"};
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   app.require_subcommand(1);
@@ -185,7 +192,8 @@ int main(int argc, char** argv) {
   restore->add_option("--time", restore_opts.time,
                       "State at this time (2026-11-24T10:00:00Z, -2h, @unix); default: latest");
   restore->add_option("--seq", restore_opts.seq, "State at this journal sequence number");
-  restore->add_flag("--dry-run", restore_opts.dry_run, "Print what would be restored, write nothing");
+  restore->add_flag("--dry-run", restore_opts.dry_run,
+                    "Print what would be restored, write nothing");
   restore->add_flag("-q,--quiet", restore_opts.quiet, "No progress output");
   restore->callback([&] { rc = ma::restore(config(), restore_opts); });
 

@@ -655,6 +655,8 @@ Result<SavedItem> MailStore::append(const Account& account, std::string_view fol
 
 Result<SavedItem> MailStore::restore_item(const Account& account, std::string_view folder,
                                           const ItemState& item, std::string_view raw) {
+  if (sha256(raw) != item.blob)
+    return corrupt("restored message " + to_hex(item.blob) + " does not match its digest");
   MK_ASSIGN_OR_RETURN(auto saved, restore_items(account, folder, {RestoredItem{&item, raw}}));
   return saved.front();
 }
@@ -831,8 +833,6 @@ Result<std::vector<SavedItem>> MailStore::restore_items(const Account& account,
   std::vector<PreparedSave> prepared;
   std::set<std::string> dirs;
   for (const auto& r : items) {
-    if (sha256(r.raw) != r.item->blob)
-      return corrupt("restored message " + to_hex(r.item->blob) + " does not match its digest");
     MessageInput input;
     input.raw = r.raw;
     input.internal_date_ms = r.item->internal_date_ms;

@@ -222,7 +222,9 @@ class MailStore {
   // operator restores what the user had. Journalled as "restore".
   Result<SavedItem> restore_item(const Account& account, std::string_view folder,
                                  const ItemState& item, std::string_view raw);
-  // restore_item for many items of one folder in one transaction (one fsync).
+  // restore_item for many items of one folder in one transaction (one fsync). Each raw body
+  // must hash to its item's blob digest: the caller verified it (a restore reads through the
+  // repository's verification); it becomes the content address.
   struct RestoredItem {
     const ItemState* item;
     std::string_view raw;

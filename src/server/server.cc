@@ -15,6 +15,7 @@
 #include "protocol/imap/imap_session.h"
 #include "protocol/lmtp/lmtp_session.h"
 #include "server/services.h"
+#include "storage/database.h"
 
 namespace mailark {
 
@@ -36,6 +37,7 @@ Status run_server(const Config& config) {
   // (glibc would otherwise raise the threshold after the first such free and keep them on
   // the heap). argon2 has its own scratch buffers.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  set_reader_mmap_bytes(int64_t{4} << 30);
   MK_ASSIGN_OR_RETURN(auto services, open_services(config));
   std::string ports_path = join_path(config.data_dir, "ports.json");
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);

@@ -6,6 +6,8 @@
 // synchronous=FULL the COMMIT is one WAL fsync shared by the whole batch.
 #include "storage/database.h"
 
+#include <atomic>
+
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -16,6 +18,7 @@ constexpr size_t kMaxBatch = 512;
 // Idle reader connections kept for reuse. Few: each maps the database file, and a burst of
 // work opens more for a moment.
 constexpr size_t kMaxReaders = 8;
+std::atomic<int64_t> g_reader_mmap_bytes{0};
 // The write-ahead log is truncated once it grows past this (see checkpointer_loop).
 constexpr uint64_t kWalRestartBytes = 64u << 20;
 constexpr int kWalRestartWaitMs = 200;
@@ -298,16 +301,21 @@ Result<std::unique_ptr<SqliteDb>> Database::acquire_reader() {
     }
   }
   MK_ASSIGN_OR_RETURN(auto db, SqliteDb::open(sqlite_path(), false));
-  // Readers map the file: IMAP walks the parse caches of thousands of messages per command,
-  // and through mmap those pages come from the shared page cache instead of a pread each
-  // (and no per-connection copy in SQLite's own cache).
-  MK_RETURN_IF_ERROR(db->exec("PRAGMA mmap_size=4294967296"));
+  // The server's readers map the file: IMAP walks the parse caches of thousands of messages
+  // per command, and through mmap those pages come from the shared page cache instead of a
+  // pread each (and no per-connection copy in SQLite's own cache).
+  if (int64_t bytes = g_reader_mmap_bytes.load(); bytes > 0)
+    MK_RETURN_IF_ERROR(db->exec("PRAGMA mmap_size=" + std::to_string(bytes)));
   return db;
 }
 
 void Database::release_reader(std::unique_ptr<SqliteDb> db) {
   std::lock_guard lock(readers_mu_);
   if (readers_.size() < kMaxReaders) readers_.push_back(std::move(db));
+}
+
+void set_reader_mmap_bytes(int64_t bytes) {
+  g_reader_mmap_bytes.store(bytes);
 }
 
 Status Database::read_bulk(const std::function<Status(SqliteDb&)>& fn) {

@@ -110,6 +110,12 @@ class Database {
   std::vector<std::unique_ptr<SqliteDb>> readers_;
 };
 
+// How much of each database file pooled read connections map (0: none, the default). The
+// server maps (IMAP walks parse caches of thousands of messages per command); one-shot
+// admin commands do not, since mmap's readahead reads far more than they need from a cold
+// cache. Set before databases are opened.
+void set_reader_mmap_bytes(int64_t bytes);
+
 // Creates the mail store tables on a fresh database (also used by tests and restore).
 Status create_database_schema(SqliteDb& db);
 
