@@ -23,6 +23,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int64_t kSegmentRecords = 5000;
+// A base backup with at least this many new bodies, and an eighth of all, reads them in one
+// scan of the message table.
+constexpr size_t kScanMinimum = 32;
 // Bodies above this size are blob files (mail_store.cc keeps smaller ones inline).
 constexpr uint64_t kInlineBodyLimit = 64 * 1024;
 
@@ -444,11 +447,41 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
           "journal of database " + db + " is broken at " + broken.front() +
           (broken.size() > 1 ? " (and " + std::to_string(broken.size() - 1) + " more)" : ""));
     MK_ASSIGN_OR_RETURN(DatabaseState state, snap.state());
+    std::set<Digest> shipped;  // bodies read, verified and stored just now
+    // Many new bodies (a first backup): read them in one scan of the message table, in its
+    // order, instead of one lookup each in the order of the journal or the folders.
+    {
+      std::set<Digest> wanted;
+      uint64_t items = 0;
+      for (const auto& [g, a] : state.accounts) {
+        items += a.items();
+        for (const auto& [fg, f] : a.folders)
+          for (const auto& [uid, it] : f.items)
+            if (!repo.has_object(it.blob)) wanted.insert(it.blob);
+      }
+      // A scan reads the whole table: worth it when a good share of it is new.
+      if (wanted.size() >= kScanMinimum && wanted.size() * 8 >= items) {
+        std::vector<BodyCheck> batch;
+        std::vector<std::unique_ptr<ItemState>> owned;
+        MK_RETURN_IF_ERROR(snap.scan_stored(
+            wanted, [&](const Digest& blob, DatabaseSnapshot::StoredBytes&& stored) -> Status {
+              auto item = std::make_unique<ItemState>();
+              item->blob = blob;
+              BodyCheck c{item.get(), "message " + to_hex(blob), false, std::move(stored),
+                          std::nullopt};
+              c.owned = std::move(item);
+              batch.push_back(std::move(c));
+              if (batch.size() >= 256)
+                return store_bodies(repo, batch, &out.new_messages, &shipped);
+              return Status::ok();
+            }));
+        MK_RETURN_IF_ERROR(store_bodies(repo, batch, &out.new_messages, &shipped));
+      }
+    }
     // The journal up to this snapshot is archived first: a restore point needs both.
     ArchiveRange range;
     MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
     int64_t before = range.last;
-    std::set<Digest> shipped;  // bodies read, verified and stored just now
     MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
                                     &out.new_messages, &shipped));
     impl_->archived[{repo.name(), snap.database_guid()}] = range;

@@ -455,6 +455,31 @@ class SqlSnapshot : public DatabaseSnapshot {
     return out;
   }
 
+  Status scan_stored(const std::set<Digest>& wanted,
+                     const std::function<Status(const Digest&, StoredBytes&&)>& fn) override {
+    MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT blob, data FROM messages"));
+    while (true) {
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      auto blob = digest_from_bytes(st.column_blob(0));
+      if (!blob || !wanted.count(*blob)) continue;
+      StoredBytes out;
+      if (!st.column_is_null(1)) {
+        out.bytes = st.column_blob(1);
+      } else {
+        out.is_file = true;
+        auto file = fs_read(db_.blobs().path_of(*blob));
+        if (!file.is_ok())
+          return file.status().code() == ErrorCode::kNotFound
+                     ? corrupt("blob file of message " + to_hex(*blob) + " is missing")
+                     : file.status();
+        out.bytes = std::move(*file);
+      }
+      MK_RETURN_IF_ERROR(fn(*blob, std::move(out)));
+    }
+    return Status::ok();
+  }
+
   Result<std::string> read_stored(const Digest& blob, bool* is_file) {
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT data FROM messages WHERE blob=?"));
     st.bind_blob(1, as_bytes(blob));

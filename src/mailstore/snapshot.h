@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,11 @@ class DatabaseSnapshot {
   virtual Result<StoredBytes> stored_bytes(const Digest& blob) = 0;
   static Result<StoredMessage> verify_stored(std::string_view stored, const Digest& blob,
                                              bool is_file);
+  // Every stored message whose digest is in `wanted`, in the table's order (one scan reads a
+  // cold database several times faster than a lookup per message); `fn` gets the stored
+  // bytes, unverified. Stops at the first error `fn` returns.
+  virtual Status scan_stored(const std::set<Digest>& wanted,
+                             const std::function<Status(const Digest&, StoredBytes&&)>& fn) = 0;
   // Last modification of the message's blob file (ms), or 0 when the body is kept inline in
   // the database. Lets an incremental backup re-read files changed since the last one.
   virtual int64_t message_file_mtime(const Digest& blob) = 0;
