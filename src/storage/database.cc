@@ -320,9 +320,8 @@ void set_reader_mmap_bytes(int64_t bytes) {
 
 Status Database::read_bulk(const std::function<Status(SqliteDb&)>& fn) {
   MK_ASSIGN_OR_RETURN(auto db, SqliteDb::open(sqlite_path(), false));
-  // Room for every interior page of the message table (a few MB per GB of mail): a bulk
-  // read looks up each message by digest, and without them cached every lookup went back to
-  // the file for each level of the tree.
+  // Room for every interior page of the message table (a few MB per GB of mail), so the
+  // lookups of a bulk read do not go back to the file for the upper levels of the tree.
   MK_RETURN_IF_ERROR(db->exec("PRAGMA cache_size=-65536"));
   Status s = db->exec("BEGIN");
   if (s.is_ok()) {
