@@ -1010,7 +1010,7 @@ class Bench:
                         fmt_bytes(r.get("uploaded_bytes"))))
         if self.diagnostics:
             log("diagnostics (mailark `backup run` repeated after the rows; the difference "
-                "between the last two is the scrub re-reading 1/8 of the bodies):")
+                "between the last two is the scrub re-reading 1/scrub_rotation of the bodies):")
             for key, r in self.diagnostics.items():
                 log("  %-50s %7.1f | %6.1f | %7s | %9s / %9s | %5.1f%s" % (
                     r["what"], r["elapsed_s"], r["cpu_user_s"] + r["cpu_sys_s"],

@@ -26,8 +26,6 @@ constexpr int64_t kSegmentRecords = 5000;
 // A base backup with at least this many new bodies, and an eighth of all, reads them in one
 // scan of the message table.
 constexpr size_t kScanMinimum = 32;
-// Bodies above this size are blob files (mail_store.cc keeps smaller ones inline).
-constexpr uint64_t kInlineBodyLimit = 64 * 1024;
 
 std::string hostname() {
   char buf[256] = {0};
@@ -810,15 +808,20 @@ static Result<DatabaseState> load_base(TierReader& tiers, const SnapshotSummary&
   return state;
 }
 
-Result<RestoreReport> BackupEngine::restore_database(const std::string& db, const std::string& into,
-                                                     const RestoreOptions& options,
-                                                     Progress& progress) {
+Result<TierReader> BackupEngine::open_tiers() {
   std::vector<std::string> problems;
   TierReader tiers(open_all(&problems));
   for (const auto& p : problems) MK_LOG_WARN("repository {}", p);
   if (tiers.tiers().empty())
     return not_found("no repository can be opened" +
                      (problems.empty() ? "" : ": " + problems.front()));
+  return tiers;
+}
+
+Result<RestoreReport> BackupEngine::restore_database(const std::string& db, const std::string& into,
+                                                     const RestoreOptions& options,
+                                                     Progress& progress) {
+  MK_ASSIGN_OR_RETURN(TierReader tiers, open_tiers());
   MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options, true));
   DatabaseState state;
   if (plan.base) {
@@ -886,12 +889,7 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
                                                     const std::string& into_folder,
                                                     const RestoreOptions& options,
                                                     Progress& progress) {
-  std::vector<std::string> problems;
-  TierReader tiers(open_all(&problems));
-  for (const auto& p : problems) MK_LOG_WARN("repository {}", p);
-  if (tiers.tiers().empty())
-    return not_found("no repository can be opened" +
-                     (problems.empty() ? "" : ": " + problems.front()));
+  MK_ASSIGN_OR_RETURN(TierReader tiers, open_tiers());
   MK_ASSIGN_OR_RETURN(RestorePlan plan, plan_restore(*this, tiers, db, options, false));
   DatabaseState state;
   if (plan.base) {

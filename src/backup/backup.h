@@ -20,6 +20,8 @@
 
 namespace mailark {
 
+class TierReader;
+
 struct RepositorySettings {
   std::string name;
   std::string type = "local";  // "local" or "s3"
@@ -197,6 +199,8 @@ class BackupEngine {
                       const std::map<std::string, int64_t>& oldest_kept_seq);
   void invalidate_archive_cache(const std::string& repo);
   Status check_not_pruning(Repository& repo);
+  // Every repository that opens, in restore order (kNotFound when none does).
+  Result<TierReader> open_tiers();
   HealthReport health_from_record(const std::vector<std::string>& databases, int64_t now);
   struct Impl;
   std::unique_ptr<Impl> impl_;

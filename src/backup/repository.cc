@@ -74,6 +74,29 @@ Result<std::string> unpack_content(std::string_view packed, uint64_t limit) {
   return out;
 }
 
+// One object's entry in a pack header or an index file (the layout is the same):
+// u8 type, id (32), u64le offset, u32le sealed length, u64le content length.
+void put_entry(std::string& out, const Digest& id, const ObjectLocation& loc) {
+  out.push_back(static_cast<char>(loc.type));
+  out.append(as_bytes(id));
+  put_u64(out, loc.offset);
+  put_u32(out, loc.length);
+  put_u64(out, loc.raw_length);
+}
+
+// The entry at `p` (the caller checked that kEntrySize bytes are there).
+std::pair<Digest, ObjectLocation> get_entry(std::string_view b, size_t p, const Digest& pack) {
+  ObjectLocation loc;
+  loc.pack = pack;
+  loc.type = static_cast<ObjectType>(b[p]);
+  Digest id{};
+  std::copy(b.begin() + p + 1, b.begin() + p + 33, id.begin());
+  loc.offset = get_le(b, p + 33, 8);
+  loc.length = static_cast<uint32_t>(get_le(b, p + 41, 4));
+  loc.raw_length = get_le(b, p + 45, 8);
+  return {id, loc};
+}
+
 std::string object_context(const Digest& id) {
   return "mailark-object:" + to_hex(id);
 }
@@ -260,18 +283,7 @@ Result<std::vector<std::pair<Digest, ObjectLocation>>> Repository::read_pack_hea
   uint64_t n = get_le(header, 0, 4);
   if (header.size() != 4 + n * kEntrySize) return corrupt("pack header has the wrong length");
   std::vector<std::pair<Digest, ObjectLocation>> out;
-  for (uint64_t i = 0; i < n; ++i) {
-    size_t p = 4 + i * kEntrySize;
-    ObjectLocation loc;
-    loc.pack = pack;
-    loc.type = static_cast<ObjectType>(header[p]);
-    Digest id{};
-    std::copy(header.begin() + p + 1, header.begin() + p + 33, id.begin());
-    loc.offset = get_le(header, p + 33, 8);
-    loc.length = static_cast<uint32_t>(get_le(header, p + 41, 4));
-    loc.raw_length = get_le(header, p + 45, 8);
-    out.emplace_back(id, loc);
-  }
+  for (uint64_t i = 0; i < n; ++i) out.push_back(get_entry(header, 4 + i * kEntrySize, pack));
   return out;
 }
 
@@ -320,17 +332,7 @@ Status Repository::load_index(bool read_only, std::vector<RepositoryProblem>* pr
       }
       pack_sizes_[pack] = size;
       indexed.insert(pack);
-      for (uint64_t k = 0; k < n; ++k, p += kEntrySize) {
-        ObjectLocation loc;
-        loc.pack = pack;
-        loc.type = static_cast<ObjectType>(b[p]);
-        Digest id{};
-        std::copy(b.begin() + p + 1, b.begin() + p + 33, id.begin());
-        loc.offset = get_le(b, p + 33, 8);
-        loc.length = static_cast<uint32_t>(get_le(b, p + 41, 4));
-        loc.raw_length = get_le(b, p + 45, 8);
-        index_.emplace(id, loc);
-      }
+      for (uint64_t k = 0; k < n; ++k, p += kEntrySize) index_.insert(get_entry(b, p, pack));
     }
     if (!ok) report("index " + hex.substr(0, 12), "damaged: entries are truncated");
   }
@@ -432,13 +434,7 @@ Status Repository::finish_pack() {
   if (pending_.empty()) return Status::ok();
   std::string header;
   put_u32(header, static_cast<uint32_t>(pending_.size()));
-  for (const auto& e : pending_) {
-    header.push_back(static_cast<char>(e.location.type));
-    header.append(as_bytes(e.id));
-    put_u64(header, e.location.offset);
-    put_u32(header, e.location.length);
-    put_u64(header, e.location.raw_length);
-  }
+  for (const auto& e : pending_) put_entry(header, e.id, e.location);
   MK_ASSIGN_OR_RETURN(std::string sealed, key_->seal(cipher_, header, "mailark-pack-header"));
   pack_ += sealed;
   put_u32(pack_, static_cast<uint32_t>(sealed.size()));
@@ -471,13 +467,7 @@ Status Repository::write_index() {
     b.append(as_bytes(pack));
     put_u64(b, pack_sizes_[pack]);
     put_u32(b, static_cast<uint32_t>(entries.size()));
-    for (const auto& [id, loc] : entries) {
-      b.push_back(static_cast<char>(loc.type));
-      b.append(as_bytes(id));
-      put_u64(b, loc.offset);
-      put_u32(b, loc.length);
-      put_u64(b, loc.raw_length);
-    }
+    for (const auto& [id, loc] : entries) put_entry(b, id, loc);
   }
   MK_ASSIGN_OR_RETURN(std::string file, seal_file(kIndexMagic, b, "mailark-index"));
   last_index_written_ = "index/" + to_hex(sha256(file));

@@ -17,10 +17,9 @@ Digest must_digest(const std::string& hex) {
 json folder_tree(const FolderState& f) {
   json items = json::array();
   for (const auto& [uid, it] : f.items) {
-    std::string flags;
-    for (const auto& fl : it.flags) flags += (flags.empty() ? "" : " ") + fl;
     items.push_back({it.uid, it.guid.hex(), it.ingress_id ? it.ingress_id->hex() : "",
-                     to_hex(it.blob), it.size, it.internal_date_ms, flags, it.modseq, it.saved_ms});
+                     to_hex(it.blob), it.size, it.internal_date_ms, join_flags(it.flags), it.modseq,
+                     it.saved_ms});
   }
   json expunged = json::array();
   for (const auto& [uid, modseq] : f.expunged) expunged.push_back({uid, modseq});
@@ -59,14 +58,7 @@ Result<FolderState> folder_from_tree(const json& j) {
       it.blob = must_digest(e.at(3).get<std::string>());
       it.size = e.at(4).get<uint64_t>();
       it.internal_date_ms = e.at(5).get<int64_t>();
-      std::string flags = e.at(6).get<std::string>();
-      size_t pos = 0;
-      while (pos < flags.size()) {
-        size_t sp = flags.find(' ', pos);
-        if (sp == std::string::npos) sp = flags.size();
-        if (sp > pos) it.flags.push_back(flags.substr(pos, sp - pos));
-        pos = sp + 1;
-      }
+      it.flags = split_flags(e.at(6).get<std::string>());
       it.modseq = e.at(7).get<uint64_t>();
       it.saved_ms = e.at(8).get<int64_t>();
       f.items.emplace(it.uid, std::move(it));

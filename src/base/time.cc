@@ -62,13 +62,20 @@ std::optional<int64_t> parse_duration_ms(std::string_view text) {
   if (i == 0) return std::nullopt;
   std::string_view unit = text.substr(i);
   int64_t mult;
-  if (unit == "ms") mult = 1;
-  else if (unit == "s" || unit.empty()) mult = 1000;
-  else if (unit == "m" || unit == "min") mult = 60'000;
-  else if (unit == "h") mult = 3'600'000;
-  else if (unit == "d") mult = 86'400'000;
-  else if (unit == "w") mult = 7 * 86'400'000LL;
-  else return std::nullopt;
+  if (unit == "ms")
+    mult = 1;
+  else if (unit == "s" || unit.empty())
+    mult = 1000;
+  else if (unit == "m" || unit == "min")
+    mult = 60'000;
+  else if (unit == "h")
+    mult = 3'600'000;
+  else if (unit == "d")
+    mult = 86'400'000;
+  else if (unit == "w")
+    mult = 7 * 86'400'000LL;
+  else
+    return std::nullopt;
   return value * mult;
 }
 
@@ -155,12 +162,18 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
   for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double mult;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "K" || unit == "KB" || unit == "KIB") mult = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MIB") mult = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB" || unit == "GIB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "TB" || unit == "TIB") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "TB" || unit == "TIB")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return std::nullopt;
   double bytes = v * mult;
   if (bytes > 1.8e19) return std::nullopt;
   return static_cast<uint64_t>(bytes);
@@ -175,8 +188,10 @@ std::string format_size(uint64_t bytes) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
   return buf;
 }
 

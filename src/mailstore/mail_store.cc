@@ -14,9 +14,6 @@
 
 namespace mailark {
 
-// Messages up to this size are stored inside the database (see docs/formats/database.md).
-constexpr size_t kInlineBlobLimit = 64 * 1024;
-
 const SpecialFolder kDefaultFolders[6] = {{"INBOX", ""},          {"Sent", "\\Sent"},
                                           {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"},
                                           {"Junk", "\\Junk"},     {"Archive", "\\Archive"}};
@@ -33,27 +30,6 @@ struct FolderRow {
   uint32_t uidnext = 1;
   uint64_t highestmodseq = 0;
 };
-
-std::string join_flags(const std::vector<std::string>& flags) {
-  std::string out;
-  for (const auto& f : flags) {
-    if (!out.empty()) out += ' ';
-    out += f;
-  }
-  return out;
-}
-
-std::vector<std::string> split_flags(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t sp = text.find(' ', pos);
-    if (sp == std::string::npos) sp = text.size();
-    if (sp > pos) out.push_back(text.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  return out;
-}
 
 bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
   for (const auto& f : flags)
@@ -271,6 +247,27 @@ bool valid_flag(const std::string& f) {
 }
 
 }  // namespace
+
+std::string join_flags(const std::vector<std::string>& flags) {
+  std::string out;
+  for (const auto& f : flags) {
+    if (!out.empty()) out += ' ';
+    out += f;
+  }
+  return out;
+}
+
+std::vector<std::string> split_flags(std::string_view text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t sp = text.find(' ', pos);
+    if (sp == std::string_view::npos) sp = text.size();
+    if (sp > pos) out.emplace_back(text.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
 
 std::vector<std::string> normalize_flags(std::vector<std::string> flags) {
   static const char* kSystem[] = {"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"};
@@ -712,7 +709,7 @@ Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
   // metadata in one group commit. Larger ones get a blob file, written and fsynced before
   // the metadata that references it; its directory entry is made durable by the group
   // commit (sync_dirs) right before the SQLite commit.
-  if (input.raw.size() <= kInlineBlobLimit) {
+  if (input.raw.size() <= kInlineBodyLimit) {
     p.put.digest = input.digest ? *input.digest : sha256(input.raw);
     p.inline_data = BlobStore::encode(input.raw);
     p.put.stored_size = p.inline_data.size();

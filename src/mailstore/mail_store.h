@@ -128,6 +128,13 @@ extern const SpecialFolder kDefaultFolders[6];
 // level, at most 255 bytes a level; any case of "inbox" becomes "INBOX".
 Result<std::string> normalize_folder_name(std::string_view name);
 std::vector<std::string> normalize_flags(std::vector<std::string> flags);
+// Flags as stored: one space between them ("\\Seen $Work").
+std::string join_flags(const std::vector<std::string>& flags);
+std::vector<std::string> split_flags(std::string_view text);
+
+// Message bodies up to this size are kept inside the database row; larger ones are blob
+// files (docs/formats/database.md).
+inline constexpr size_t kInlineBodyLimit = 64 * 1024;
 
 class MailStore {
  public:

@@ -16,30 +16,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// Messages up to this size are kept inline in the database row (as in mail_store.cc).
-constexpr size_t kInlineLimit = 64 * 1024;
-
-std::vector<std::string> split_flags(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t sp = text.find(' ', pos);
-    if (sp == std::string::npos) sp = text.size();
-    if (sp > pos) out.push_back(text.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  return out;
-}
-
-std::string join_flags(const std::vector<std::string>& flags) {
-  std::string out;
-  for (const auto& f : flags) {
-    if (!out.empty()) out += ' ';
-    out += f;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------- replay
 
 class Replay {
@@ -384,35 +360,10 @@ class SqlSnapshot : public DatabaseSnapshot {
 
   Result<int64_t> verify_journal(const std::function<void(int64_t, const std::string&)>& problem,
                                  int64_t from_seq, const Digest& from_hash) override {
-    int64_t n = 0;
-    if (from_seq <= 0 || from_seq > seq_) {
-      MK_ASSIGN_OR_RETURN(n, journal::verify_chain(sql_, problem));
-    } else {
-      int64_t after = from_seq;
-      Digest prev = from_hash;
-      while (after < seq_) {
-        MK_ASSIGN_OR_RETURN(auto records, journal(after, 5000));
-        if (records.empty()) break;
-        for (const auto& r : records) {
-          if (r.seq != after + 1)
-            problem(r.seq, "gap in journal: expected seq " + std::to_string(after + 1));
-          if (r.prev_hash != prev)
-            problem(r.seq, "broken chain: prev_hash does not match the hash of record " +
-                               std::to_string(r.seq - 1));
-          if (journal::compute_hash(r) != r.hash)
-            problem(r.seq, "record hash does not match its contents");
-          prev = r.hash;
-          after = r.seq;
-          ++n;
-        }
-      }
-      // The record an earlier walk ended on is still the one there.
-      MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT hash FROM journal WHERE seq=?"));
-      st.bind(1, from_seq);
-      MK_ASSIGN_OR_RETURN(bool row, st.step());
-      if (!row || digest_from_bytes(st.column_blob(0)) != from_hash)
-        problem(from_seq, "record differs from the one the previous backup verified");
-    }
+    // Records committed after this snapshot began are not visible to its transaction.
+    MK_ASSIGN_OR_RETURN(
+        int64_t n, journal::verify_chain(
+                       sql_, problem, from_seq > 0 && from_seq <= seq_ ? from_seq : 0, from_hash));
     // The newest record must be the one the commit recorded (a lost tail shows here).
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT value FROM meta WHERE key='journal_head'"));
     MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -427,20 +378,8 @@ class SqlSnapshot : public DatabaseSnapshot {
   }
 
   Result<std::string> message(const Digest& blob) override {
-    MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT data, size FROM messages WHERE blob=?"));
-    st.bind_blob(1, as_bytes(blob));
-    MK_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) return not_found("database " + db_.name() + " has no message " + to_hex(blob));
-    if (!st.column_is_null(0)) {
-      auto r = BlobStore::decode_verified(st.column_blob(0), blob);
-      if (!r.is_ok())
-        return corrupt("message " + to_hex(blob) + " (inline): " + r.status().message());
-      return r;
-    }
-    auto r = db_.blobs().get(blob);
-    if (!r.is_ok() && r.status().code() == ErrorCode::kNotFound)
-      return corrupt("blob file of message " + to_hex(blob) + " is missing");
-    return r;
+    MK_ASSIGN_OR_RETURN(StoredMessage m, stored_message(blob));
+    return std::move(m.content);
   }
 
   Result<StoredMessage> stored_message(const Digest& blob) override {
@@ -683,20 +622,8 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
     for (size_t i = 0; i < journal.size();) {
       size_t end = std::min(journal.size(), i + 2000);
       MK_RETURN_IF_ERROR(db->write([&](WriteTx& tx) -> Status {
-        MK_ASSIGN_OR_RETURN(auto ins,
-                            tx.db().prepare("INSERT INTO journal VALUES (?,?,?,?,?,?,?,?)"));
         for (size_t k = i; k < end; ++k) {
-          const JournalRecord& r = journal[k];
-          ins.bind(1, r.seq)
-              .bind(2, r.time_ms)
-              .bind(3, r.op)
-              .bind_blob(4, r.account.raw())
-              .bind_blob(5, r.item.raw())
-              .bind_blob(6, r.payload)
-              .bind_blob(7, as_bytes(r.prev_hash))
-              .bind_blob(8, as_bytes(r.hash));
-          MK_RETURN_IF_ERROR(ins.run());
-          ins.reset();
+          MK_RETURN_IF_ERROR(journal::insert(tx.db(), journal[k]));
         }
         return Status::ok();
       }));
@@ -763,7 +690,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
             m.blob = item->blob;
             m.size = raw.size();
             m.info = serialize_message_info(parse_message(raw));
-            if (raw.size() <= kInlineLimit) {
+            if (raw.size() <= kInlineBodyLimit) {
               m.data = BlobStore::encode(raw);
               m.stored_size = m.data.size();
             } else {

@@ -39,10 +39,13 @@ class SnapshotTest : public ::testing::Test {
   }
   std::vector<JournalRecord> read_journal() {
     std::vector<JournalRecord> out;
-    EXPECT_TRUE(store_->read_snapshot("db1", [&](DatabaseSnapshot& snap) -> Status {
-      MK_ASSIGN_OR_RETURN(out, snap.journal(0, 1 << 30));
-      return Status::ok();
-    }).is_ok());
+    EXPECT_TRUE(store_
+                    ->read_snapshot("db1",
+                                    [&](DatabaseSnapshot& snap) -> Status {
+                                      MK_ASSIGN_OR_RETURN(out, snap.journal(0, 1 << 30));
+                                      return Status::ok();
+                                    })
+                    .is_ok());
     return out;
   }
   // A history that uses every journalled operation.
@@ -57,7 +60,8 @@ class SnapshotTest : public ::testing::Test {
     ASSERT_TRUE(store_->copy(alice_, "INBOX", {1, 2}, "Projects/2026").is_ok());
     ASSERT_TRUE(store_->move(alice_, "INBOX", {3, 4}, "Archive").is_ok());
     ASSERT_TRUE(store_->move(alice_, "Archive", {1}, "Archive").is_ok());  // same folder
-    ASSERT_TRUE(store_->store_flags(alice_, "INBOX", {1, 5}, FlagOp::kAdd, {"\\Seen", "$Work"}).is_ok());
+    ASSERT_TRUE(
+        store_->store_flags(alice_, "INBOX", {1, 5}, FlagOp::kAdd, {"\\Seen", "$Work"}).is_ok());
     ASSERT_TRUE(store_->store_flags(alice_, "INBOX", {5}, FlagOp::kAdd, {"\\Deleted"}).is_ok());
     point();
     ASSERT_TRUE(store_->expunge(alice_, "INBOX", std::nullopt).is_ok());
@@ -138,21 +142,26 @@ TEST_F(SnapshotTest, BuiltDatabaseReadsBackEqual) {
   DatabaseState state = read_state();
   auto journal = read_journal();
   std::map<Digest, std::string> bodies;
-  ASSERT_TRUE(store_->read_snapshot("db1", [&](DatabaseSnapshot& snap) -> Status {
-    for (const auto& [g, a] : state.accounts)
-      for (const auto& [fg, f] : a.folders)
-        for (const auto& [uid, it] : f.items) {
-          MK_ASSIGN_OR_RETURN(bodies[it.blob], snap.message(it.blob));
-        }
-    return Status::ok();
-  }).is_ok());
+  ASSERT_TRUE(store_
+                  ->read_snapshot("db1",
+                                  [&](DatabaseSnapshot& snap) -> Status {
+                                    for (const auto& [g, a] : state.accounts)
+                                      for (const auto& [fg, f] : a.folders)
+                                        for (const auto& [uid, it] : f.items) {
+                                          MK_ASSIGN_OR_RETURN(bodies[it.blob],
+                                                              snap.message(it.blob));
+                                        }
+                                    return Status::ok();
+                                  })
+                  .is_ok());
   uint64_t last_done = 0;
   Status s = store_->build_database(
       "copy", state, journal, "db1@" + std::to_string(state.seq),
       [&](const Digest& d) -> Result<std::string> { return bodies.at(d); },
       [&](uint64_t done, uint64_t) { last_done = done; });
   ASSERT_TRUE(s.is_ok()) << s.to_string();
-  EXPECT_EQ(last_done, state.accounts.at(alice_.guid).items() + state.accounts.at(bob_.guid).items());
+  EXPECT_EQ(last_done,
+            state.accounts.at(alice_.guid).items() + state.accounts.at(bob_.guid).items());
   EXPECT_EQ(first_difference(state, read_state("copy")), "");
   EXPECT_EQ(store_->build_database("copy", state, journal, "", nullptr).code(), ErrorCode::kExists);
   // The copy works as a live database: a new change continues its journal.
@@ -165,14 +174,17 @@ TEST_F(SnapshotTest, CorruptMessageIsNamed) {
   ASSERT_TRUE(store_->deliver(alice_, msg("x"), Guid::random()).is_ok());
   DatabaseState state = read_state();
   Digest blob = state.accounts.at(alice_.guid).folder_named("INBOX")->items.begin()->second.blob;
-  ASSERT_TRUE(alice_.db->write([&](WriteTx& tx) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare("UPDATE messages SET data=? WHERE blob=?"));
-    st.bind_blob(1, BlobStore::encode("Subject: forged\r\n\r\n")).bind_blob(2, as_bytes(blob));
-    return st.run();
-  }).is_ok());
-  Status s = store_->read_snapshot("db1", [&](DatabaseSnapshot& snap) -> Status {
-    return snap.message(blob).status();
-  });
+  ASSERT_TRUE(alice_.db
+                  ->write([&](WriteTx& tx) -> Status {
+                    MK_ASSIGN_OR_RETURN(auto st,
+                                        tx.db().prepare("UPDATE messages SET data=? WHERE blob=?"));
+                    st.bind_blob(1, BlobStore::encode("Subject: forged\r\n\r\n"))
+                        .bind_blob(2, as_bytes(blob));
+                    return st.run();
+                  })
+                  .is_ok());
+  Status s = store_->read_snapshot(
+      "db1", [&](DatabaseSnapshot& snap) -> Status { return snap.message(blob).status(); });
   EXPECT_EQ(s.code(), ErrorCode::kCorrupt);
   EXPECT_NE(s.message().find(to_hex(blob)), std::string::npos);
 }

@@ -314,6 +314,17 @@ void Database::release_reader(std::unique_ptr<SqliteDb> db) {
   if (readers_.size() < kMaxReaders) readers_.push_back(std::move(db));
 }
 
+// Runs `fn` inside BEGIN ... COMMIT on `db` (one consistent snapshot).
+static Status in_read_transaction(SqliteDb& db, const std::function<Status(SqliteDb&)>& fn) {
+  Status s = db.exec("BEGIN");
+  if (s.is_ok()) {
+    s = fn(db);
+    Status e = db.exec("COMMIT");
+    if (s.is_ok()) s = e;
+  }
+  return s;
+}
+
 void set_reader_mmap_bytes(int64_t bytes) {
   g_reader_mmap_bytes.store(bytes);
 }
@@ -323,23 +334,12 @@ Status Database::read_bulk(const std::function<Status(SqliteDb&)>& fn) {
   // Room for every interior page of the message table (a few MB per GB of mail), so the
   // lookups of a bulk read do not go back to the file for the upper levels of the tree.
   MK_RETURN_IF_ERROR(db->exec("PRAGMA cache_size=-65536"));
-  Status s = db->exec("BEGIN");
-  if (s.is_ok()) {
-    s = fn(*db);
-    Status e = db->exec("COMMIT");
-    if (s.is_ok()) s = e;
-  }
-  return s;
+  return in_read_transaction(*db, fn);
 }
 
 Status Database::read(const std::function<Status(SqliteDb&)>& fn) {
   MK_ASSIGN_OR_RETURN(auto db, acquire_reader());
-  Status s = db->exec("BEGIN");
-  if (s.is_ok()) {
-    s = fn(*db);
-    Status e = db->exec("COMMIT");
-    if (s.is_ok()) s = e;
-  }
+  Status s = in_read_transaction(*db, fn);
   release_reader(std::move(db));
   return s;
 }

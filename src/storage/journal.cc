@@ -57,7 +57,8 @@ Digest compute_hash(const JournalRecord& r) {
 }
 
 Result<JournalRecord> append(SqliteDb& db, JournalRecord record) {
-  MK_ASSIGN_OR_RETURN(auto last, db.prepare("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"));
+  MK_ASSIGN_OR_RETURN(auto last,
+                      db.prepare("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"));
   MK_ASSIGN_OR_RETURN(bool has_row, last.step());
   record.seq = 1;
   record.prev_hash = Digest{};
@@ -68,6 +69,11 @@ Result<JournalRecord> append(SqliteDb& db, JournalRecord record) {
     record.prev_hash = *prev;
   }
   record.hash = compute_hash(record);
+  MK_RETURN_IF_ERROR(insert(db, record));
+  return record;
+}
+
+Status insert(SqliteDb& db, const JournalRecord& record) {
   MK_ASSIGN_OR_RETURN(auto ins, db.prepare("INSERT INTO journal VALUES (?,?,?,?,?,?,?,?)"));
   ins.bind(1, record.seq)
       .bind(2, record.time_ms)
@@ -77,8 +83,7 @@ Result<JournalRecord> append(SqliteDb& db, JournalRecord record) {
       .bind_blob(6, record.payload)
       .bind_blob(7, as_bytes(record.prev_hash))
       .bind_blob(8, as_bytes(record.hash));
-  MK_RETURN_IF_ERROR(ins.run());
-  return record;
+  return ins.run();
 }
 
 Result<int64_t> last_seq(SqliteDb& db) {
@@ -107,13 +112,25 @@ Result<std::vector<JournalRecord>> read(SqliteDb& db, int64_t after, int64_t lim
 }
 
 Result<int64_t> verify_chain(SqliteDb& db,
-                             const std::function<void(int64_t, const std::string&)>& problem) {
+                             const std::function<void(int64_t, const std::string&)>& problem,
+                             int64_t after, const Digest& after_hash) {
   MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kColumns +
-                                          " FROM journal ORDER BY seq"));
+                                          " FROM journal WHERE seq >= ? ORDER BY seq"));
+  st.bind(1, after);
   int64_t n = 0;
   int64_t expect_seq = 0;
   Digest prev{};
   bool first = true;
+  if (after > 0) {
+    // Record `after` itself: unchanged since the earlier walk; the rest chains from it.
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    JournalRecord start = row ? row_to_record(st) : JournalRecord{};
+    if (start.seq != after || start.hash != after_hash || compute_hash(start) != start.hash)
+      problem(after, "record differs from the one an earlier verification ended on");
+    prev = after_hash;
+    expect_seq = after + 1;
+    first = false;
+  }
   while (true) {
     MK_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) break;
@@ -126,8 +143,7 @@ Result<int64_t> verify_chain(SqliteDb& db,
     if (!first && r.prev_hash != prev)
       problem(r.seq, "broken chain: prev_hash does not match the hash of record " +
                          std::to_string(r.seq - 1));
-    if (compute_hash(r) != r.hash)
-      problem(r.seq, "record hash does not match its contents");
+    if (compute_hash(r) != r.hash) problem(r.seq, "record hash does not match its contents");
     first = false;
     prev = r.hash;
     expect_seq = r.seq + 1;

@@ -36,6 +36,10 @@ Digest compute_hash(const JournalRecord& record);
 // Appends a record inside the caller's open write transaction; fills seq, prev_hash, hash.
 Result<JournalRecord> append(SqliteDb& db, JournalRecord record);
 
+// Inserts a record exactly as given (seq, hashes and all), inside the caller's open write
+// transaction: a restored database takes the source's records verbatim.
+Status insert(SqliteDb& db, const JournalRecord& record);
+
 // Highest sequence number, 0 for an empty journal.
 Result<int64_t> last_seq(SqliteDb& db);
 Result<int64_t> count(SqliteDb& db);
@@ -45,8 +49,11 @@ Result<std::vector<JournalRecord>> read(SqliteDb& db, int64_t after, int64_t lim
 
 // Walks the chain and calls `problem` for every record that breaks it (a gap, a wrong
 // prev_hash, a hash that does not match its fields). Returns the number of records read.
+// With `after` > 0 only the records after it are walked: record `after` must still hash to
+// `after_hash` (what an earlier walk ended on) and the next one must chain to it.
 Result<int64_t> verify_chain(SqliteDb& db,
-                             const std::function<void(int64_t seq, const std::string&)>& problem);
+                             const std::function<void(int64_t seq, const std::string&)>& problem,
+                             int64_t after = 0, const Digest& after_hash = Digest{});
 
 }  // namespace journal
 }  // namespace mailark

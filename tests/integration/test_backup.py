@@ -155,6 +155,11 @@ class BackupTest(h.MailarkTestCase):
         seq = checkpoints[1][1]["seq"]
         inst.cli("restore", "--db", "db1", "--seq", str(seq), "--into", "byseq")
         self.assertSameState(checkpoints[1][1], self.dump(inst, "byseq"), "restore by seq")
+        # The key can be printed for safekeeping, and it is the key the repository uses.
+        with open(os.path.join(inst.data, "backup.key")) as f:
+            key = f.read().strip()
+        self.assertIn(key, inst.cli("backup", "key", "export").out)
+        self.assertEqual(oct(os.stat(os.path.join(inst.data, "backup.key")).st_mode & 0o777), "0o600")
         # A recovery database is never routed: the directory does not list it.
         self.assertNotIn("latest", inst.cli("db", "list").out)
         # Dry run: counts, nothing written.
