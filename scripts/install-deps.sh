@@ -5,11 +5,11 @@ set -eu
 
 BUILD="build-essential cmake ninja-build pkg-config ccache git
   libcurl4-openssl-dev libsqlite3-dev sqlite3 libzstd-dev libgmime-3.0-dev libglib2.0-dev libssl-dev libargon2-dev
-  libboost-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+  libboost-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libical-dev libexpat1-dev
   libgtest-dev libgmock-dev"
-TEST="python3 swaks libpython3.11-testsuite procps isync curl"
+TEST="python3 swaks libpython3.11-testsuite procps isync curl python3-caldav vdirsyncer"
 FUZZ="clang libclang-rt-14-dev"
-BENCH="dovecot-core dovecot-lmtpd dovecot-imapd restic borgbackup"
+BENCH="dovecot-core dovecot-lmtpd dovecot-imapd restic borgbackup radicale"
 
 want="$BUILD $TEST"
 # Node.js and npm from Debian unless the machine already has them (from elsewhere).

@@ -102,6 +102,40 @@ int main(int argc, char** argv) {
   auto* dlist = db->add_subcommand("list", "List databases");
   dlist->callback([&] { rc = ma::db_list(config()); });
 
+  // calendar / contacts
+  std::string g_address, g_collection = "default", g_file;
+  bool g_quiet = false;
+  auto* calendar = app.add_subcommand("calendar", "Import and export calendars (iCalendar)");
+  calendar->require_subcommand(1);
+  auto* cimport = calendar->add_subcommand(
+      "import", "Import events and tasks; an object whose UID is present replaces it");
+  cimport->add_option("ADDR", g_address, "The user")->required();
+  cimport->add_option("FILE", g_file, "An .ics file, '-' for stdin")->required();
+  cimport->add_option("--calendar", g_collection, "Calendar (created when missing)");
+  cimport->add_flag("-q,--quiet", g_quiet, "No summary");
+  cimport->callback(
+      [&] { rc = ma::calendar_import(config(), g_address, g_collection, g_file, g_quiet); });
+  auto* cexport = calendar->add_subcommand("export", "Export a calendar as one .ics file");
+  cexport->add_option("ADDR", g_address, "The user")->required();
+  cexport->add_option("FILE", g_file, "Output file (default stdout)");
+  cexport->add_option("--calendar", g_collection, "Calendar");
+  cexport->callback([&] { rc = ma::calendar_export(config(), g_address, g_collection, g_file); });
+  auto* contacts = app.add_subcommand("contacts", "Import and export address books (vCard)");
+  contacts->require_subcommand(1);
+  auto* kimport = contacts->add_subcommand(
+      "import", "Import contacts; a card whose UID is present replaces it");
+  kimport->add_option("ADDR", g_address, "The user")->required();
+  kimport->add_option("FILE", g_file, "A .vcf file, '-' for stdin")->required();
+  kimport->add_option("--book", g_collection, "Address book (created when missing)");
+  kimport->add_flag("-q,--quiet", g_quiet, "No summary");
+  kimport->callback(
+      [&] { rc = ma::contacts_import(config(), g_address, g_collection, g_file, g_quiet); });
+  auto* kexport = contacts->add_subcommand("export", "Export an address book as one .vcf file");
+  kexport->add_option("ADDR", g_address, "The user")->required();
+  kexport->add_option("FILE", g_file, "Output file (default stdout)");
+  kexport->add_option("--book", g_collection, "Address book");
+  kexport->callback([&] { rc = ma::contacts_export(config(), g_address, g_collection, g_file); });
+
   // deliver
   std::vector<std::string> to;
   std::string from;

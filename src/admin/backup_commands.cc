@@ -343,27 +343,38 @@ int db_dump(const std::string& config_path, const std::string& name, const std::
     json folders = json::array();
     for (const auto& [fg, f] : a.folders) {
       json items = json::array();
-      for (const auto& [uid, it] : f.items)
-        items.push_back({{"uid", uid},
-                         {"guid", it.guid.hex()},
-                         {"ingress", it.ingress_id ? it.ingress_id->hex() : ""},
-                         {"blob", to_hex(it.blob)},
-                         {"size", it.size},
-                         {"internal_date_ms", it.internal_date_ms},
-                         {"flags", it.flags},
-                         {"modseq", it.modseq},
-                         {"saved_ms", it.saved_ms}});
+      for (const auto& [uid, it] : f.items) {
+        json item = {{"uid", uid},
+                     {"guid", it.guid.hex()},
+                     {"ingress", it.ingress_id ? it.ingress_id->hex() : ""},
+                     {"blob", to_hex(it.blob)},
+                     {"size", it.size},
+                     {"internal_date_ms", it.internal_date_ms},
+                     {"flags", it.flags},
+                     {"modseq", it.modseq},
+                     {"saved_ms", it.saved_ms}};
+        if (!it.dav_name.empty()) {
+          item["dav_name"] = it.dav_name;
+          item["component_uid"] = it.component_uid;
+          item["component"] = it.component;
+        }
+        items.push_back(std::move(item));
+      }
       json expunged = json::object();
       for (const auto& [uid, modseq] : f.expunged) expunged[std::to_string(uid)] = modseq;
-      folders.push_back({{"guid", f.guid.hex()},
-                         {"name", f.name},
-                         {"special_use", f.special_use},
-                         {"subscribed", f.subscribed},
-                         {"uidvalidity", f.uidvalidity},
-                         {"uidnext", f.uidnext},
-                         {"highestmodseq", f.highestmodseq},
-                         {"items", items},
-                         {"expunged", expunged}});
+      json folder = {{"guid", f.guid.hex()},
+                     {"name", f.name},
+                     {"kind", f.kind},
+                     {"special_use", f.special_use},
+                     {"subscribed", f.subscribed},
+                     {"uidvalidity", f.uidvalidity},
+                     {"uidnext", f.uidnext},
+                     {"highestmodseq", f.highestmodseq},
+                     {"items", items},
+                     {"expunged", expunged}};
+      if (!f.props.empty()) folder["props"] = f.props;
+      if (!f.gone.empty()) folder["gone"] = f.gone;
+      folders.push_back(std::move(folder));
     }
     std::sort(folders.begin(), folders.end(),
               [](const json& x, const json& y) { return x["name"] < y["name"]; });

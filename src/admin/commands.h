@@ -66,6 +66,18 @@ struct ReplayOptions {
 };
 int replay(const std::string& config_path, const ReplayOptions& options);
 
+// ---- calendars and contacts (src/admin/groupware_commands.cc). FILE "-" is stdin/stdout.
+// Imports create the named collection when missing; objects with a UID the collection holds
+// replace that resource (importing twice creates no duplicates).
+int calendar_import(const std::string& config_path, const std::string& address,
+                    const std::string& calendar, const std::string& file, bool quiet);
+int calendar_export(const std::string& config_path, const std::string& address,
+                    const std::string& calendar, const std::string& file);
+int contacts_import(const std::string& config_path, const std::string& address,
+                    const std::string& book, const std::string& file, bool quiet);
+int contacts_export(const std::string& config_path, const std::string& address,
+                    const std::string& book, const std::string& file);
+
 // ---- backups (src/admin/backup_commands.cc)
 struct BackupRunOptions {
   std::string database;    // "" = every database

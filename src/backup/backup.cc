@@ -392,6 +392,8 @@ std::string folder_version(const FolderState& f) {
   json v = {f.guid.hex(), f.name,         f.kind,           f.special_use,
             f.subscribed, f.uidvalidity,  f.uidnext,        f.highestmodseq,
             f.created_ms, f.items.size(), f.expunged.size()};
+  // Collection properties change without a new MODSEQ.
+  if (!f.props.empty()) v.push_back(f.props);
   return "f" + to_hex(sha256(v.dump()));
 }
 
@@ -884,6 +886,64 @@ Result<RestoreReport> BackupEngine::restore_database(const std::string& db, cons
   return report;
 }
 
+Status BackupEngine::restore_collection(const Account& account, const FolderState& f,
+                                        TierReader& tiers, const RestoreOptions& options,
+                                        std::set<Guid>& present, Progress& progress,
+                                        RestoreReport::FolderLine& line, uint64_t& written) {
+  const bool calendar = f.kind == "calendar";
+  CollectionKind kind = calendar ? CollectionKind::kCalendar : CollectionKind::kContacts;
+  std::string prefix = std::string(calendar ? kCalendarsRoot : kAddressBooksRoot) + "/";
+  if (f.name.compare(0, prefix.size(), prefix) != 0)
+    return corrupt("collection " + f.name + " of kind " + f.kind + " is outside " + prefix);
+  std::string segment = f.name.substr(prefix.size());
+  std::optional<DavCollection> target;
+  if (!options.dry_run) {
+    auto existing = store_.collection(account, kind, segment);
+    if (existing.is_ok()) {
+      target = std::move(*existing);
+    } else if (existing.status().code() == ErrorCode::kNotFound) {
+      CollectionProps props = f.props;
+      std::vector<std::string> components;
+      auto set = props.find(std::string(kComponentSetProp));
+      if (set != props.end()) {
+        for (size_t pos = 0; pos <= set->second.size();) {
+          size_t comma = std::min(set->second.find(',', pos), set->second.size());
+          if (comma > pos) components.push_back(set->second.substr(pos, comma - pos));
+          pos = comma + 1;
+        }
+        props.erase(set);
+      }
+      MK_ASSIGN_OR_RETURN(target,
+                          store_.create_collection(account, kind, segment, props, components));
+    } else {
+      return existing.status();
+    }
+  }
+  for (const auto& [uid, it] : f.items) {
+    if (present.count(it.guid)) {
+      ++line.skipped;
+      continue;
+    }
+    if (options.dry_run) {
+      ++line.items;
+      line.bytes += it.size;
+      continue;
+    }
+    MK_ASSIGN_OR_RETURN(std::string raw, tiers.read(it.blob));
+    MK_ASSIGN_OR_RETURN(SavedItem saved, store_.restore_resource(account, *target, it, raw));
+    progress.advance(it.size);
+    if (saved.duplicate) {
+      ++line.skipped;
+      continue;
+    }
+    present.insert(it.guid);
+    ++written;
+    ++line.items;
+    line.bytes += it.size;
+  }
+  return Status::ok();
+}
+
 Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const Account& account,
                                                     const std::string& folder,
                                                     const std::string& into_folder,
@@ -947,6 +1007,18 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
                                 " after repairing the repository)");
   };
   for (const FolderState* f : folders) {
+    if (f->kind != "mail") {
+      // Calendars and address books go back into their own collection (--into-folder is
+      // for mail), de-duplicated by GUID and by iCalendar/vCard UID.
+      RestoreReport::FolderLine line{account.address, f->name, f->name, 0, 0, 0};
+      MK_RETURN_IF_ERROR(
+          restore_collection(account, *f, tiers, options, present, progress, line, written));
+      report.items += line.items;
+      report.bytes += line.bytes;
+      report.skipped += line.skipped;
+      report.folders.push_back(line);
+      continue;
+    }
     std::string target = into_folder.empty() ? f->name : into_folder + "/" + f->name;
     RestoreReport::FolderLine line{account.address, f->name, target, 0, 0, 0};
     if (!options.dry_run) {

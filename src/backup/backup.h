@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -201,6 +202,10 @@ class BackupEngine {
   Status check_not_pruning(Repository& repo);
   // Every repository that opens, in restore order (kNotFound when none does).
   Result<TierReader> open_tiers();
+  // restore_account for one calendar or address book of the backed-up account.
+  Status restore_collection(const Account& account, const FolderState& folder, TierReader& tiers,
+                            const RestoreOptions& options, std::set<Guid>& present,
+                            Progress& progress, RestoreReport::FolderLine& line, uint64_t& written);
   HealthReport health_from_record(const std::vector<std::string>& databases, int64_t now);
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -17,24 +17,36 @@ Digest must_digest(const std::string& hex) {
 json folder_tree(const FolderState& f) {
   json items = json::array();
   for (const auto& [uid, it] : f.items) {
-    items.push_back({it.uid, it.guid.hex(), it.ingress_id ? it.ingress_id->hex() : "",
-                     to_hex(it.blob), it.size, it.internal_date_ms, join_flags(it.flags), it.modseq,
-                     it.saved_ms});
+    json item = {it.uid,
+                 it.guid.hex(),
+                 it.ingress_id ? it.ingress_id->hex() : "",
+                 to_hex(it.blob),
+                 it.size,
+                 it.internal_date_ms,
+                 join_flags(it.flags),
+                 it.modseq,
+                 it.saved_ms};
+    // Calendar and address book resources carry their name, UID and component.
+    if (!it.dav_name.empty()) item.push_back({it.dav_name, it.component_uid, it.component});
+    items.push_back(std::move(item));
   }
   json expunged = json::array();
   for (const auto& [uid, modseq] : f.expunged) expunged.push_back({uid, modseq});
-  return {{"type", "folder"},
-          {"guid", f.guid.hex()},
-          {"name", f.name},
-          {"kind", f.kind},
-          {"special_use", f.special_use},
-          {"subscribed", f.subscribed},
-          {"uidvalidity", f.uidvalidity},
-          {"uidnext", f.uidnext},
-          {"highestmodseq", f.highestmodseq},
-          {"created_ms", f.created_ms},
-          {"items", items},
-          {"expunged", expunged}};
+  json tree = {{"type", "folder"},
+               {"guid", f.guid.hex()},
+               {"name", f.name},
+               {"kind", f.kind},
+               {"special_use", f.special_use},
+               {"subscribed", f.subscribed},
+               {"uidvalidity", f.uidvalidity},
+               {"uidnext", f.uidnext},
+               {"highestmodseq", f.highestmodseq},
+               {"created_ms", f.created_ms},
+               {"items", items},
+               {"expunged", expunged}};
+  if (!f.props.empty()) tree["props"] = f.props;
+  if (!f.gone.empty()) tree["gone"] = f.gone;
+  return tree;
 }
 
 Result<FolderState> folder_from_tree(const json& j) {
@@ -61,10 +73,17 @@ Result<FolderState> folder_from_tree(const json& j) {
       it.flags = split_flags(e.at(6).get<std::string>());
       it.modseq = e.at(7).get<uint64_t>();
       it.saved_ms = e.at(8).get<int64_t>();
+      if (e.size() > 9) {
+        it.dav_name = e.at(9).at(0).get<std::string>();
+        it.component_uid = e.at(9).at(1).get<std::string>();
+        it.component = e.at(9).at(2).get<std::string>();
+      }
       f.items.emplace(it.uid, std::move(it));
     }
     for (const auto& e : j.at("expunged"))
       f.expunged[e.at(0).get<uint32_t>()] = e.at(1).get<uint64_t>();
+    if (j.contains("props")) f.props = j.at("props").get<std::map<std::string, std::string>>();
+    if (j.contains("gone")) f.gone = j.at("gone").get<std::map<std::string, uint64_t>>();
     return f;
   } catch (const json::exception& e) {
     return corrupt(std::string("folder tree is malformed: ") + e.what());

@@ -9,27 +9,19 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "mailstore/snapshot.h"
+#include "mailstore/store_sql.h"
 #include "storage/blob_store.h"
 #include "storage/database.h"
 
 namespace mailark {
 
+using namespace store_sql;
+
 const SpecialFolder kDefaultFolders[6] = {{"INBOX", ""},          {"Sent", "\\Sent"},
                                           {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"},
                                           {"Junk", "\\Junk"},     {"Archive", "\\Archive"}};
 
-namespace {
-
-using json = nlohmann::json;
-
-struct FolderRow {
-  int64_t id = 0;
-  Guid guid;
-  std::string name;
-  uint32_t uidvalidity = 0;
-  uint32_t uidnext = 1;
-  uint64_t highestmodseq = 0;
-};
+namespace store_sql {
 
 bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
   for (const auto& f : flags)
@@ -42,8 +34,8 @@ bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
 
 Result<FolderRow> load_folder(SqliteDb& db, int64_t account_id, std::string_view name) {
   MK_ASSIGN_OR_RETURN(auto st,
-                      db.prepare("SELECT id, guid, name, uidvalidity, uidnext, highestmodseq"
-                                 " FROM folders WHERE account_id=? AND name=?"));
+                      db.prepare("SELECT id, guid, name, uidvalidity, uidnext, highestmodseq,"
+                                 " kind FROM folders WHERE account_id=? AND name=?"));
   st.bind(1, account_id).bind(2, name);
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return not_found("folder " + std::string(name) + " does not exist");
@@ -54,6 +46,7 @@ Result<FolderRow> load_folder(SqliteDb& db, int64_t account_id, std::string_view
   f.uidvalidity = static_cast<uint32_t>(st.column_int(3));
   f.uidnext = static_cast<uint32_t>(st.column_int(4));
   f.highestmodseq = static_cast<uint64_t>(st.column_int(5));
+  f.kind = st.column_text(6);
   return f;
 }
 
@@ -83,7 +76,7 @@ Result<uint32_t> next_uidvalidity(SqliteDb& db, int64_t account_id, int64_t time
 }
 
 Result<FolderRow> insert_folder(WriteTx& tx, const Account& account, const std::string& name,
-                                std::string_view special_use) {
+                                std::string_view special_use, std::string_view kind) {
   FolderRow f;
   f.guid = Guid::random();
   f.name = name;
@@ -94,16 +87,16 @@ Result<FolderRow> insert_folder(WriteTx& tx, const Account& account, const std::
       auto st,
       tx.db().prepare(
           "INSERT INTO folders(account_id, guid, name, kind, special_use, subscribed, uidvalidity,"
-          " uidnext, highestmodseq, created_ms) VALUES (?,?,?,'mail',?,1,?,?,?,?)"));
-  st.bind(1, account.id).bind_blob(2, f.guid.raw()).bind(3, name);
+          " uidnext, highestmodseq, created_ms) VALUES (?,?,?,?,?,1,?,?,?,?)"));
+  st.bind(1, account.id).bind_blob(2, f.guid.raw()).bind(3, name).bind(4, kind);
   if (special_use.empty())
-    st.bind_null(4);
+    st.bind_null(5);
   else
-    st.bind(4, special_use);
-  st.bind(5, static_cast<int64_t>(f.uidvalidity))
-      .bind(6, static_cast<int64_t>(f.uidnext))
-      .bind(7, static_cast<int64_t>(f.highestmodseq))
-      .bind(8, tx.time_ms());
+    st.bind(5, special_use);
+  st.bind(6, static_cast<int64_t>(f.uidvalidity))
+      .bind(7, static_cast<int64_t>(f.uidnext))
+      .bind(8, static_cast<int64_t>(f.highestmodseq))
+      .bind(9, tx.time_ms());
   Status s = st.run();
   if (s.code() == ErrorCode::kConflict) return exists_error("folder " + name + " already exists");
   MK_RETURN_IF_ERROR(s);
@@ -112,6 +105,8 @@ Result<FolderRow> insert_folder(WriteTx& tx, const Account& account, const std::
                   {"name", name},
                   {"special_use", special_use},
                   {"uidvalidity", f.uidvalidity}};
+  // Absent means "mail" (records written before calendars and address books).
+  if (kind != "mail") payload["kind"] = kind;
   MK_ASSIGN_OR_RETURN(auto rec, tx.journal("folder.create", account.guid, Guid{}, payload.dump()));
   (void)rec;
   return f;
@@ -129,7 +124,7 @@ ItemInfo row_to_item(const SqliteStatement& st, int first) {
   it.modseq = static_cast<uint64_t>(st.column_int(first + 7));
   return it;
 }
-constexpr const char* kItemColumns =
+const char* const kItemColumns =
     "uid, guid, ingress_id, blob, size, internal_date_ms, flags, modseq";
 
 Status adjust_usage(SqliteDb& db, int64_t account_id, int64_t bytes, int64_t items) {
@@ -234,6 +229,25 @@ Status delete_items(WriteTx& tx, const Account& account, FolderRow& folder,
   return save_folder_counters(db, folder);
 }
 
+Status upsert_message(SqliteDb& db, const MailStore::PreparedSave& p) {
+  // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
+  MK_ASSIGN_OR_RETURN(
+      auto msg,
+      db.prepare("INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES "
+                 "(?,?,?,1,?,?)"
+                 " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
+                 " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
+  msg.bind_blob(1, as_bytes(p.put.digest))
+      .bind(2, static_cast<int64_t>(p.size))
+      .bind(3, static_cast<int64_t>(p.put.stored_size))
+      .bind_blob(4, p.info_bytes);
+  if (p.inline_data.empty())
+    msg.bind_null(5);
+  else
+    msg.bind_blob(5, p.inline_data);
+  return msg.run();
+}
+
 bool valid_flag(const std::string& f) {
   if (f.empty() || f.size() > 255) return false;
   for (size_t i = 0; i < f.size(); ++i) {
@@ -246,7 +260,7 @@ bool valid_flag(const std::string& f) {
   return true;
 }
 
-}  // namespace
+}  // namespace store_sql
 
 std::string join_flags(const std::vector<std::string>& flags) {
   std::string out;
@@ -410,7 +424,12 @@ Status MailStore::delete_account(const Account& account) {
     const char* statements[] = {
         "DELETE FROM items WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
         "DELETE FROM expunged WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
-        "DELETE FROM folders WHERE account_id=?1", "DELETE FROM deliveries WHERE account_id=?1",
+        "DELETE FROM dav_resources WHERE folder_id IN"
+        " (SELECT id FROM folders WHERE account_id=?1)",
+        "DELETE FROM dav_gone WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
+        "DELETE FROM folder_props WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?1)",
+        "DELETE FROM folders WHERE account_id=?1",
+        "DELETE FROM deliveries WHERE account_id=?1",
         "DELETE FROM accounts WHERE id=?1"};
     for (const char* sql : statements) {
       MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
@@ -496,6 +515,9 @@ Result<FolderInfo> MailStore::folder(const Account& account, std::string_view na
 Result<FolderInfo> MailStore::create_folder(const Account& account, std::string_view name,
                                             std::string_view special_use) {
   MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
+  if (is_groupware_folder_name(norm))
+    return invalid("folder names under " + std::string(kCalendarsRoot) + " and " +
+                   std::string(kAddressBooksRoot) + " are reserved for calendars and contacts");
   Guid folder_guid;
   MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
     // Create missing superior levels too (RFC 3501 6.3.3).
@@ -518,6 +540,8 @@ Status MailStore::rename_folder(const Account& account, std::string_view from_na
                                 std::string_view to_name) {
   MK_ASSIGN_OR_RETURN(std::string from, normalize_folder_name(from_name));
   MK_ASSIGN_OR_RETURN(std::string to, normalize_folder_name(to_name));
+  if (is_groupware_folder_name(from) || is_groupware_folder_name(to))
+    return invalid("calendars and address books are not renamed as mail folders");
   if (from == to) return exists_error("folder " + to + " already exists");
   if (to.size() > from.size() && to.compare(0, from.size() + 1, from + "/") == 0)
     return invalid("cannot rename a folder into itself");
@@ -597,6 +621,12 @@ Status MailStore::rename_folder(const Account& account, std::string_view from_na
 Status MailStore::delete_folder(const Account& account, std::string_view name) {
   MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
   if (norm == "INBOX") return conflict("INBOX cannot be deleted");
+  if (is_groupware_folder_name(norm))
+    return invalid("calendars and address books are not deleted as mail folders");
+  return remove_folder(account, norm);
+}
+
+Status MailStore::remove_folder(const Account& account, const std::string& norm) {
   MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
     SqliteDb& db = tx.db();
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
@@ -611,7 +641,9 @@ Status MailStore::delete_folder(const Account& account, std::string_view name) {
     }
     MK_RETURN_IF_ERROR(delete_items(tx, account, f, items, "expunge", false));
     for (const char* sql :
-         {"DELETE FROM expunged WHERE folder_id=?", "DELETE FROM folders WHERE id=?"}) {
+         {"DELETE FROM expunged WHERE folder_id=?", "DELETE FROM dav_resources WHERE folder_id=?",
+          "DELETE FROM dav_gone WHERE folder_id=?", "DELETE FROM folder_props WHERE folder_id=?",
+          "DELETE FROM folders WHERE id=?"}) {
       MK_ASSIGN_OR_RETURN(auto del, db.prepare(sql));
       del.bind(1, f.id);
       MK_RETURN_IF_ERROR(del.run());
@@ -673,20 +705,6 @@ Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
   }));
   return out;
 }
-
-// One item ready to be inserted: its body encoded (small) or already in a durable blob file.
-struct MailStore::PreparedSave {
-  std::string folder;  // normalized
-  std::vector<std::string> flags;
-  std::string info_bytes;
-  BlobStore::PutResult put;
-  std::string inline_data;  // empty when the body is a blob file
-  uint64_t size = 0;
-  int64_t internal_date_ms = 0;
-  std::optional<Guid> ingress_id;
-  Guid guid;
-  const char* op = "append";
-};
 
 Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
                                                         std::string_view folder_name,
@@ -753,23 +771,9 @@ Status MailStore::insert_prepared(WriteTx& tx, const Account& account, const Pre
   }
   if (!restoring) MK_RETURN_IF_ERROR(check_quota(db, account, p.size));
   MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, p.folder));
+  if (f.kind != "mail") return invalid("folder " + f.name + " does not hold mail");
   *folder_guid = f.guid;
-  // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
-  MK_ASSIGN_OR_RETURN(
-      auto msg,
-      db.prepare("INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES "
-                 "(?,?,?,1,?,?)"
-                 " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
-                 " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
-  msg.bind_blob(1, as_bytes(p.put.digest))
-      .bind(2, static_cast<int64_t>(p.size))
-      .bind(3, static_cast<int64_t>(p.put.stored_size))
-      .bind_blob(4, p.info_bytes);
-  if (p.inline_data.empty())
-    msg.bind_null(5);
-  else
-    msg.bind_blob(5, p.inline_data);
-  MK_RETURN_IF_ERROR(msg.run());
+  MK_RETURN_IF_ERROR(upsert_message(db, p));
   ItemInfo it;
   it.uid = f.uidnext++;
   it.guid = p.guid;
@@ -876,6 +880,8 @@ Result<CopyResult> MailStore::copy_or_move(const Account& account, std::string_v
     SqliteDb& db = tx.db();
     MK_ASSIGN_OR_RETURN(FolderRow src, load_folder(db, account.id, from));
     MK_ASSIGN_OR_RETURN(FolderRow dst, load_folder(db, account.id, to));
+    if (src.kind != "mail" || dst.kind != "mail")
+      return invalid("calendars and address books are not copied as mail");
     src_guid = src.guid;
     dst_guid = dst.guid;
     MK_ASSIGN_OR_RETURN(auto items, select_items(db, src.id, uids));

@@ -136,6 +136,91 @@ std::vector<std::string> split_flags(std::string_view text);
 // files (docs/formats/database.md).
 inline constexpr size_t kInlineBodyLimit = 64 * 1024;
 
+// ---- calendars and address books (CalDAV/CardDAV)
+// A collection is a folder of kind "calendar" or "contacts" named "#calendars/<segment>" or
+// "#addressbooks/<segment>" (IMAP never lists folders that are not mail, and refuses to
+// create or rename folders under these roots). Its resources are items whose content is
+// the iCalendar object or vCard exactly as received, addressed by SHA-256 like mail; the
+// resource name and the object's UID sit beside the item (docs/formats/database.md).
+enum class CollectionKind { kCalendar, kContacts };
+inline constexpr std::string_view kCalendarsRoot = "#calendars";
+inline constexpr std::string_view kAddressBooksRoot = "#addressbooks";
+// The segment of the collection every user has (created on first use).
+inline constexpr std::string_view kDefaultCollection = "default";
+// Dead and writable properties of a collection ("{DAV:}displayname" -> inner XML or text)
+// and, for calendars, "{urn:ietf:params:xml:ns:caldav}supported-calendar-component-set" as
+// a comma-separated list of component names.
+using CollectionProps = std::map<std::string, std::string>;
+inline constexpr std::string_view kComponentSetProp =
+    "{urn:ietf:params:xml:ns:caldav}supported-calendar-component-set";
+
+// True for names under the calendar and address book roots (or the roots themselves).
+bool is_groupware_folder_name(std::string_view name);
+// A collection segment or resource name: 1..255 bytes, no '/', no control characters, not
+// "." or "..". kInvalid otherwise.
+Status validate_dav_name(std::string_view name);
+
+struct DavCollection {
+  FolderInfo folder;
+  CollectionKind kind = CollectionKind::kCalendar;
+  std::string segment;
+  CollectionProps props;
+  // Components this calendar accepts (VEVENT, VTODO, VJOURNAL); empty for address books.
+  std::vector<std::string> components;
+};
+
+struct DavResource {
+  std::string name;  // the last path segment, e.g. "9b1d.ics"
+  uint32_t uid = 0;  // changes with every new version (items are immutable)
+  Guid guid;         // stays for the life of the resource, through edits and restores
+  Digest blob{};     // content hash: the strong ETag
+  uint64_t size = 0;
+  uint64_t modseq = 0;
+  int64_t saved_ms = 0;             // Last-Modified
+  std::string component_uid;        // iCalendar/vCard UID
+  std::string component;            // VEVENT, VTODO, VJOURNAL, VCARD
+  int64_t range_start = INT64_MIN;  // instants any occurrence may touch (calendars)
+  int64_t range_end = INT64_MAX;
+};
+
+struct DavPut {
+  std::string_view body;
+  std::optional<Digest> if_match;  // replace only this version
+  bool if_none_match = false;      // create only (If-None-Match: *)
+  uint64_t max_size = 0;           // 0 = no limit
+};
+
+struct DavPutResult {
+  enum class Outcome {
+    kCreated,
+    kReplaced,
+    kPreconditionFailed,    // If-Match / If-None-Match did not hold
+    kInvalid,               // not a valid calendar object / vCard (`reason` says why)
+    kUnsupportedComponent,  // the calendar does not take this component type
+    kUidConflict,           // another resource holds this UID (`resource` is that one)
+    kTooLarge,
+  };
+  Outcome outcome = Outcome::kCreated;
+  DavResource resource;  // the stored version, or the conflicting resource
+  std::string reason;
+};
+
+struct DavChanges {
+  uint64_t highestmodseq = 0;
+  std::vector<DavResource> changed;  // created or changed after `since`, in MODSEQ order
+  struct Removed {
+    std::string name;
+    uint64_t modseq = 0;
+  };
+  std::vector<Removed> removed;  // removed after `since` and not present now, MODSEQ order
+};
+
+struct BusyPeriod {
+  int64_t start = 0;
+  int64_t end = 0;
+  std::string fbtype;  // BUSY, BUSY-TENTATIVE, BUSY-UNAVAILABLE
+};
+
 class MailStore {
  public:
   // `root` holds one directory per database.
@@ -241,6 +326,54 @@ class MailStore {
   // Every item GUID of the account (for restore dry runs).
   Result<std::set<Guid>> item_guids(const Account& account);
 
+  // ---- calendars and address books (groupware_store.cc)
+  // Creates the default calendar and address book when the account has none of that kind.
+  Status ensure_default_collections(const Account& account);
+  Result<std::vector<DavCollection>> collections(const Account& account, CollectionKind kind);
+  Result<DavCollection> collection(const Account& account, CollectionKind kind,
+                                   std::string_view segment);
+  // kExists when the segment is taken; `components` empty = VEVENT and VTODO.
+  Result<DavCollection> create_collection(const Account& account, CollectionKind kind,
+                                          std::string_view segment, const CollectionProps& props,
+                                          const std::vector<std::string>& components = {});
+  // Sets (non-empty value) and removes (empty value) properties in one journalled change.
+  Status update_collection_props(const Account& account, const DavCollection& collection,
+                                 const CollectionProps& changes);
+  Status delete_collection(const Account& account, const DavCollection& collection);
+  // Every resource of the collection; with `range`, only those whose stored range overlaps
+  // [first, second) (a prefilter: callers still evaluate the object itself).
+  Result<std::vector<DavResource>> resources(
+      const Account& account, const DavCollection& collection,
+      const std::optional<std::pair<int64_t, int64_t>>& range = std::nullopt);
+  // kNotFound when absent.
+  Result<DavResource> resource(const Account& account, const DavCollection& collection,
+                               std::string_view name);
+  // The resource holding this iCalendar/vCard UID in the collection; kNotFound when none.
+  Result<DavResource> resource_by_uid(const Account& account, const DavCollection& collection,
+                                      std::string_view component_uid);
+  // Validates the object (iCalendar for calendars, vCard for address books) and stores it
+  // under `name`, as a new resource or a new version of the existing one (same GUID, new
+  // UID and MODSEQ). Durable when it returns kCreated or kReplaced; anything else changed
+  // nothing. An identical body is kReplaced without a change.
+  Result<DavPutResult> put_resource(const Account& account, const DavCollection& collection,
+                                    std::string_view name, const DavPut& put);
+  // Removes the resource; kNotFound when absent, kConflict when `if_match` is not its ETag.
+  Status delete_resource(const Account& account, const DavCollection& collection,
+                         std::string_view name, const std::optional<Digest>& if_match = {});
+  // A resource brought back from a backup, keeping its GUID, with a new UID. Skipped
+  // (duplicate = true) when the account holds an item with this GUID or the collection an
+  // object with its UID, so restoring twice changes nothing; renamed to "<GUID>.ics" (or
+  // .vcf) when its name is taken by another object.
+  Result<SavedItem> restore_resource(const Account& account, const DavCollection& collection,
+                                     const ItemState& item, std::string_view raw);
+  // What changed after MODSEQ `since` (a sync token); kInvalid when `since` is ahead of the
+  // collection.
+  Result<DavChanges> resource_changes(const Account& account, const DavCollection& collection,
+                                      uint64_t since);
+  // The account's busy time between start and end (ms) over all its calendars: events that
+  // are not transparent or cancelled, recurrences expanded.
+  Result<std::vector<BusyPeriod>> busy_periods(const Account& account, int64_t start, int64_t end);
+
   // ---- backup and restore (mailstore/snapshot.h)
   // Runs `fn` on a consistent read of the database: one read transaction, one journal
   // position, while writers go on.
@@ -259,10 +392,12 @@ class MailStore {
   int subscribe(Listener listener);
   void unsubscribe(int id);
 
+  // A body encoded and stored, ready to be inserted (internal; defined in store_sql.h).
+  struct PreparedSave;
+
  private:
   Result<SavedItem> save(const Account& account, std::string_view folder, const MessageInput& input,
                          const std::optional<Guid>& ingress_id, const Guid& guid, const char* op);
-  struct PreparedSave;
   Result<PreparedSave> prepare_save(const Account& account, std::string_view folder,
                                     const MessageInput& input,
                                     const std::optional<Guid>& ingress_id, const Guid& guid,
@@ -273,6 +408,10 @@ class MailStore {
                                   const std::vector<uint32_t>& uids, std::string_view to,
                                   bool move);
   void notify(const ChangeEvent& event);
+  Status remove_folder(const Account& account, const std::string& normalized_name);
+  Result<DavPutResult> store_resource(const Account& account, const DavCollection& collection,
+                                      std::string_view name, const DavPut& put,
+                                      const Guid* keep_guid);
   Status remove_tree(const std::string& dir);
   Status fill_database(const std::string& build_dir, const std::string& name,
                        const DatabaseState& state, const std::vector<JournalRecord>& journal,

@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "mailstore/mime.h"
+#include "mailstore/store_sql.h"
 #include "os/file.h"
 #include "storage/blob_store.h"
 #include "storage/database.h"
@@ -97,6 +98,7 @@ class Replay {
       MK_ASSIGN_OR_RETURN(f.name, field<std::string>("name"));
       MK_ASSIGN_OR_RETURN(f.special_use, field<std::string>("special_use"));
       MK_ASSIGN_OR_RETURN(f.uidvalidity, field<uint32_t>("uidvalidity"));
+      f.kind = p_.value("kind", std::string("mail"));
       f.created_ms = r_.time_ms;
       a->last_uidvalidity = std::max(a->last_uidvalidity, f.uidvalidity);
       a->folders.emplace(f.guid, std::move(f));
@@ -115,6 +117,52 @@ class Replay {
     if (op == "folder.delete") {
       MK_ASSIGN_OR_RETURN(Guid g, guid_field("folder"));
       if (!a->folders.erase(g)) return bad("folder " + g.hex() + " does not exist");
+      return Status::ok();
+    }
+    if (op == "folder.props") {
+      MK_ASSIGN_OR_RETURN(FolderState * f, folder(*a, "folder"));
+      MK_ASSIGN_OR_RETURN(f->props, (field<std::map<std::string, std::string>>("props")));
+      return Status::ok();
+    }
+    if (op == "dav.put") {
+      MK_ASSIGN_OR_RETURN(FolderState * f, folder(*a, "folder"));
+      ItemState it;
+      MK_ASSIGN_OR_RETURN(it.uid, field<uint32_t>("uid"));
+      if (f->items.count(it.uid) || it.uid < 1)
+        return bad("UID " + std::to_string(it.uid) + " is taken");
+      it.guid = r_.item;
+      MK_ASSIGN_OR_RETURN(std::string blob, field<std::string>("blob"));
+      auto d = digest_from_hex(blob);
+      if (!d) return bad("bad blob digest");
+      it.blob = *d;
+      MK_ASSIGN_OR_RETURN(it.size, field<uint64_t>("size"));
+      MK_ASSIGN_OR_RETURN(it.internal_date_ms, field<int64_t>("internal_date_ms"));
+      MK_ASSIGN_OR_RETURN(it.modseq, field<uint64_t>("modseq"));
+      MK_ASSIGN_OR_RETURN(it.dav_name, field<std::string>("name"));
+      MK_ASSIGN_OR_RETURN(it.component_uid, field<std::string>("component_uid"));
+      MK_ASSIGN_OR_RETURN(it.component, field<std::string>("component"));
+      it.saved_ms = r_.time_ms;
+      if (p_.contains("replaces")) {
+        MK_ASSIGN_OR_RETURN(uint32_t old, field<uint32_t>("replaces"));
+        if (!f->items.erase(old))
+          return bad("replaced UID " + std::to_string(old) + " does not exist");
+        f->expunged[old] = it.modseq;
+      }
+      f->gone.erase(it.dav_name);
+      f->uidnext = std::max(f->uidnext, it.uid + 1);
+      raise(*f, it.modseq);
+      f->items.emplace(it.uid, std::move(it));
+      return Status::ok();
+    }
+    if (op == "dav.delete") {
+      MK_ASSIGN_OR_RETURN(FolderState * f, folder(*a, "folder"));
+      MK_ASSIGN_OR_RETURN(uint32_t uid, field<uint32_t>("uid"));
+      MK_ASSIGN_OR_RETURN(uint64_t modseq, field<uint64_t>("modseq"));
+      MK_ASSIGN_OR_RETURN(std::string name, field<std::string>("name"));
+      if (!f->items.erase(uid)) return bad("UID " + std::to_string(uid) + " does not exist");
+      f->expunged[uid] = modseq;
+      f->gone[name] = modseq;
+      raise(*f, modseq);
       return Status::ok();
     }
     if (op == "folder.rename_inbox") {
@@ -299,8 +347,11 @@ class SqlSnapshot : public DatabaseSnapshot {
     }
     {
       MK_ASSIGN_OR_RETURN(auto st,
-                          sql_.prepare("SELECT folder_id, uid, guid, ingress_id, blob, size,"
-                                       " internal_date_ms, flags, modseq, saved_ms FROM items"));
+                          sql_.prepare("SELECT i.folder_id, i.uid, i.guid, i.ingress_id, i.blob,"
+                                       " i.size, i.internal_date_ms, i.flags, i.modseq,"
+                                       " i.saved_ms, d.name, d.component_uid, d.component"
+                                       " FROM items i LEFT JOIN dav_resources d ON"
+                                       " d.folder_id=i.folder_id AND d.uid=i.uid"));
       while (true) {
         MK_ASSIGN_OR_RETURN(bool row, st.step());
         if (!row) break;
@@ -320,6 +371,11 @@ class SqlSnapshot : public DatabaseSnapshot {
         it.flags = split_flags(st.column_text(7));
         it.modseq = static_cast<uint64_t>(st.column_int(8));
         it.saved_ms = st.column_int(9);
+        if (!st.column_is_null(10)) {
+          it.dav_name = st.column_text(10);
+          it.component_uid = st.column_text(11);
+          it.component = st.column_text(12);
+        }
         f->second->items.emplace(it.uid, std::move(it));
       }
     }
@@ -332,6 +388,30 @@ class SqlSnapshot : public DatabaseSnapshot {
         if (f == folders.end()) continue;
         f->second->expunged[static_cast<uint32_t>(st.column_int(1))] =
             static_cast<uint64_t>(st.column_int(2));
+      }
+    }
+    {
+      MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT folder_id, name, modseq FROM dav_gone"));
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        auto f = folders.find(st.column_int(0));
+        if (f == folders.end()) continue;
+        f->second->gone[st.column_text(1)] = static_cast<uint64_t>(st.column_int(2));
+      }
+    }
+    {
+      MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT folder_id, props FROM folder_props"));
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        auto f = folders.find(st.column_int(0));
+        if (f == folders.end()) continue;
+        json j = json::parse(st.column_text(1), nullptr, false);
+        if (j.is_discarded() || !j.is_object())
+          return corrupt("properties of folder " + f->second->name + " are not JSON");
+        for (auto& [k, v] : j.items())
+          if (v.is_string()) f->second->props[k] = v.get<std::string>();
       }
     }
     {
@@ -661,6 +741,19 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
             MK_RETURN_IF_ERROR(ex.run());
             ex.reset();
           }
+          MK_ASSIGN_OR_RETURN(auto gone, tx.db().prepare("INSERT INTO dav_gone VALUES (?,?,?)"));
+          for (const auto& [gone_name, modseq] : f.gone) {
+            gone.bind(1, folder_id).bind(2, gone_name).bind(3, static_cast<int64_t>(modseq));
+            MK_RETURN_IF_ERROR(gone.run());
+            gone.reset();
+          }
+          if (!f.props.empty()) {
+            json props = json::object();
+            for (const auto& [k, v] : f.props) props[k] = v;
+            MK_ASSIGN_OR_RETURN(auto pr, tx.db().prepare("INSERT INTO folder_props VALUES (?,?)"));
+            pr.bind(1, folder_id).bind(2, props.dump());
+            MK_RETURN_IF_ERROR(pr.run());
+          }
           return Status::ok();
         }));
         // Items in batches; each batch's new bodies are read (and verified) first, big ones
@@ -681,11 +774,22 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           };
           std::vector<NewMessage> fresh;
           std::set<std::string> dirs;
+          // Derived fields of calendar and address book resources, from their bodies.
+          std::map<const ItemState*, std::pair<int64_t, int64_t>> ranges;
           for (const ItemState* item : batch) {
-            if (stored.count(item->blob)) continue;
+            const bool dav = !item->dav_name.empty();
+            if (stored.count(item->blob) && !dav) continue;
             MK_ASSIGN_OR_RETURN(std::string raw, messages(item->blob));
             if (sha256(raw) != item->blob)
               return corrupt("message " + to_hex(item->blob) + " does not match its digest");
+            if (dav) {
+              auto range = store_sql::object_range(item->component, raw);
+              if (!range.is_ok())
+                return corrupt("resource " + f.name + "/" + item->dav_name + ": " +
+                               range.status().message());
+              ranges[item] = *range;
+              if (stored.count(item->blob)) continue;
+            }
             NewMessage m;
             m.blob = item->blob;
             m.size = raw.size();
@@ -741,6 +845,18 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                       .bind(10, item->saved_ms);
                   MK_RETURN_IF_ERROR(ins.run());
                   ins.reset();
+                  if (!item->dav_name.empty()) {
+                    MK_ASSIGN_OR_RETURN(
+                        auto dav, sql.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?)"));
+                    dav.bind(1, folder_id)
+                        .bind(2, static_cast<int64_t>(item->uid))
+                        .bind(3, item->dav_name)
+                        .bind(4, item->component_uid)
+                        .bind(5, item->component)
+                        .bind(6, ranges[item].first)
+                        .bind(7, ranges[item].second);
+                    MK_RETURN_IF_ERROR(dav.run());
+                  }
                   ref.bind_blob(1, as_bytes(item->blob));
                   MK_RETURN_IF_ERROR(ref.run());
                   ref.reset();

@@ -30,6 +30,11 @@ struct ItemState {
   std::vector<std::string> flags;  // sorted, as stored
   uint64_t modseq = 0;
   int64_t saved_ms = 0;
+  // Calendar and address book resources: the resource name and the object's UID and
+  // component (empty for mail).
+  std::string dav_name;
+  std::string component_uid;
+  std::string component;
   bool operator==(const ItemState&) const = default;
 };
 
@@ -45,6 +50,10 @@ struct FolderState {
   int64_t created_ms = 0;
   std::map<uint32_t, ItemState> items;    // by UID
   std::map<uint32_t, uint64_t> expunged;  // UID -> MODSEQ of the removal
+  // Calendars and address books: collection properties, and the names of removed
+  // resources with the MODSEQ of the removal (what sync-collection reports as gone).
+  std::map<std::string, std::string> props;
+  std::map<std::string, uint64_t> gone;
   bool operator==(const FolderState&) const = default;
 };
 

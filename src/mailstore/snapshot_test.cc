@@ -73,10 +73,46 @@ class SnapshotTest : public ::testing::Test {
     ASSERT_TRUE(store_->delete_folder(alice_, "Work").is_ok());
     ASSERT_TRUE(store_->delete_folder(alice_, "Work/2026").is_ok());
     point();
+    // Calendars and address books: collections, properties, puts, replacements, deletes.
+    ASSERT_TRUE(store_->ensure_default_collections(bob_).is_ok());
+    auto cal = store_->collection(bob_, CollectionKind::kCalendar, kDefaultCollection).value();
+    ASSERT_TRUE(put(bob_, cal, "a.ics", event("a", "20261201T090000Z")).is_ok());
+    ASSERT_TRUE(put(bob_, cal, "b.ics", event("b", "20261202T090000Z")).is_ok());
+    ASSERT_TRUE(put(bob_, cal, "a.ics", event("a", "20261203T090000Z")).is_ok());  // a change
+    ASSERT_TRUE(store_->delete_resource(bob_, cal, "b.ics").is_ok());
+    ASSERT_TRUE(
+        store_->update_collection_props(bob_, cal, {{"{DAV:}displayname", "Work"}}).is_ok());
+    auto book = store_->collection(bob_, CollectionKind::kContacts, kDefaultCollection).value();
+    ASSERT_TRUE(put(bob_, book, "c.vcf", card("c", "Carol")).is_ok());
+    auto team = store_->create_collection(bob_, CollectionKind::kCalendar, "team", {}, {"VTODO"});
+    ASSERT_TRUE(team.is_ok());
+    point();
+    ASSERT_TRUE(store_->delete_collection(bob_, *team).is_ok());
     auto carol = store_->create_account("db1", Guid::random(), "carol@acme.test").value();
     ASSERT_TRUE(store_->deliver(carol, msg("c"), Guid::random()).is_ok());
     ASSERT_TRUE(store_->delete_account(carol).is_ok());
     point();
+  }
+
+  static std::string event(const std::string& uid, const std::string& start) {
+    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:" + uid +
+           "\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:" + start +
+           "\r\nDURATION:PT1H\r\nSUMMARY:Meeting " + uid + "\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+  }
+  static std::string card(const std::string& uid, const std::string& name) {
+    return "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:" + uid + "\r\nFN:" + name + "\r\nN:" + name +
+           ";;;;\r\nEMAIL:" + uid + "@acme.test\r\nEND:VCARD\r\n";
+  }
+  Result<DavPutResult> put(const Account& a, const DavCollection& c, const std::string& name,
+                           const std::string& body) {
+    raws_.push_back(body);
+    DavPut p;
+    p.body = raws_.back();
+    auto r = store_->put_resource(a, c, name, p);
+    if (r.is_ok() && r->outcome != DavPutResult::Outcome::kCreated &&
+        r->outcome != DavPutResult::Outcome::kReplaced)
+      return invalid("put refused: " + r->reason);
+    return r;
   }
 
   TempDir dir_;

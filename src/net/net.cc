@@ -19,6 +19,9 @@ struct TlsContext::Impl {
 
 TlsContext::TlsContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TlsContext::~TlsContext() = default;
+asio::ssl::context& TlsContext::ssl_context() {
+  return impl_->context;
+}
 
 Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_path,
                                                      const std::string& key_path) {

@@ -26,6 +26,10 @@
 
 #include "base/status.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace mailark::net {
 
 namespace asio = boost::asio;
@@ -85,6 +89,8 @@ class TlsContext {
   ~TlsContext();
   struct Impl;
   Impl& impl() { return *impl_; }
+  // The OpenSSL context for streams of other libraries (Beast's HTTP over TLS).
+  boost::asio::ssl::context& ssl_context();
 
  private:
   explicit TlsContext(std::unique_ptr<Impl> impl);

@@ -211,6 +211,22 @@ Result<Config> load_config(const std::string& path) {
   MK_RETURN_IF_ERROR(read_listener(root, "lmtp", &c.lmtp));
   MK_RETURN_IF_ERROR(read_listener(root, "imap", &c.imap));
   MK_RETURN_IF_ERROR(read_listener(root, "imaps", &c.imaps));
+  MK_RETURN_IF_ERROR(read_listener(root, "http", &c.http));
+  MK_RETURN_IF_ERROR(read_listener(root, "https", &c.https));
+  if (auto v = root["dav"]["plaintext_auth"].value<std::string>()) {
+    if (*v == "loopback")
+      c.dav_plaintext_auth_loopback = true;
+    else if (*v == "never")
+      c.dav_plaintext_auth_loopback = false;
+    else
+      return invalid("dav.plaintext_auth must be \"loopback\" or \"never\"");
+  }
+  MK_RETURN_IF_ERROR(read_size(root["dav"]["max_resource_size"], "dav.max_resource_size",
+                               &c.dav_max_resource_size));
+  if (c.dav_max_resource_size < 1024) return invalid("dav.max_resource_size must be at least 1KB");
+  c.http_timeout_s =
+      static_cast<int>(root["http"]["timeout_s"].value_or(int64_t{c.http_timeout_s}));
+  if (c.http_timeout_s < 1) return invalid("http.timeout_s must be positive");
   if (auto v = root["tls"]["cert"].value<std::string>()) c.tls_cert = resolve(c.data_dir, *v);
   if (auto v = root["tls"]["key"].value<std::string>()) c.tls_key = resolve(c.data_dir, *v);
   c.imap_timeout_s =
@@ -323,8 +339,30 @@ enabled = true
 address = "127.0.0.1"
 port = 993
 
+[http]
+# CalDAV and CardDAV (calendars and contacts) over plain HTTP. Clients find them through
+# /.well-known/caldav and /.well-known/carddav; the URLs are under /dav/.
+enabled = true
+address = "127.0.0.1"
+port = 8008
+# Idle keep-alive connections are closed after this many seconds.
+timeout_s = 300
+
+[https]
+# The same over TLS (the certificate in [tls]).
+enabled = true
+address = "127.0.0.1"
+port = 8443
+
+[dav]
+# "loopback": Basic authentication over plain http only from 127.0.0.1 and ::1;
+# "never": https is always required.
+plaintext_auth = "loopback"
+# Largest event or contact a client may store (CALDAV/CARDDAV:max-resource-size).
+max_resource_size = "10MB"
+
 [tls]
-# PEM certificate chain and private key for imaps and STARTTLS. 'mailark init' creates a
+# PEM certificate chain and private key for imaps, STARTTLS and https. 'mailark init' creates a
 # self-signed pair; replace it with a certificate clients trust.
 cert = "tls/cert.pem"
 key = "tls/key.pem"

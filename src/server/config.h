@@ -31,6 +31,13 @@ struct Config {
   // configuration written before IMAP existed keeps starting as it did.
   ListenerConfig imap{false, "127.0.0.1", 143};
   ListenerConfig imaps{false, "127.0.0.1", 993};
+  // CalDAV/CardDAV (and later the admin API) over HTTP; off for configurations written
+  // before they existed.
+  ListenerConfig http{false, "127.0.0.1", 8008};
+  ListenerConfig https{false, "127.0.0.1", 8443};
+  bool dav_plaintext_auth_loopback = true;
+  uint64_t dav_max_resource_size = uint64_t{10} << 20;
+  int http_timeout_s = 300;
   std::string tls_cert;  // PEM; empty or missing: no STARTTLS, and imaps cannot start
   std::string tls_key;
   int imap_timeout_s = 30 * 60;

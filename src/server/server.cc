@@ -12,6 +12,8 @@
 #include "base/time.h"
 #include "net/net.h"
 #include "os/file.h"
+#include "protocol/dav/dav_service.h"
+#include "protocol/http/http_server.h"
 #include "protocol/imap/imap_session.h"
 #include "protocol/lmtp/lmtp_session.h"
 #include "server/services.h"
@@ -100,6 +102,34 @@ Status run_server(const Config& config) {
         io, "imaps", [&](net::tcp::socket s) { return imap_service.serve_tls(std::move(s)); },
         config.max_connections);
     MK_RETURN_IF_ERROR(l->listen(config.imaps.address, config.imaps.port));
+    listeners.push_back(std::move(l));
+  }
+
+  dav::DavOptions dav_options;
+  dav_options.plaintext_auth_loopback = config.dav_plaintext_auth_loopback;
+  dav_options.max_resource_size = config.dav_max_resource_size;
+  dav::DavService dav_service(*services->directory, *services->store, auth_limiter, dav_options);
+  http::HttpOptions http_options;
+  http_options.timeout_s = config.http_timeout_s;
+  // Room for the largest object plus XML around it; larger bodies get 413.
+  http_options.max_body = std::max<uint64_t>(config.dav_max_resource_size + (1 << 20), 4 << 20);
+  http::HttpService http_service(
+      pool, sessions, http_options, tls,
+      [&dav_service](const http::Request& r) { return dav_service.handle(r); });
+  if (config.http.enabled) {
+    auto l = std::make_unique<net::Listener>(
+        io, "http", [&](net::tcp::socket s) { return http_service.serve(std::move(s)); },
+        config.max_connections);
+    MK_RETURN_IF_ERROR(l->listen(config.http.address, config.http.port));
+    listeners.push_back(std::move(l));
+  }
+  if (config.https.enabled) {
+    if (!tls)
+      return not_found("https is enabled but there is no TLS certificate at " + config.tls_cert);
+    auto l = std::make_unique<net::Listener>(
+        io, "https", [&](net::tcp::socket s) { return http_service.serve_tls(std::move(s)); },
+        config.max_connections);
+    MK_RETURN_IF_ERROR(l->listen(config.https.address, config.https.port));
     listeners.push_back(std::move(l));
   }
 

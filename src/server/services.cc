@@ -32,7 +32,8 @@ Status init_data_dir(const std::string& dir, const InitOptions& options) {
   MK_RETURN_IF_ERROR(fs.make_dirs(dir));
   std::string text = default_config_text();
   if (options.ephemeral_ports) {
-    for (const char* port : {"\nport = 24\n", "\nport = 143\n", "\nport = 993\n"}) {
+    for (const char* port : {"\nport = 24\n", "\nport = 143\n", "\nport = 993\n", "\nport = 8008\n",
+                             "\nport = 8443\n"}) {
       size_t pos = text.find(port);
       if (pos != std::string::npos) text.replace(pos, std::strlen(port), "\nport = 0\n");
     }

@@ -172,6 +172,30 @@ Status Database::open_connections(bool create) {
   // folder's UIDs and flags: one index scan instead of a table lookup per message.
   MK_RETURN_IF_ERROR(
       writer_->exec("CREATE INDEX IF NOT EXISTS items_uid_flags ON items(folder_id, uid, flags)"));
+  // Calendars and address books (CalDAV/CardDAV) came after format version 1 was written.
+  // Tables that only hold rows for folders of those kinds: a database that has none is
+  // exactly a version 1 database, so adding them empty keeps the format.
+  MK_RETURN_IF_ERROR(writer_->exec(R"sql(
+CREATE TABLE IF NOT EXISTS dav_resources(
+  folder_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  component_uid TEXT NOT NULL,
+  component TEXT NOT NULL,
+  range_start INTEGER NOT NULL,
+  range_end INTEGER NOT NULL,
+  PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS dav_by_name ON dav_resources(folder_id, name);
+CREATE UNIQUE INDEX IF NOT EXISTS dav_by_component_uid ON dav_resources(folder_id, component_uid);
+CREATE TABLE IF NOT EXISTS dav_gone(
+  folder_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY(folder_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS folder_props(
+  folder_id INTEGER PRIMARY KEY,
+  props TEXT NOT NULL);
+)sql"));
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
   committer_ = std::thread([this] { committer_loop(); });

@@ -1,0 +1,379 @@
+// Query evaluation for CalDAV and CardDAV on libical's component tree, the collations of
+// RFC 4790 (unicode-casemap through GLib's case folding after NFKD), and recurrence
+// expansion for CALDAV:expand.
+#include "protocol/dav/dav_filter.h"
+
+#include <glib.h>
+#include <libical/ical.h>
+#include <strings.h>
+
+#include <memory>
+
+namespace mailark::dav {
+
+namespace {
+
+struct ComponentFree {
+  void operator()(icalcomponent* c) const { icalcomponent_free(c); }
+};
+using Component = std::unique_ptr<icalcomponent, ComponentFree>;
+
+Result<Component> parse(std::string_view ics) {
+  std::string text(ics);
+  Component root(icalparser_parse_string(text.c_str()));
+  if (!root) return invalid("the calendar object does not parse");
+  return root;
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string unicode_fold(std::string_view s) {
+  if (!g_utf8_validate(s.data(), static_cast<gssize>(s.size()), nullptr)) return ascii_lower(s);
+  gchar* normalized = g_utf8_normalize(s.data(), static_cast<gssize>(s.size()), G_NORMALIZE_NFKD);
+  if (!normalized) return ascii_lower(s);
+  gchar* folded = g_utf8_casefold(normalized, -1);
+  std::string out = folded ? folded : "";
+  g_free(folded);
+  g_free(normalized);
+  return out;
+}
+
+std::string property_text(icalproperty* p) {
+  icalvalue* v = icalproperty_get_value(p);
+  if (v && icalvalue_isa(v) == ICAL_TEXT_VALUE) {
+    const char* t = icalvalue_get_text(v);
+    return t ? t : "";
+  }
+  const char* s = icalproperty_get_value_as_string(p);
+  return s ? s : "";
+}
+
+std::string property_name(icalproperty* p) {
+  const char* n = icalproperty_get_property_name(p);
+  return n ? n : "";
+}
+
+std::string parameter_name(icalparameter* par) {
+  if (icalparameter_isa(par) == ICAL_X_PARAMETER) {
+    const char* x = icalparameter_get_xname(par);
+    return x ? x : "";
+  }
+  const char* n = icalparameter_kind_to_string(icalparameter_isa(par));
+  return n ? n : "";
+}
+
+std::string parameter_value(icalparameter* par) {
+  const char* text = icalparameter_as_ical_string(par);
+  std::string s = text ? text : "";
+  size_t eq = s.find('=');
+  std::string v = eq == std::string::npos ? s : s.substr(eq + 1);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  return v;
+}
+
+int64_t to_ms(icaltimetype t) {
+  const icaltimezone* zone = t.zone ? t.zone : icaltimezone_get_utc_timezone();
+  return static_cast<int64_t>(icaltime_as_timet_with_zone(t, zone)) * 1000;
+}
+
+bool param_matches(icalproperty* p, const ParamFilter& f) {
+  for (icalparameter* par = icalproperty_get_first_parameter(p, ICAL_ANY_PARAMETER); par;
+       par = icalproperty_get_next_parameter(p, ICAL_ANY_PARAMETER)) {
+    if (strcasecmp(parameter_name(par).c_str(), f.name.c_str()) != 0) continue;
+    if (f.is_not_defined) return false;
+    return !f.text_match || text_matches(parameter_value(par), *f.text_match);
+  }
+  return f.is_not_defined;
+}
+
+Result<bool> prop_matches(icalcomponent* comp, const PropFilter& f) {
+  bool any_present = false;
+  for (icalproperty* p = icalcomponent_get_first_property(comp, ICAL_ANY_PROPERTY); p;
+       p = icalcomponent_get_next_property(comp, ICAL_ANY_PROPERTY)) {
+    if (strcasecmp(property_name(p).c_str(), f.name.c_str()) != 0) continue;
+    any_present = true;
+    if (f.is_not_defined) return false;
+    bool ok = true;
+    if (f.time_range) {
+      MK_ASSIGN_OR_RETURN(TimeRange range, parse_time_range(*f.time_range));
+      icalvalue* v = icalproperty_get_value(p);
+      icalvalue_kind k = v ? icalvalue_isa(v) : ICAL_NO_VALUE;
+      if (k != ICAL_DATETIME_VALUE && k != ICAL_DATE_VALUE) {
+        ok = false;
+      } else {
+        int64_t t = to_ms(icalvalue_get_datetime(v));
+        ok = range.start <= t && t < range.end;
+      }
+    }
+    if (ok && f.text_match) ok = text_matches(property_text(p), *f.text_match);
+    for (const auto& param : f.params) ok = ok && param_matches(p, param);
+    if (ok) return true;
+  }
+  return f.is_not_defined && !any_present;
+}
+
+Result<bool> comp_matches(icalcomponent* comp, const CompFilter& f, std::string_view ics) {
+  if (f.time_range) {
+    MK_ASSIGN_OR_RETURN(TimeRange range, parse_time_range(*f.time_range));
+    icalcomponent_kind kind = icalcomponent_isa(comp);
+    if (kind == ICAL_VEVENT_COMPONENT || kind == ICAL_VTODO_COMPONENT ||
+        kind == ICAL_VJOURNAL_COMPONENT || kind == ICAL_VFREEBUSY_COMPONENT) {
+      // The whole object (master and overrides, recurrences expanded) is what overlaps.
+      MK_ASSIGN_OR_RETURN(bool overlap, overlaps(ics, range));
+      if (!overlap) return false;
+    }
+    // VALARM and other components: their time-range is not evaluated (they match).
+  }
+  for (const auto& pf : f.props) {
+    MK_ASSIGN_OR_RETURN(bool ok, prop_matches(comp, pf));
+    if (!ok) return false;
+  }
+  for (const auto& cf : f.comps) {
+    icalcomponent_kind kind = icalcomponent_string_to_kind(cf.name.c_str());
+    bool any = false;
+    for (icalcomponent* sub = icalcomponent_get_first_component(comp, ICAL_ANY_COMPONENT); sub;
+         sub = icalcomponent_get_next_component(comp, ICAL_ANY_COMPONENT)) {
+      bool named = kind != ICAL_NO_COMPONENT && kind != ICAL_X_COMPONENT
+                       ? icalcomponent_isa(sub) == kind
+                       : strcasecmp(icalcomponent_kind_to_string(icalcomponent_isa(sub)),
+                                    cf.name.c_str()) == 0;
+      if (!named) continue;
+      if (cf.is_not_defined) return false;
+      MK_ASSIGN_OR_RETURN(bool ok, comp_matches(sub, cf, ics));
+      if (ok) {
+        any = true;
+        break;
+      }
+    }
+    if (!any && !cf.is_not_defined) return false;
+  }
+  return true;
+}
+
+icalcomponent* calendar_of(icalcomponent* root) {
+  if (icalcomponent_isa(root) == ICAL_VCALENDAR_COMPONENT) return root;
+  return icalcomponent_get_first_component(root, ICAL_VCALENDAR_COMPONENT);
+}
+
+}  // namespace
+
+bool supported_collation(std::string_view c) {
+  return c.empty() || c == "i;ascii-casemap" || c == "i;octet" || c == "i;unicode-casemap";
+}
+
+bool text_matches(std::string_view value, const TextMatch& m) {
+  std::string v, t;
+  if (m.collation == "i;octet") {
+    v = value;
+    t = m.text;
+  } else if (m.collation == "i;unicode-casemap") {
+    v = unicode_fold(value);
+    t = unicode_fold(m.text);
+  } else {
+    v = ascii_lower(value);
+    t = ascii_lower(m.text);
+  }
+  bool hit = false;
+  if (m.match_type == "equals")
+    hit = v == t;
+  else if (m.match_type == "starts-with")
+    hit = v.compare(0, t.size(), t) == 0 && v.size() >= t.size();
+  else if (m.match_type == "ends-with")
+    hit = v.size() >= t.size() && v.compare(v.size() - t.size(), t.size(), t) == 0;
+  else
+    hit = v.find(t) != std::string::npos;
+  return m.negate ? !hit : hit;
+}
+
+Result<TimeRange> parse_time_range(const TimeRangeText& text) {
+  TimeRange r;
+  if (!text.start.empty()) {
+    MK_ASSIGN_OR_RETURN(r.start, parse_utc(text.start));
+  }
+  if (!text.end.empty()) {
+    MK_ASSIGN_OR_RETURN(r.end, parse_utc(text.end));
+  }
+  if (r.start >= r.end) return invalid("time-range start is not before its end");
+  return r;
+}
+
+std::optional<TimeRange> filter_range(const CompFilter& vcalendar) {
+  for (const auto& c : vcalendar.comps) {
+    if (c.is_not_defined || !c.time_range) continue;
+    if (c.name != "VEVENT" && c.name != "VTODO" && c.name != "VJOURNAL") continue;
+    auto r = parse_time_range(*c.time_range);
+    if (r.is_ok()) return *r;
+  }
+  return std::nullopt;
+}
+
+Result<bool> calendar_matches(std::string_view ics, const CompFilter& vcalendar) {
+  if (vcalendar.name != "VCALENDAR") return invalid("the filter must start with VCALENDAR");
+  if (vcalendar.is_not_defined) return false;
+  MK_ASSIGN_OR_RETURN(Component root, parse(ics));
+  icalcomponent* cal = calendar_of(root.get());
+  if (!cal) return invalid("no VCALENDAR");
+  return comp_matches(cal, vcalendar, ics);
+}
+
+bool card_matches(std::string_view vcf, const AddressbookQuery& q) {
+  if (q.filters.empty()) return true;
+  bool all = q.test == FilterTest::kAllOf;
+  for (const auto& f : q.filters) {
+    std::vector<std::string> values = vcard_values(vcf, f.name);
+    bool ok;
+    if (f.is_not_defined) {
+      ok = values.empty();
+    } else if (values.empty()) {
+      ok = false;
+    } else if (f.text_matches.empty()) {
+      ok = true;
+    } else {
+      bool each_all = f.test == FilterTest::kAllOf;
+      ok = each_all;
+      for (const auto& m : f.text_matches) {
+        bool hit = false;
+        for (const auto& v : values) hit = hit || text_matches(v, m);
+        if (each_all && !hit) {
+          ok = false;
+          break;
+        }
+        if (!each_all && hit) {
+          ok = true;
+          break;
+        }
+      }
+    }
+    if (all && !ok) return false;
+    if (!all && ok) return true;
+  }
+  return all;
+}
+
+namespace {
+
+struct Expansion {
+  icalcomponent* out;
+  icalcomponent* master;
+  const std::map<int64_t, icalcomponent*>* overrides;
+  bool all_day;
+};
+
+void set_utc(icalcomponent* comp, icalproperty_kind kind, int64_t ms, bool date) {
+  icaltimetype t = icaltime_from_timet_with_zone(static_cast<time_t>(ms / 1000), date ? 1 : 0,
+                                                 icaltimezone_get_utc_timezone());
+  for (icalproperty* p = icalcomponent_get_first_property(comp, kind); p;
+       p = icalcomponent_get_first_property(comp, kind)) {
+    icalcomponent_remove_property(comp, p);
+    icalproperty_free(p);
+  }
+  icalproperty* p = icalproperty_new(kind);
+  icalproperty_set_value(p, date ? icalvalue_new_date(t) : icalvalue_new_datetime(t));
+  icalcomponent_add_property(comp, p);
+}
+
+void remove_all(icalcomponent* comp, icalproperty_kind kind) {
+  for (icalproperty* p = icalcomponent_get_first_property(comp, kind); p;
+       p = icalcomponent_get_first_property(comp, kind)) {
+    icalcomponent_remove_property(comp, p);
+    icalproperty_free(p);
+  }
+}
+
+// One instance of the master, made a standalone component in UTC.
+void add_instance(icalcomponent* component, struct icaltime_span* span, void* data) {
+  auto* e = static_cast<Expansion*>(data);
+  int64_t start = static_cast<int64_t>(span->start) * 1000;
+  if (e->overrides->count(start)) return;  // replaced by its override
+  icalcomponent* copy = icalcomponent_new_clone(e->master);
+  for (icalproperty_kind k : {ICAL_RRULE_PROPERTY, ICAL_RDATE_PROPERTY, ICAL_EXDATE_PROPERTY,
+                              ICAL_EXRULE_PROPERTY, ICAL_DURATION_PROPERTY})
+    remove_all(copy, k);
+  set_utc(copy, ICAL_DTSTART_PROPERTY, start, e->all_day);
+  if (span->end > span->start || e->all_day)
+    set_utc(
+        copy,
+        icalcomponent_isa(copy) == ICAL_VTODO_COMPONENT ? ICAL_DUE_PROPERTY : ICAL_DTEND_PROPERTY,
+        static_cast<int64_t>(span->end) * 1000, e->all_day);
+  set_utc(copy, ICAL_RECURRENCEID_PROPERTY, start, e->all_day);
+  icalcomponent_add_component(e->out, copy);
+}
+
+int64_t property_ms(icalcomponent* comp, icalproperty_kind kind, bool* is_date) {
+  icalproperty* p = icalcomponent_get_first_property(comp, kind);
+  if (!p) return INT64_MIN;
+  icaltimetype t = icalproperty_get_datetime_with_component(p, comp);
+  if (is_date) *is_date = t.is_date;
+  return to_ms(t);
+}
+
+}  // namespace
+
+Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range) {
+  MK_ASSIGN_OR_RETURN(Component root, parse(ics));
+  icalcomponent* cal = calendar_of(root.get());
+  if (!cal) return invalid("no VCALENDAR");
+  Component out(icalcomponent_new(ICAL_VCALENDAR_COMPONENT));
+  for (icalproperty* p = icalcomponent_get_first_property(cal, ICAL_ANY_PROPERTY); p;
+       p = icalcomponent_get_next_property(cal, ICAL_ANY_PROPERTY))
+    icalcomponent_add_property(out.get(), icalproperty_new_clone(p));
+  icalcomponent* master = nullptr;
+  std::map<int64_t, icalcomponent*> overrides;
+  std::vector<icalcomponent*> mains;
+  for (icalcomponent* c = icalcomponent_get_first_component(cal, ICAL_ANY_COMPONENT); c;
+       c = icalcomponent_get_next_component(cal, ICAL_ANY_COMPONENT)) {
+    icalcomponent_kind k = icalcomponent_isa(c);
+    if (k != ICAL_VEVENT_COMPONENT && k != ICAL_VTODO_COMPONENT && k != ICAL_VJOURNAL_COMPONENT)
+      continue;
+    mains.push_back(c);
+    if (icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY))
+      overrides[property_ms(c, ICAL_RECURRENCEID_PROPERTY, nullptr)] = c;
+    else
+      master = c;
+  }
+  const int64_t lo = range.start == kTimeMin ? 0 : range.start;
+  const int64_t hi = range.end == kTimeMax ? int64_t{4102444800000} : range.end;  // 2100
+  // Overrides are instances of their own: kept (in UTC) when they overlap the range.
+  auto add_standalone = [&](icalcomponent* c, bool keep_rid) {
+    bool date = false;
+    int64_t start = property_ms(c, ICAL_DTSTART_PROPERTY, &date);
+    icaltime_span span = icalcomponent_get_span(c);
+    int64_t end = span.end > span.start ? static_cast<int64_t>(span.end) * 1000 : start;
+    bool instant = end <= start;
+    if (start != INT64_MIN && !(instant ? (lo <= start && start < hi) : (start < hi && end > lo)))
+      return;
+    icalcomponent* copy = icalcomponent_new_clone(c);
+    if (start != INT64_MIN) {
+      set_utc(copy, ICAL_DTSTART_PROPERTY, start, date);
+      if (icalcomponent_get_first_property(copy, ICAL_DTEND_PROPERTY))
+        set_utc(copy, ICAL_DTEND_PROPERTY, property_ms(c, ICAL_DTEND_PROPERTY, nullptr), date);
+    }
+    if (keep_rid)
+      set_utc(copy, ICAL_RECURRENCEID_PROPERTY, property_ms(c, ICAL_RECURRENCEID_PROPERTY, nullptr),
+              date);
+    icalcomponent_add_component(out.get(), copy);
+  };
+  bool recurring = master && (icalcomponent_get_first_property(master, ICAL_RRULE_PROPERTY) ||
+                              icalcomponent_get_first_property(master, ICAL_RDATE_PROPERTY));
+  if (master && recurring) {
+    bool all_day = false;
+    (void)property_ms(master, ICAL_DTSTART_PROPERTY, &all_day);
+    Expansion e{out.get(), master, &overrides, all_day};
+    icaltimetype from = icaltime_from_timet_with_zone(static_cast<time_t>(lo / 1000), 0,
+                                                      icaltimezone_get_utc_timezone());
+    icaltimetype to = icaltime_from_timet_with_zone(static_cast<time_t>(hi / 1000), 0,
+                                                    icaltimezone_get_utc_timezone());
+    icalcomponent_foreach_recurrence(master, from, to, add_instance, &e);
+  } else if (master) {
+    add_standalone(master, false);
+  }
+  for (const auto& [rid, c] : overrides) add_standalone(c, true);
+  const char* text = icalcomponent_as_ical_string(out.get());
+  return std::string(text ? text : "");
+}
+
+}  // namespace mailark::dav

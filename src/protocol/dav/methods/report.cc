@@ -1,0 +1,276 @@
+// REPORT (RFC 3253 3.6): calendar-query, calendar-multiget and free-busy-query (RFC 4791
+// 7.8-7.10), addressbook-query and addressbook-multiget (RFC 6352 8.6-8.7), and
+// sync-collection (RFC 6578) with tokens made of the collection's MODSEQ, which a restore
+// keeps (ARCHITECTURE.md invariant 5). Other reports get DAV:supported-report.
+#include <algorithm>
+
+#include "base/log.h"
+#include "base/time.h"
+#include "protocol/dav/dav_context.h"
+#include "protocol/dav/dav_filter.h"
+
+namespace mailark::dav {
+
+namespace {
+
+const PropName kValidFilter{std::string(kCalDav), "valid-filter"};
+
+Node resource_node(const DavContext& ctx, const DavCollection& c, const DavResource& r) {
+  Node n;
+  n.kind = Target::Kind::kResource;
+  n.collection_kind = c.kind;
+  n.collection = &c;
+  n.resource = &r;
+  n.href = resource_href(c.kind, ctx.user.address, c.segment, r.name);
+  return n;
+}
+
+// The resources a query runs over: the collection's (Depth 1), or the one resource.
+Status query_scope(DavContext& ctx, DavCollection& c, std::vector<DavResource>& out,
+                   const std::optional<TimeRange>& range) {
+  if (ctx.target.kind == Target::Kind::kResource) {
+    MK_ASSIGN_OR_RETURN(DavResource r, ctx.store().resource(ctx.account, c, ctx.target.name));
+    out.push_back(std::move(r));
+    return Status::ok();
+  }
+  std::optional<std::pair<int64_t, int64_t>> window;
+  if (range) window = std::make_pair(range->start, range->end);
+  MK_ASSIGN_OR_RETURN(out, ctx.store().resources(ctx.account, c, window));
+  return Status::ok();
+}
+
+bool collations_supported(const CompFilter& f) {
+  for (const auto& p : f.props) {
+    if (p.text_match && !supported_collation(p.text_match->collation)) return false;
+    for (const auto& param : p.params)
+      if (param.text_match && !supported_collation(param.text_match->collation)) return false;
+  }
+  for (const auto& c : f.comps)
+    if (!collations_supported(c)) return false;
+  return true;
+}
+
+void calendar_query(DavContext& ctx, DavCollection& c, const CalendarQuery& q) {
+  if (!collations_supported(q.filter))
+    return ctx.precondition(403, {std::string(kCalDav), "supported-collation"});
+  std::optional<TimeRange> range = filter_range(q.filter);
+  std::vector<DavResource> list;
+  Status s = query_scope(ctx, c, list, range);
+  if (!s.is_ok()) return ctx.store_error(s);
+  PropRequest request = prop_request(q.props);
+  MultistatusWriter out;
+  for (const auto& r : list) {
+    auto body = ctx.store().read_message(ctx.account, r.blob);
+    if (!body.is_ok()) return ctx.store_error(body.status());
+    auto match = calendar_matches(*body, q.filter);
+    if (!match.is_ok()) return ctx.precondition(403, kValidFilter);
+    if (!*match) continue;
+    Status d = describe(ctx, resource_node(ctx, c, r), request, out);
+    if (!d.is_ok()) return ctx.store_error(d);
+  }
+  ctx.multistatus(out.finish());
+}
+
+void addressbook_query(DavContext& ctx, DavCollection& c, const AddressbookQuery& q) {
+  for (const auto& f : q.filters) {
+    for (const auto& m : f.text_matches)
+      if (!supported_collation(m.collation))
+        return ctx.precondition(403, {std::string(kCardDav), "supported-collation"});
+  }
+  std::vector<DavResource> list;
+  Status s = query_scope(ctx, c, list, std::nullopt);
+  if (!s.is_ok()) return ctx.store_error(s);
+  PropRequest request = prop_request(q.props);
+  MultistatusWriter out;
+  uint32_t matched = 0;
+  bool truncated = false;
+  for (const auto& r : list) {
+    auto body = ctx.store().read_message(ctx.account, r.blob);
+    if (!body.is_ok()) return ctx.store_error(body.status());
+    if (!card_matches(*body, q)) continue;
+    if (q.limit && matched >= *q.limit) {
+      truncated = true;
+      break;
+    }
+    ++matched;
+    Status d = describe(ctx, resource_node(ctx, c, r), request, out);
+    if (!d.is_ok()) return ctx.store_error(d);
+  }
+  // RFC 6352 8.6.1: a truncated result says so with 507 on the request-URI.
+  if (truncated) out.response_status(collection_href(c.kind, ctx.user.address, c.segment), 507);
+  ctx.multistatus(out.finish());
+}
+
+void multiget(DavContext& ctx, const Multiget& m) {
+  PropRequest request = prop_request(m.props);
+  MultistatusWriter out;
+  std::map<std::string, std::optional<DavCollection>> collections;
+  for (const auto& href : m.hrefs) {
+    auto target = parse_target(href_path(href));
+    if (!target.is_ok() || target->kind != Target::Kind::kResource ||
+        target->owner != ctx.user.address ||
+        target->collection_kind != ctx.target.collection_kind) {
+      out.response_status(href, target.is_ok() && target->owner != ctx.user.address ? 403 : 404);
+      continue;
+    }
+    auto& slot = collections[target->segment];
+    if (!slot) {
+      auto c = ctx.store().collection(ctx.account, target->collection_kind, target->segment);
+      if (!c.is_ok() && c.status().code() != ErrorCode::kNotFound)
+        return ctx.store_error(c.status());
+      if (c.is_ok()) slot = std::move(*c);
+    }
+    if (!slot) {
+      out.response_status(href, 404);
+      continue;
+    }
+    auto r = ctx.store().resource(ctx.account, *slot, target->name);
+    if (!r.is_ok()) {
+      if (r.status().code() != ErrorCode::kNotFound) return ctx.store_error(r.status());
+      out.response_status(href, 404);
+      continue;
+    }
+    Node node = resource_node(ctx, *slot, *r);
+    node.href = href;  // answered under the href the client sent
+    Status d = describe(ctx, node, request, out);
+    if (!d.is_ok()) return ctx.store_error(d);
+  }
+  ctx.multistatus(out.finish());
+}
+
+void free_busy(DavContext& ctx, DavCollection& c, const FreeBusyQuery& q) {
+  auto range = parse_time_range(q.time_range);
+  if (!range.is_ok() || q.time_range.start.empty())
+    return ctx.status(400, "free-busy-query needs a valid time-range with a start");
+  std::vector<DavResource> list;
+  Status s = query_scope(ctx, c, list, *range);
+  if (!s.is_ok()) return ctx.store_error(s);
+  std::vector<BusyInterval> busy;
+  for (const auto& r : list) {
+    if (r.component != "VEVENT" && r.component != "VFREEBUSY") continue;
+    auto body = ctx.store().read_message(ctx.account, r.blob);
+    if (!body.is_ok()) return ctx.store_error(body.status());
+    auto periods = busy_intervals(*body, *range);
+    if (!periods.is_ok()) continue;  // valid when stored; a parser change must not fail all
+    busy.insert(busy.end(), periods->begin(), periods->end());
+  }
+  std::sort(busy.begin(), busy.end(),
+            [](const BusyInterval& a, const BusyInterval& b) { return a.start < b.start; });
+  std::string out =
+      "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailark//CalDAV//EN\r\nBEGIN:VFREEBUSY\r\n";
+  out += "DTSTAMP:" + format_utc(now_ms()) + "\r\n";
+  out += "DTSTART:" + format_utc(range->start) + "\r\n";
+  if (range->end != kTimeMax) out += "DTEND:" + format_utc(range->end) + "\r\n";
+  for (const auto& b : busy)
+    out += "FREEBUSY;FBTYPE=" + b.fbtype + ":" + format_utc(b.start) + "/" + format_utc(b.end) +
+           "\r\n";
+  out += "END:VFREEBUSY\r\nEND:VCALENDAR\r\n";
+  ctx.response.status = 200;
+  ctx.response.set("Content-Type", "text/calendar; charset=utf-8");
+  ctx.response.body = std::move(out);
+}
+
+void sync_collection(DavContext& ctx, DavCollection& c, const SyncCollection& q) {
+  const PropName valid_token{std::string(kDav), "valid-sync-token"};
+  uint64_t since = 0;
+  if (!q.sync_token.empty()) {
+    auto parsed = parse_sync_token(c, q.sync_token);
+    if (!parsed.is_ok()) return ctx.precondition(403, valid_token);
+    since = *parsed;
+  }
+  auto changes = ctx.store().resource_changes(ctx.account, c, since);
+  if (!changes.is_ok()) {
+    if (changes.status().code() == ErrorCode::kInvalid) return ctx.precondition(403, valid_token);
+    return ctx.store_error(changes.status());
+  }
+  // Changes and removals in MODSEQ order, so a limited answer ends at a consistent token.
+  struct Entry {
+    uint64_t modseq;
+    const DavResource* resource;
+    const DavChanges::Removed* removed;
+  };
+  std::vector<Entry> entries;
+  for (const auto& r : changes->changed) entries.push_back({r.modseq, &r, nullptr});
+  for (const auto& g : changes->removed) entries.push_back({g.modseq, nullptr, &g});
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.modseq < b.modseq; });
+  uint64_t token = changes->highestmodseq;
+  bool truncated = false;
+  if (q.limit && entries.size() > *q.limit) {
+    entries.resize(*q.limit);
+    token = entries.empty() ? since : entries.back().modseq;
+    truncated = true;
+  }
+  PropRequest request = prop_request(q.props);
+  MultistatusWriter out;
+  for (const auto& e : entries) {
+    if (e.resource) {
+      Status d = describe(ctx, resource_node(ctx, c, *e.resource), request, out);
+      if (!d.is_ok()) return ctx.store_error(d);
+    } else {
+      out.response_status(resource_href(c.kind, ctx.user.address, c.segment, e.removed->name), 404);
+    }
+  }
+  if (truncated) out.response_status(collection_href(c.kind, ctx.user.address, c.segment), 507);
+  out.sync_token(sync_token(c, token));
+  ctx.multistatus(out.finish());
+}
+
+}  // namespace
+
+void method_report(DavContext& ctx) {
+  auto parsed = parse_report(ctx.request.body);
+  if (!parsed.is_ok()) {
+    if (auto pre = failed_precondition(parsed.status())) return ctx.precondition(403, *pre);
+    return ctx.status(parsed.status().code() == ErrorCode::kTooLarge ? 413 : 400,
+                      parsed.status().message());
+  }
+  using Kind = ReportRequest::Kind;
+  const Target& t = ctx.target;
+  const bool on_collection = t.kind == Target::Kind::kCollection;
+  const bool on_resource = t.kind == Target::Kind::kResource;
+  const bool calendar = t.collection_kind == CollectionKind::kCalendar;
+  auto unsupported = [&] { ctx.precondition(403, {std::string(kDav), "supported-report"}); };
+  bool fits = false;
+  switch (parsed->kind) {
+    case Kind::kCalendarQuery:
+    case Kind::kCalendarMultiget:
+      fits = calendar && (on_collection || on_resource);
+      break;
+    case Kind::kFreeBusyQuery:
+      fits = calendar && on_collection;
+      break;
+    case Kind::kAddressbookQuery:
+    case Kind::kAddressbookMultiget:
+      fits = !calendar && (on_collection || on_resource);
+      break;
+    case Kind::kSyncCollection:
+      fits = on_collection;
+      break;
+    default:
+      fits = false;
+  }
+  if (!fits) return unsupported();
+  auto c = ctx.collection();
+  if (!c.is_ok()) return ctx.store_error(c.status());
+  switch (parsed->kind) {
+    case Kind::kCalendarQuery:
+      return calendar_query(ctx, *c, std::get<CalendarQuery>(parsed->body));
+    case Kind::kAddressbookQuery:
+      return addressbook_query(ctx, *c, std::get<AddressbookQuery>(parsed->body));
+    case Kind::kCalendarMultiget:
+    case Kind::kAddressbookMultiget:
+      return multiget(ctx, std::get<Multiget>(parsed->body));
+    case Kind::kFreeBusyQuery:
+      return free_busy(ctx, *c, std::get<FreeBusyQuery>(parsed->body));
+    case Kind::kSyncCollection: {
+      auto depth = ctx.depth(0);
+      if (!depth || *depth != 0) return ctx.status(400, "sync-collection takes Depth: 0");
+      return sync_collection(ctx, *c, std::get<SyncCollection>(parsed->body));
+    }
+    default:
+      return unsupported();
+  }
+}
+
+}  // namespace mailark::dav

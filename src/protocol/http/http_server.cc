@@ -1,0 +1,284 @@
+// HTTP/1.1 connections on Boost.Beast: keep-alive, Expect: 100-continue, header and body
+// limits answered with 431/413 and a close, an idle deadline, and drain on shutdown.
+#include "protocol/http/http_server.h"
+
+#include <strings.h>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "base/log.h"
+
+namespace mailark::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using net::awaitable;
+
+std::string Request::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  return {};
+}
+
+bool Request::has_header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return true;
+  return false;
+}
+
+const char* status_text(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 207:
+      return "Multi-Status";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 423:
+      return "Locked";
+    case 424:
+      return "Failed Dependency";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 507:
+      return "Insufficient Storage";
+    default:
+      return "";
+  }
+}
+
+namespace {
+
+// One connection's loop over its requests, for a plain or a TLS stream.
+template <typename Stream>
+class HttpConnection {
+ public:
+  HttpConnection(HttpService& service, Stream& stream, beast::tcp_stream& lowest, std::string peer,
+                 bool tls, bool loopback)
+      : service_(service),
+        stream_(stream),
+        lowest_(lowest),
+        peer_(std::move(peer)),
+        tls_(tls),
+        loopback_(loopback) {}
+
+  awaitable<void> run();
+
+ private:
+  awaitable<bool> send(Response response, bool head, bool keep_alive);
+  awaitable<void> send_error(int status, const char* text);
+
+  HttpService& service_;
+  Stream& stream_;
+  beast::tcp_stream& lowest_;
+  std::string peer_;
+  bool tls_;
+  bool loopback_;
+  beast::flat_buffer buffer_;
+};
+
+template <typename Stream>
+awaitable<bool> HttpConnection<Stream>::send(Response response, bool head, bool keep_alive) {
+  if (response.delay.count() > 0) {
+    asio::steady_timer wait(lowest_.get_executor());
+    wait.expires_after(response.delay);
+    boost::system::error_code ignored;
+    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  bhttp::response<bhttp::string_body> res;
+  res.version(11);
+  res.result(static_cast<unsigned>(response.status));
+  res.set(bhttp::field::server, service_.options().server_name);
+  for (auto& [k, v] : response.headers) res.insert(k, v);
+  const bool close = !keep_alive || response.close;
+  res.keep_alive(!close);
+  size_t length = response.body.size();
+  if (!head) res.body() = std::move(response.body);
+  res.content_length(length);
+  boost::system::error_code ec;
+  lowest_.expires_after(std::chrono::seconds(service_.options().timeout_s));
+  co_await bhttp::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec && !close;
+}
+
+template <typename Stream>
+awaitable<void> HttpConnection<Stream>::send_error(int status, const char* text) {
+  Response r;
+  r.status = status;
+  r.set("Content-Type", "text/plain; charset=utf-8");
+  r.body = std::string(text) + "\n";
+  r.close = true;
+  co_await send(std::move(r), false, false);
+}
+
+template <typename Stream>
+awaitable<void> HttpConnection<Stream>::run() {
+  const HttpOptions& options = service_.options();
+  net::SessionRegistry& sessions = service_.sessions();
+  beast::tcp_stream* lowest = &lowest_;
+  asio::any_io_executor executor = lowest_.get_executor();
+  int id = sessions.add([lowest, executor] {
+    asio::post(executor, [lowest] {
+      boost::system::error_code ignored;
+      lowest->socket().shutdown(net::tcp::socket::shutdown_both, ignored);
+      lowest->socket().close(ignored);
+    });
+  });
+  for (int served = 0; served < options.max_requests_per_connection; ++served) {
+    if (sessions.shutting_down()) break;
+    auto parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
+    parser->header_limit(options.max_header);
+    parser->body_limit(options.max_body);
+    boost::system::error_code ec;
+    lowest_.expires_after(std::chrono::seconds(options.timeout_s));
+    co_await bhttp::async_read_header(stream_, buffer_, *parser,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == bhttp::error::header_limit) {
+      co_await send_error(431, "Request header fields too large");
+      break;
+    }
+    if (ec == bhttp::error::body_limit) {
+      co_await send_error(413, "Request body too large");
+      break;
+    }
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+      break;
+    if (ec) {
+      co_await send_error(400, "Malformed HTTP request");
+      break;
+    }
+    sessions.set_busy(id, true);
+    if (!parser->is_done()) {
+      auto& head = parser->get();
+      auto expect = head[bhttp::field::expect];
+      if (strncasecmp(expect.data(), "100-continue", std::min<size_t>(expect.size(), 12)) == 0 &&
+          expect.size() == 12) {
+        static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(stream_, asio::buffer(kContinue, sizeof kContinue - 1),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+      }
+      co_await bhttp::async_read(stream_, buffer_, *parser,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == bhttp::error::body_limit) {
+        co_await send_error(413, "Request body too large");
+        break;
+      }
+      if (ec) {
+        if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
+            ec != bhttp::error::partial_message)
+          co_await send_error(400, "Malformed HTTP request body");
+        break;
+      }
+    }
+    auto message = parser->release();
+    auto request = std::make_shared<Request>();
+    request->method = std::string(message.method_string());
+    request->target = std::string(message.target());
+    for (const auto& field : message)
+      request->headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    request->body = std::move(message.body());
+    request->peer = peer_;
+    request->tls = tls_;
+    request->loopback = loopback_;
+    const bool keep_alive = message.keep_alive();
+    const bool head = request->method == "HEAD";
+    HttpService* service = &service_;
+    auto handle = [service, request]() -> Response {
+      try {
+        return service->handler()(*request);
+      } catch (const std::exception& e) {
+        MK_LOG_WARN("http: {} {} failed: {}", request->method, request->target, e.what());
+        Response r;
+        r.status = 500;
+        r.body = "Internal error\n";
+        r.close = true;
+        return r;
+      }
+    };
+    Response response = co_await service_.pool().run(std::move(handle));
+    bool go_on = co_await send(std::move(response), head, keep_alive);
+    sessions.set_busy(id, false);
+    if (!go_on) break;
+  }
+  sessions.remove(id);
+  boost::system::error_code ignored;
+  lowest_.socket().shutdown(net::tcp::socket::shutdown_send, ignored);
+}
+
+std::pair<std::string, bool> describe_peer(const net::tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  if (ec) return {"unknown", false};
+  return {ep.address().to_string() + ":" + std::to_string(ep.port()), ep.address().is_loopback()};
+}
+
+}  // namespace
+
+awaitable<void> HttpService::serve(net::tcp::socket socket) {
+  std::pair<std::string, bool> who = describe_peer(socket);
+  beast::tcp_stream stream(std::move(socket));
+  HttpConnection<beast::tcp_stream> connection(*this, stream, stream, who.first, false, who.second);
+  co_await connection.run();
+}
+
+awaitable<void> HttpService::serve_tls(net::tcp::socket socket) {
+  std::pair<std::string, bool> who = describe_peer(socket);
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), tls_->ssl_context());
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+  boost::system::error_code ec;
+  co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    MK_LOG_INFO("https: TLS handshake with {} failed: {}", who.first, ec.message());
+    co_return;
+  }
+  HttpConnection<beast::ssl_stream<beast::tcp_stream>> connection(
+      *this, stream, beast::get_lowest_layer(stream), who.first, true, who.second);
+  co_await connection.run();
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace mailark::http
