@@ -45,8 +45,8 @@ bench-backup: build
 fuzz:
 	@sh scripts/install-deps.sh --fuzz
 	@test -f build-fuzz/CMakeCache.txt || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DMAILARK_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_mime fuzz_lmtp fuzz_imap fuzz_dav
-	@for t in fuzz_mime fuzz_lmtp fuzz_imap fuzz_dav; do \
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_mime fuzz_lmtp fuzz_imap fuzz_dav fuzz_groupware
+	@for t in fuzz_mime fuzz_lmtp fuzz_imap fuzz_dav fuzz_groupware; do \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-300} build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
