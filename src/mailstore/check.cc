@@ -198,6 +198,30 @@ CheckReport check_database(const std::string& dir, const std::string& name,
               if (st.column_int(0))
                 problem("items table", std::to_string(st.column_int(0)) + " items belong to no folder");
             });
+  // Calendars and address books: every item has its resource row and every row its item.
+  bool has_dav = false;
+  run_query("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='dav_resources'",
+            [&](const SqliteStatement& st) { has_dav = st.column_int(0) > 0; });
+  if (has_dav) {
+    run_query(
+        "SELECT f.name, i.uid FROM items i JOIN folders f ON i.folder_id=f.id WHERE f.kind!='mail'"
+        " AND NOT EXISTS (SELECT 1 FROM dav_resources d WHERE d.folder_id=i.folder_id AND"
+        " d.uid=i.uid) LIMIT 100",
+        [&](const SqliteStatement& st) {
+          problem("folder " + st.column_text(0) + " UID " + std::to_string(st.column_int(1)),
+                  "calendar or contact item has no resource name");
+        });
+    run_query(
+        "SELECT COALESCE(f.name, '?'), d.name, COALESCE(f.kind, '') FROM dav_resources d"
+        " LEFT JOIN folders f ON f.id=d.folder_id WHERE f.kind IS NULL OR f.kind='mail' OR"
+        " NOT EXISTS (SELECT 1 FROM items i WHERE i.folder_id=d.folder_id AND i.uid=d.uid)"
+        " LIMIT 100",
+        [&](const SqliteStatement& st) {
+          problem("folder " + st.column_text(0) + " resource " + st.column_text(1),
+                  st.column_text(2) == "mail" ? "a mail folder holds a calendar or contact"
+                                              : "resource names an item that does not exist");
+        });
+  }
   return report;
 }
 
