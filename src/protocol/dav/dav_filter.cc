@@ -116,14 +116,15 @@ Result<bool> prop_matches(icalcomponent* comp, const PropFilter& f) {
   return f.is_not_defined && !any_present;
 }
 
-Result<bool> comp_matches(icalcomponent* comp, const CompFilter& f, std::string_view ics) {
+Result<bool> comp_matches(icalcomponent* comp, const CompFilter& f, std::string_view ics,
+                          const std::string& floating_tz) {
   if (f.time_range) {
     MK_ASSIGN_OR_RETURN(TimeRange range, parse_time_range(*f.time_range));
     icalcomponent_kind kind = icalcomponent_isa(comp);
     if (kind == ICAL_VEVENT_COMPONENT || kind == ICAL_VTODO_COMPONENT ||
         kind == ICAL_VJOURNAL_COMPONENT || kind == ICAL_VFREEBUSY_COMPONENT) {
       // The whole object (master and overrides, recurrences expanded) is what overlaps.
-      MK_ASSIGN_OR_RETURN(bool overlap, overlaps(ics, range));
+      MK_ASSIGN_OR_RETURN(bool overlap, overlaps(ics, range, floating_tz));
       if (!overlap) return false;
     }
     // VALARM and other components: their time-range is not evaluated (they match).
@@ -143,7 +144,7 @@ Result<bool> comp_matches(icalcomponent* comp, const CompFilter& f, std::string_
                                     cf.name.c_str()) == 0;
       if (!named) continue;
       if (cf.is_not_defined) return false;
-      MK_ASSIGN_OR_RETURN(bool ok, comp_matches(sub, cf, ics));
+      MK_ASSIGN_OR_RETURN(bool ok, comp_matches(sub, cf, ics, floating_tz));
       if (ok) {
         any = true;
         break;
@@ -211,13 +212,14 @@ std::optional<TimeRange> filter_range(const CompFilter& vcalendar) {
   return std::nullopt;
 }
 
-Result<bool> calendar_matches(std::string_view ics, const CompFilter& vcalendar) {
+Result<bool> calendar_matches(std::string_view ics, const CompFilter& vcalendar,
+                              const std::string& floating_tz) {
   if (vcalendar.name != "VCALENDAR") return invalid("the filter must start with VCALENDAR");
   if (vcalendar.is_not_defined) return false;
   MK_ASSIGN_OR_RETURN(Component root, parse(ics));
   icalcomponent* cal = calendar_of(root.get());
   if (!cal) return invalid("no VCALENDAR");
-  return comp_matches(cal, vcalendar, ics);
+  return comp_matches(cal, vcalendar, ics, floating_tz);
 }
 
 bool card_matches(std::string_view vcf, const AddressbookQuery& q) {
@@ -374,6 +376,85 @@ Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range
   for (const auto& [rid, c] : overrides) add_standalone(c, true);
   const char* text = icalcomponent_as_ical_string(out.get());
   return std::string(text ? text : "");
+}
+
+namespace {
+
+bool names(const std::vector<std::string>& list, const char* name) {
+  for (const auto& n : list)
+    if (strcasecmp(n.c_str(), name) == 0) return true;
+  return false;
+}
+
+void prune(icalcomponent* c, const CalendarComp& spec) {
+  if (!spec.allprop) {
+    std::vector<icalproperty*> drop;
+    for (icalproperty* p = icalcomponent_get_first_property(c, ICAL_ANY_PROPERTY); p;
+         p = icalcomponent_get_next_property(c, ICAL_ANY_PROPERTY))
+      if (!names(spec.props, property_name(p).c_str())) drop.push_back(p);
+    for (icalproperty* p : drop) {
+      icalcomponent_remove_property(c, p);
+      icalproperty_free(p);
+    }
+  }
+  std::vector<icalcomponent*> subs;
+  for (icalcomponent* sub = icalcomponent_get_first_component(c, ICAL_ANY_COMPONENT); sub;
+       sub = icalcomponent_get_next_component(c, ICAL_ANY_COMPONENT))
+    subs.push_back(sub);
+  for (icalcomponent* sub : subs) {
+    const char* kind = icalcomponent_kind_to_string(icalcomponent_isa(sub));
+    const CalendarComp* child = nullptr;
+    for (const auto& cc : spec.comps)
+      if (kind && strcasecmp(cc.name.c_str(), kind) == 0) child = &cc;
+    if (child) {
+      prune(sub, *child);
+    } else if (!spec.allcomp) {
+      icalcomponent_remove_component(c, sub);
+      icalcomponent_free(sub);
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::string> select_calendar_data(std::string_view ics, const CalendarComp& comp) {
+  MK_ASSIGN_OR_RETURN(Component root, parse(ics));
+  icalcomponent* cal = calendar_of(root.get());
+  if (!cal) return invalid("no VCALENDAR");
+  if (strcasecmp(comp.name.c_str(), "VCALENDAR") != 0)
+    return invalid("calendar-data comp must start with VCALENDAR");
+  prune(cal, comp);
+  const char* text = icalcomponent_as_ical_string(cal);
+  return std::string(text ? text : "");
+}
+
+std::string select_address_data(std::string_view vcf, const std::vector<std::string>& props) {
+  // Unfold, then keep the lines whose property name (without group) is asked for.
+  std::string unfolded;
+  for (size_t i = 0; i < vcf.size(); ++i) {
+    if (vcf[i] == '\r' && i + 1 < vcf.size() && vcf[i + 1] == '\n') continue;
+    if (vcf[i] == '\n' && i + 1 < vcf.size() && (vcf[i + 1] == ' ' || vcf[i + 1] == '\t')) {
+      ++i;
+      continue;
+    }
+    unfolded += vcf[i];
+  }
+  std::string out;
+  size_t pos = 0;
+  while (pos < unfolded.size()) {
+    size_t nl = unfolded.find('\n', pos);
+    if (nl == std::string::npos) nl = unfolded.size();
+    std::string line = unfolded.substr(pos, nl - pos);
+    pos = nl + 1;
+    size_t end = line.find_first_of(":;");
+    std::string name = line.substr(0, end == std::string::npos ? line.size() : end);
+    size_t dot = name.rfind('.');
+    if (dot != std::string::npos) name = name.substr(dot + 1);
+    bool keep =
+        names({"BEGIN", "END", "VERSION", "UID"}, name.c_str()) || names(props, name.c_str());
+    if (keep && !line.empty()) out += line + "\r\n";
+  }
+  return out;
 }
 
 }  // namespace mailark::dav

@@ -31,7 +31,10 @@ std::optional<TimeRange> filter_range(const CompFilter& vcalendar);
 // comp-filter. kInvalid for a time-range that does not parse (the valid-filter precondition)
 // or an unsupported collation (supported-collation); kInvalid also for an object that does
 // not parse (stored objects always do).
-Result<bool> calendar_matches(std::string_view ics, const CompFilter& vcalendar);
+// Floating times are evaluated in `floating_tz` (an Olson name or a VCALENDAR with one
+// VTIMEZONE: the query's CALDAV:timezone or the calendar's calendar-timezone).
+Result<bool> calendar_matches(std::string_view ics, const CompFilter& vcalendar,
+                              const std::string& floating_tz = "UTC");
 
 // True when the vCard matches the query's filters (none: every card).
 bool card_matches(std::string_view vcf, const AddressbookQuery& query);
@@ -40,5 +43,13 @@ bool card_matches(std::string_view vcf, const AddressbookQuery& query);
 // 9.6.5): one component per instance without RRULE/RDATE/EXDATE, with RECURRENCE-ID, and
 // every date-time in UTC. A non-recurring object is returned with its times in UTC.
 Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range);
+
+// Partial retrieval (RFC 4791 9.6.1): the object with only the components and properties
+// `comp` names (starting with VCALENDAR).
+Result<std::string> select_calendar_data(std::string_view ics, const CalendarComp& comp);
+
+// Partial retrieval (RFC 6352 10.4.2): the card with only the named properties (BEGIN, END,
+// VERSION and UID are always kept). Lines are returned unfolded.
+std::string select_address_data(std::string_view vcf, const std::vector<std::string>& props);
 
 }  // namespace mailark::dav

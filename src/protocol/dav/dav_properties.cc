@@ -266,6 +266,18 @@ class Describer {
       }
       return text(v, std::move(*expanded));
     }
+    if (request_.calendar_data && request_.calendar_data->comp &&
+        node_.collection_kind == CollectionKind::kCalendar) {
+      auto selected = select_calendar_data(*body, *request_.calendar_data->comp);
+      if (!selected.is_ok()) {
+        error_ = selected.status();
+        return std::nullopt;
+      }
+      return text(v, std::move(*selected));
+    }
+    if (request_.address_data && !request_.address_data->allprop &&
+        node_.collection_kind == CollectionKind::kContacts)
+      return text(v, select_address_data(*body, request_.address_data->props));
     return text(v, std::move(*body));
   }
 

@@ -39,6 +39,17 @@ Status query_scope(DavContext& ctx, DavCollection& c, std::vector<DavResource>& 
   return Status::ok();
 }
 
+// The calendar's CALDAV:calendar-timezone (a VCALENDAR with one VTIMEZONE), stored as the
+// property's XML content.
+std::optional<std::string> calendar_timezone(const DavCollection& c) {
+  auto it = c.props.find("{urn:ietf:params:xml:ns:caldav}calendar-timezone");
+  if (it == c.props.end() || it->second.empty()) return std::nullopt;
+  auto parsed = parse_xml("<x>" + it->second + "</x>");
+  if (!parsed.is_ok() || parsed->text.find("BEGIN:VTIMEZONE") == std::string::npos)
+    return std::nullopt;
+  return parsed->text;
+}
+
 bool collations_supported(const CompFilter& f) {
   for (const auto& p : f.props) {
     if (p.text_match && !supported_collation(p.text_match->collation)) return false;
@@ -57,12 +68,20 @@ void calendar_query(DavContext& ctx, DavCollection& c, const CalendarQuery& q) {
   std::vector<DavResource> list;
   Status s = query_scope(ctx, c, list, range);
   if (!s.is_ok()) return ctx.store_error(s);
+  // Floating times: the query's time zone, else the calendar's (RFC 4791 7.3), else UTC.
+  std::string floating = "UTC";
+  if (q.timezone)
+    floating = *q.timezone;
+  else if (q.timezone_id)
+    floating = *q.timezone_id;
+  else if (auto tz = calendar_timezone(c))
+    floating = *tz;
   PropRequest request = prop_request(q.props);
   MultistatusWriter out;
   for (const auto& r : list) {
     auto body = ctx.store().read_message(ctx.account, r.blob);
     if (!body.is_ok()) return ctx.store_error(body.status());
-    auto match = calendar_matches(*body, q.filter);
+    auto match = calendar_matches(*body, q.filter, floating);
     if (!match.is_ok()) return ctx.precondition(403, kValidFilter);
     if (!*match) continue;
     Status d = describe(ctx, resource_node(ctx, c, r), request, out);
@@ -146,11 +165,12 @@ void free_busy(DavContext& ctx, DavCollection& c, const FreeBusyQuery& q) {
   Status s = query_scope(ctx, c, list, *range);
   if (!s.is_ok()) return ctx.store_error(s);
   std::vector<BusyInterval> busy;
+  std::string floating = calendar_timezone(c).value_or("UTC");
   for (const auto& r : list) {
     if (r.component != "VEVENT" && r.component != "VFREEBUSY") continue;
     auto body = ctx.store().read_message(ctx.account, r.blob);
     if (!body.is_ok()) return ctx.store_error(body.status());
-    auto periods = busy_intervals(*body, *range);
+    auto periods = busy_intervals(*body, *range, floating);
     if (!periods.is_ok()) continue;  // valid when stored; a parser change must not fail all
     busy.insert(busy.end(), periods->begin(), periods->end());
   }
