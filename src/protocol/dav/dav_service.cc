@@ -54,8 +54,15 @@ constexpr MethodEntry kMethods[] = {
 // ---------------------------------------------------------------- URL space
 
 Result<Target> parse_target(std::string_view raw_path) {
-  MK_ASSIGN_OR_RETURN(std::string path, href_decode(raw_path));
-  auto parts = split_path(path);
+  // Split first, decode each segment after: an encoded '/' (%2F) is part of a name, which
+  // validate_dav_name refuses, never a separator.
+  std::vector<std::string> decoded;
+  for (std::string_view raw : split_path(raw_path)) {
+    MK_ASSIGN_OR_RETURN(std::string segment, href_decode(raw));
+    if (segment.find('/') != std::string::npos) return invalid("a path segment holds a '/'");
+    decoded.push_back(std::move(segment));
+  }
+  std::vector<std::string_view> parts(decoded.begin(), decoded.end());
   Target t;
   if (parts.empty()) return t;  // "/"
   if (parts[0] != "dav") return not_found("outside the DAV space");
