@@ -322,9 +322,21 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
   }
   out.account = *account;
   out.account.quota_bytes = user->quota_bytes;
-  Status defaults = store_.ensure_default_collections(out.account);
-  if (!defaults.is_ok())
-    MK_LOG_WARN("dav: default collections of {}: {}", user->address, defaults.to_string());
+  // Once per account and process: the check reads the account's folder list.
+  bool ensured = false;
+  {
+    std::lock_guard lock(cache_mu_);
+    ensured = defaults_ensured_.count(out.account.guid) > 0;
+  }
+  if (!ensured) {
+    Status defaults = store_.ensure_default_collections(out.account);
+    if (defaults.is_ok()) {
+      std::lock_guard lock(cache_mu_);
+      defaults_ensured_.insert(out.account.guid);
+    } else {
+      MK_LOG_WARN("dav: default collections of {}: {}", user->address, defaults.to_string());
+    }
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "directory/directory.h"
@@ -93,6 +94,7 @@ class DavService {
   std::string cache_secret_;
   std::mutex cache_mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> credential_cache_;
+  std::set<Guid> defaults_ensured_;
 };
 
 }  // namespace mailark::dav
