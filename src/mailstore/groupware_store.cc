@@ -310,6 +310,22 @@ Result<DavResource> MailStore::resource_by_uid(const Account& account, const Dav
   return std::move(*found);
 }
 
+Result<std::vector<MailStore::UidHolder>> MailStore::find_by_uid(const Account& account,
+                                                                 CollectionKind kind,
+                                                                 std::string_view component_uid) {
+  std::vector<UidHolder> out;
+  MK_ASSIGN_OR_RETURN(auto all, collections(account, kind));
+  for (auto& c : all) {
+    auto r = resource_by_uid(account, c, component_uid);
+    if (r.is_ok()) {
+      out.push_back({c, std::move(*r)});
+    } else if (r.status().code() != ErrorCode::kNotFound) {
+      return r.status();
+    }
+  }
+  return out;
+}
+
 Result<DavPutResult> MailStore::put_resource(const Account& account, const DavCollection& c,
                                              std::string_view name, const DavPut& put) {
   return store_resource(account, c, name, put, nullptr);

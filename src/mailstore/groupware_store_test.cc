@@ -154,6 +154,15 @@ TEST_F(GroupwareStoreTest, NewVersionsKeepTheGuidAndSyncChangesFollow) {
   EXPECT_EQ(changes.removed.size(), 0u);
   EXPECT_EQ(changes.changed.size(), 2u);
   EXPECT_EQ(store_->resource_by_uid(alice_, cal_, "uid-b").value().name, "b.ics");
+  // Account-wide: the same UID in a second calendar is found too.
+  auto other = store_->create_collection(alice_, CollectionKind::kCalendar, "other", {});
+  ASSERT_TRUE(other.is_ok());
+  put(*other, "copy.ics", event("uid-b", "20261202T090000Z"));
+  auto holders = store_->find_by_uid(alice_, CollectionKind::kCalendar, "uid-b").value();
+  ASSERT_EQ(holders.size(), 2u);
+  EXPECT_EQ(holders[0].collection.segment, "default");
+  EXPECT_EQ(holders[1].resource.name, "copy.ics");
+  EXPECT_TRUE(store_->find_by_uid(alice_, CollectionKind::kContacts, "uid-b").value().empty());
 }
 
 TEST_F(GroupwareStoreTest, BusyPeriodsAndRangePrefilter) {

@@ -351,6 +351,14 @@ class MailStore {
   // The resource holding this iCalendar/vCard UID in the collection; kNotFound when none.
   Result<DavResource> resource_by_uid(const Account& account, const DavCollection& collection,
                                       std::string_view component_uid);
+  // Every resource of the account holding this UID, over all its collections of `kind`
+  // (recovery de-duplicates appointments by UID across calendars).
+  struct UidHolder {
+    DavCollection collection;
+    DavResource resource;
+  };
+  Result<std::vector<UidHolder>> find_by_uid(const Account& account, CollectionKind kind,
+                                             std::string_view component_uid);
   // Validates the object (iCalendar for calendars, vCard for address books) and stores it
   // under `name`, as a new resource or a new version of the existing one (same GUID, new
   // UID and MODSEQ). Durable when it returns kCreated or kReplaced; anything else changed
