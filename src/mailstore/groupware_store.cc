@@ -580,6 +580,9 @@ Result<std::vector<BusyPeriod>> MailStore::busy_periods(const Account& account, 
       if (r.component != "VEVENT" && r.component != "VFREEBUSY") continue;
       MK_ASSIGN_OR_RETURN(std::string body, read_message(account, r.blob));
       auto periods = busy_intervals(body, TimeRange{start, end});
+      // Too many instances to list: an error, never an answer of free time.
+      if (!periods.is_ok() && periods.status().code() == ErrorCode::kTooLarge)
+        return too_large("busy time of " + r.name + ": " + periods.status().message());
       if (!periods.is_ok()) {
         // Stored objects were valid when they were stored; a newer parser may disagree.
         MK_LOG_WARN("busy time of {} {}: {}", account.address, r.name, periods.status().message());

@@ -657,6 +657,8 @@ Status MailStore::remove_folder(const Account& account, const std::string& norm)
 
 Status MailStore::set_subscribed(const Account& account, std::string_view name, bool subscribed) {
   MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(name));
+  if (is_groupware_folder_name(norm))
+    return invalid("calendars and address books are not subscribed to as mail folders");
   return account.db->write([&](WriteTx& tx) -> Status {
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(tx.db(), account.id, norm));
     MK_ASSIGN_OR_RETURN(auto st, tx.db().prepare("UPDATE folders SET subscribed=? WHERE id=?"));

@@ -379,7 +379,8 @@ class MailStore {
   Result<DavChanges> resource_changes(const Account& account, const DavCollection& collection,
                                       uint64_t since);
   // The account's busy time between start and end (ms) over all its calendars: events that
-  // are not transparent or cancelled, recurrences expanded.
+  // are not transparent or cancelled, recurrences expanded. kTooLarge when an event has too
+  // many instances in the range to list (a narrower range works).
   Result<std::vector<BusyPeriod>> busy_periods(const Account& account, int64_t start, int64_t end);
 
   // ---- backup and restore (mailstore/snapshot.h)

@@ -52,6 +52,7 @@ struct PropRequest {
   std::vector<PropName> include;
   std::optional<CalendarDataRequest> calendar_data;
   std::optional<AddressDataRequest> address_data;
+  std::string floating_tz = "UTC";  // for CALDAV:expand of floating times
 };
 PropRequest prop_request(const PropfindRequest& propfind);
 PropRequest prop_request(const ReportProps& report);

@@ -7,6 +7,8 @@
 #include <libical/ical.h>
 #include <strings.h>
 
+#include <cstdio>
+#include <map>
 #include <memory>
 
 namespace mailark::dav {
@@ -258,13 +260,6 @@ bool card_matches(std::string_view vcf, const AddressbookQuery& q) {
 
 namespace {
 
-struct Expansion {
-  icalcomponent* out;
-  icalcomponent* master;
-  const std::map<int64_t, icalcomponent*>* overrides;
-  bool all_day;
-};
-
 void set_utc(icalcomponent* comp, icalproperty_kind kind, int64_t ms, bool date) {
   icaltimetype t = icaltime_from_timet_with_zone(static_cast<time_t>(ms / 1000), date ? 1 : 0,
                                                  icaltimezone_get_utc_timezone());
@@ -286,36 +281,44 @@ void remove_all(icalcomponent* comp, icalproperty_kind kind) {
   }
 }
 
-// One instance of the master, made a standalone component in UTC.
-void add_instance(icalcomponent* component, struct icaltime_span* span, void* data) {
-  auto* e = static_cast<Expansion*>(data);
-  int64_t start = static_cast<int64_t>(span->start) * 1000;
-  if (e->overrides->count(start)) return;  // replaced by its override
-  icalcomponent* copy = icalcomponent_new_clone(e->master);
-  for (icalproperty_kind k : {ICAL_RRULE_PROPERTY, ICAL_RDATE_PROPERTY, ICAL_EXDATE_PROPERTY,
-                              ICAL_EXRULE_PROPERTY, ICAL_DURATION_PROPERTY})
-    remove_all(copy, k);
-  set_utc(copy, ICAL_DTSTART_PROPERTY, start, e->all_day);
-  if (span->end > span->start || e->all_day)
-    set_utc(
-        copy,
-        icalcomponent_isa(copy) == ICAL_VTODO_COMPONENT ? ICAL_DUE_PROPERTY : ICAL_DTEND_PROPERTY,
-        static_cast<int64_t>(span->end) * 1000, e->all_day);
-  set_utc(copy, ICAL_RECURRENCEID_PROPERTY, start, e->all_day);
-  icalcomponent_add_component(e->out, copy);
+// A date-time property in UTC ms, and whether it is a DATE.
+std::optional<std::pair<int64_t, bool>> property_time(icalcomponent* comp, icalproperty_kind kind) {
+  icalproperty* p = icalcomponent_get_first_property(comp, kind);
+  if (!p) return std::nullopt;
+  icaltimetype t = icalproperty_get_datetime_with_component(p, comp);
+  return std::make_pair(to_ms(t), t.is_date != 0);
 }
 
-int64_t property_ms(icalcomponent* comp, icalproperty_kind kind, bool* is_date) {
-  icalproperty* p = icalcomponent_get_first_property(comp, kind);
-  if (!p) return INT64_MIN;
+// RECURRENCE-ID as instances() spells it: "YYYYMMDD" for a date, else UTC date-time text.
+std::string recurrence_key(icalcomponent* comp) {
+  icalproperty* p = icalcomponent_get_first_property(comp, ICAL_RECURRENCEID_PROPERTY);
+  if (!p) return {};
   icaltimetype t = icalproperty_get_datetime_with_component(p, comp);
-  if (is_date) *is_date = t.is_date;
-  return to_ms(t);
+  if (t.is_date) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d%02d%02d", t.year, t.month, t.day);
+    return buf;
+  }
+  return format_utc(to_ms(t));
+}
+
+// A copy of `c` with its own times in UTC (dates stay dates).
+icalcomponent* utc_copy(icalcomponent* c) {
+  icalcomponent* copy = icalcomponent_new_clone(c);
+  for (icalproperty_kind k :
+       {ICAL_DTSTART_PROPERTY, ICAL_DTEND_PROPERTY, ICAL_DUE_PROPERTY, ICAL_RECURRENCEID_PROPERTY})
+    if (auto t = property_time(c, k)) set_utc(copy, k, t->first, t->second);
+  return copy;
 }
 
 }  // namespace
 
-Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range) {
+Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range,
+                                    const std::string& floating_tz) {
+  // The module's expansion is bounded (instances and work); a response is bounded further.
+  MK_ASSIGN_OR_RETURN(std::vector<Instance> list, instances(ics, range, floating_tz));
+  if (list.size() > kMaxExpandedInstances)
+    return too_large(std::to_string(list.size()) + " instances in the expanded range");
   MK_ASSIGN_OR_RETURN(Component root, parse(ics));
   icalcomponent* cal = calendar_of(root.get());
   if (!cal) return invalid("no VCALENDAR");
@@ -324,56 +327,41 @@ Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range
        p = icalcomponent_get_next_property(cal, ICAL_ANY_PROPERTY))
     icalcomponent_add_property(out.get(), icalproperty_new_clone(p));
   icalcomponent* master = nullptr;
-  std::map<int64_t, icalcomponent*> overrides;
-  std::vector<icalcomponent*> mains;
+  std::map<std::string, icalcomponent*> overrides;
   for (icalcomponent* c = icalcomponent_get_first_component(cal, ICAL_ANY_COMPONENT); c;
        c = icalcomponent_get_next_component(cal, ICAL_ANY_COMPONENT)) {
     icalcomponent_kind k = icalcomponent_isa(c);
     if (k != ICAL_VEVENT_COMPONENT && k != ICAL_VTODO_COMPONENT && k != ICAL_VJOURNAL_COMPONENT)
       continue;
-    mains.push_back(c);
-    if (icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY))
-      overrides[property_ms(c, ICAL_RECURRENCEID_PROPERTY, nullptr)] = c;
-    else
+    std::string key = recurrence_key(c);
+    if (key.empty())
       master = c;
+    else
+      overrides[key] = c;
   }
-  const int64_t lo = range.start == kTimeMin ? 0 : range.start;
-  const int64_t hi = range.end == kTimeMax ? int64_t{4102444800000} : range.end;  // 2100
-  // Overrides are instances of their own: kept (in UTC) when they overlap the range.
-  auto add_standalone = [&](icalcomponent* c, bool keep_rid) {
-    bool date = false;
-    int64_t start = property_ms(c, ICAL_DTSTART_PROPERTY, &date);
-    icaltime_span span = icalcomponent_get_span(c);
-    int64_t end = span.end > span.start ? static_cast<int64_t>(span.end) * 1000 : start;
-    bool instant = end <= start;
-    if (start != INT64_MIN && !(instant ? (lo <= start && start < hi) : (start < hi && end > lo)))
-      return;
-    icalcomponent* copy = icalcomponent_new_clone(c);
-    if (start != INT64_MIN) {
-      set_utc(copy, ICAL_DTSTART_PROPERTY, start, date);
-      if (icalcomponent_get_first_property(copy, ICAL_DTEND_PROPERTY))
-        set_utc(copy, ICAL_DTEND_PROPERTY, property_ms(c, ICAL_DTEND_PROPERTY, nullptr), date);
+  for (const Instance& inst : list) {
+    auto o = inst.recurrence_id.empty() ? overrides.end() : overrides.find(inst.recurrence_id);
+    if (o != overrides.end()) {
+      icalcomponent_add_component(out.get(), utc_copy(o->second));
+      continue;
     }
-    if (keep_rid)
-      set_utc(copy, ICAL_RECURRENCEID_PROPERTY, property_ms(c, ICAL_RECURRENCEID_PROPERTY, nullptr),
-              date);
+    if (!master) continue;
+    icalcomponent* copy = icalcomponent_new_clone(master);
+    for (icalproperty_kind k :
+         {ICAL_RRULE_PROPERTY, ICAL_RDATE_PROPERTY, ICAL_EXDATE_PROPERTY, ICAL_EXRULE_PROPERTY,
+          ICAL_DURATION_PROPERTY, ICAL_DTEND_PROPERTY, ICAL_DUE_PROPERTY})
+      remove_all(copy, k);
+    auto start = property_time(master, ICAL_DTSTART_PROPERTY);
+    bool date = start && start->second;
+    if (start) set_utc(copy, ICAL_DTSTART_PROPERTY, inst.start, date);
+    if (inst.end != inst.start && inst.end != kTimeMax)
+      set_utc(
+          copy,
+          icalcomponent_isa(copy) == ICAL_VTODO_COMPONENT ? ICAL_DUE_PROPERTY : ICAL_DTEND_PROPERTY,
+          inst.end, date);
+    if (!inst.recurrence_id.empty()) set_utc(copy, ICAL_RECURRENCEID_PROPERTY, inst.start, date);
     icalcomponent_add_component(out.get(), copy);
-  };
-  bool recurring = master && (icalcomponent_get_first_property(master, ICAL_RRULE_PROPERTY) ||
-                              icalcomponent_get_first_property(master, ICAL_RDATE_PROPERTY));
-  if (master && recurring) {
-    bool all_day = false;
-    (void)property_ms(master, ICAL_DTSTART_PROPERTY, &all_day);
-    Expansion e{out.get(), master, &overrides, all_day};
-    icaltimetype from = icaltime_from_timet_with_zone(static_cast<time_t>(lo / 1000), 0,
-                                                      icaltimezone_get_utc_timezone());
-    icaltimetype to = icaltime_from_timet_with_zone(static_cast<time_t>(hi / 1000), 0,
-                                                    icaltimezone_get_utc_timezone());
-    icalcomponent_foreach_recurrence(master, from, to, add_instance, &e);
-  } else if (master) {
-    add_standalone(master, false);
   }
-  for (const auto& [rid, c] : overrides) add_standalone(c, true);
   const char* text = icalcomponent_as_ical_string(out.get());
   return std::string(text ? text : "");
 }

@@ -42,7 +42,11 @@ bool card_matches(std::string_view vcf, const AddressbookQuery& query);
 // The object with its recurrences expanded into the instances overlapping `range` (RFC 4791
 // 9.6.5): one component per instance without RRULE/RDATE/EXDATE, with RECURRENCE-ID, and
 // every date-time in UTC. A non-recurring object is returned with its times in UTC.
-Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range);
+// Expansion stops at kMaxExpandedInstances (kTooLarge), well below what libical's own
+// iterator could be made to produce by a hostile rule.
+inline constexpr size_t kMaxExpandedInstances = 10000;
+Result<std::string> expand_calendar(std::string_view ics, const TimeRange& range,
+                                    const std::string& floating_tz = "UTC");
 
 // Partial retrieval (RFC 4791 9.6.1): the object with only the components and properties
 // `comp` names (starting with VCALENDAR).

@@ -259,7 +259,7 @@ class Describer {
         error_ = range.status();
         return std::nullopt;
       }
-      auto expanded = expand_calendar(*body, *range);
+      auto expanded = expand_calendar(*body, *range, request_.floating_tz);
       if (!expanded.is_ok()) {
         error_ = expanded.status();
         return std::nullopt;

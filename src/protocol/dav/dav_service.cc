@@ -208,8 +208,10 @@ void DavContext::store_error(const Status& s) {
       return status(409, "Conflict");
     case ErrorCode::kInvalid:
       return status(400, s.message());
+    // A query whose answer would be unbounded (an expansion of a rule with too many
+    // instances in the range): the client narrows the range.
     case ErrorCode::kTooLarge:
-      return status(413, "Too large");
+      return precondition(507, {std::string(kDav), "number-of-matches-within-limits"});
     case ErrorCode::kTemporary: {
       response.set("Retry-After", "5");
       return status(503, "Temporarily unavailable, try again later");

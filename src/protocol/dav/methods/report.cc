@@ -77,6 +77,7 @@ void calendar_query(DavContext& ctx, DavCollection& c, const CalendarQuery& q) {
   else if (auto tz = calendar_timezone(c))
     floating = *tz;
   PropRequest request = prop_request(q.props);
+  request.floating_tz = floating;
   MultistatusWriter out;
   for (const auto& r : list) {
     auto body = ctx.store().read_message(ctx.account, r.blob);
@@ -171,6 +172,9 @@ void free_busy(DavContext& ctx, DavCollection& c, const FreeBusyQuery& q) {
     auto body = ctx.store().read_message(ctx.account, r.blob);
     if (!body.is_ok()) return ctx.store_error(body.status());
     auto periods = busy_intervals(*body, *range, floating);
+    // Too many instances in the range: refused, never answered as free time.
+    if (!periods.is_ok() && periods.status().code() == ErrorCode::kTooLarge)
+      return ctx.store_error(periods.status());
     if (!periods.is_ok()) continue;  // valid when stored; a parser change must not fail all
     busy.insert(busy.end(), periods->begin(), periods->end());
   }

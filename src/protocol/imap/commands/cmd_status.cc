@@ -63,6 +63,8 @@ void cmd_status(ImapContext& ctx, const Command& cmd) {
   if (!name.is_ok()) return ctx.no("[CANNOT] " + name.status().message());
   auto folder = ctx.store().folder(*ctx.account, *name);
   if (!folder.is_ok()) return ctx.fail(folder.status());
+  // Calendars and address books are not mailboxes: LIST does not show them either.
+  if (folder->kind != "mail") return ctx.fail(not_found("no mailbox " + folder->name));
   auto items = status_items(ctx, *folder, cmd.args[1].items);
   if (!items.is_ok()) {
     if (items.status().code() == ErrorCode::kInvalid) return ctx.bad(items.status().message());
