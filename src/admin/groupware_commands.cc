@@ -131,7 +131,8 @@ int calendar_import(const std::string& config_path, const std::string& address,
   auto text = read_input(file);
   if (!text.is_ok()) return fail(text.status().message(), kExIoErr);
   auto objects = split_calendar(*text);
-  if (!objects.is_ok()) return fail(file + ": " + objects.status().message(), kExDataErr);
+  if (!objects.is_ok())
+    return fail(file + ": " + objects.status().message() + "; nothing was imported", kExDataErr);
   std::vector<std::string> uids, components;
   for (size_t i = 0; i < objects->size(); ++i) {
     auto info = parse_calendar_object((*objects)[i]);
@@ -159,7 +160,8 @@ int contacts_import(const std::string& config_path, const std::string& address,
   auto text = read_input(file);
   if (!text.is_ok()) return fail(text.status().message(), kExIoErr);
   auto cards = split_vcards(*text);
-  if (!cards.is_ok()) return fail(file + ": " + cards.status().message(), kExDataErr);
+  if (!cards.is_ok())
+    return fail(file + ": " + cards.status().message() + "; nothing was imported", kExDataErr);
   std::vector<std::string> objects, uids;
   for (size_t i = 0; i < cards->size(); ++i) {
     auto info = parse_vcard((*cards)[i]);
