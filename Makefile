@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test run bench bench-lmtp bench-imap bench-backup fuzz format clean
+.PHONY: all deps build test run bench bench-lmtp bench-imap bench-dav bench-backup fuzz format clean
 
 all: build
 
@@ -26,6 +26,7 @@ bench: build
 	@status=0; \
 	/usr/bin/python3 bench/lmtp_bench.py --mailark $(BUILD)/mailark || status=1; \
 	/usr/bin/python3 bench/imap_bench.py --mailark $(BUILD)/mailark || status=1; \
+	/usr/bin/python3 bench/dav_bench.py --mailark $(BUILD)/mailark || status=1; \
 	/usr/bin/python3 bench/backup_bench.py --mailark $(BUILD)/mailark || status=1; \
 	exit $$status
 
@@ -36,6 +37,10 @@ bench-lmtp: build
 bench-imap: build
 	@sh scripts/install-deps.sh --bench
 	@/usr/bin/python3 bench/imap_bench.py --mailark $(BUILD)/mailark
+
+bench-dav: build
+	@sh scripts/install-deps.sh --bench
+	@/usr/bin/python3 bench/dav_bench.py --mailark $(BUILD)/mailark
 
 bench-backup: build
 	@sh scripts/install-deps.sh --bench
