@@ -68,7 +68,7 @@ Status save_props(WriteTx& tx, const Account& account, const FolderRow& f,
 
 constexpr const char* kResourceColumns =
     "d.name, i.uid, i.guid, i.blob, i.size, i.modseq, i.saved_ms, d.component_uid, d.component,"
-    " d.range_start, d.range_end";
+    " d.range_start, d.range_end, d.recurring";
 constexpr const char* kResourceJoin =
     " FROM dav_resources d JOIN items i ON i.folder_id=d.folder_id AND i.uid=d.uid";
 
@@ -85,6 +85,7 @@ DavResource row_to_resource(const SqliteStatement& st) {
   r.component = st.column_text(8);
   r.range_start = st.column_int(9);
   r.range_end = st.column_int(10);
+  r.recurring = st.column_int(11) != 0;
   return r;
 }
 
@@ -112,6 +113,7 @@ struct ObjectFacts {
   std::string component;
   int64_t range_start = INT64_MIN;
   int64_t range_end = INT64_MAX;
+  bool recurring = false;
 };
 
 Result<ObjectFacts> examine(CollectionKind kind, std::string_view body) {
@@ -122,6 +124,7 @@ Result<ObjectFacts> examine(CollectionKind kind, std::string_view body) {
     facts.component = info.component;
     facts.range_start = info.range_start;
     facts.range_end = info.range_end;
+    facts.recurring = info.recurring;
   } else {
     MK_ASSIGN_OR_RETURN(ContactInfo info, parse_vcard(body));
     if (info.uid.empty()) return invalid("the vCard has no UID");
@@ -133,11 +136,11 @@ Result<ObjectFacts> examine(CollectionKind kind, std::string_view body) {
 
 }  // namespace
 
-Result<std::pair<int64_t, int64_t>> store_sql::object_range(std::string_view component,
-                                                            std::string_view body) {
-  if (component == "VCARD") return std::make_pair(INT64_MIN, INT64_MAX);
+Result<store_sql::ObjectRange> store_sql::object_range(std::string_view component,
+                                                       std::string_view body) {
+  if (component == "VCARD") return ObjectRange{};
   MK_ASSIGN_OR_RETURN(ObjectFacts facts, examine(CollectionKind::kCalendar, body));
-  return std::make_pair(facts.range_start, facts.range_end);
+  return ObjectRange{facts.range_start, facts.range_end, facts.recurring};
 }
 
 bool is_groupware_folder_name(std::string_view name) {
@@ -172,26 +175,57 @@ Status MailStore::ensure_default_collections(const Account& account) {
   return Status::ok();
 }
 
-Result<std::vector<DavCollection>> MailStore::collections(const Account& account,
-                                                          CollectionKind kind) {
-  MK_ASSIGN_OR_RETURN(auto folders, list_folders(account));
-  std::vector<DavCollection> out;
+namespace {
+
+// Collections of the account (all of a kind, or the one named) with their properties, without
+// counting their items (a calendar may hold tens of thousands; DAV never needs the count).
+Status read_collections(SqliteDb& db, int64_t account_id, CollectionKind kind,
+                        const std::string* only_name, std::vector<DavCollection>* out) {
+  std::string sql =
+      "SELECT f.id, f.guid, f.name, f.subscribed, f.uidvalidity, f.uidnext, f.highestmodseq,"
+      " p.props FROM folders f LEFT JOIN folder_props p ON p.folder_id=f.id"
+      " WHERE f.account_id=? AND f.kind=?";
+  sql += only_name ? " AND f.name=?" : " ORDER BY f.name";
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+  st.bind(1, account_id).bind(2, kind_name(kind));
+  if (only_name) st.bind(3, *only_name);
   std::string prefix = collection_folder(kind, "");
-  for (auto& f : folders) {
-    if (f.kind != kind_name(kind) || f.name.compare(0, prefix.size(), prefix) != 0) continue;
+  while (true) {
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
     DavCollection c;
     c.kind = kind;
-    c.segment = f.name.substr(prefix.size());
-    c.folder = std::move(f);
-    out.push_back(std::move(c));
-  }
-  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    for (auto& c : out) {
-      MK_ASSIGN_OR_RETURN(c.props, load_props(db, c.folder.id));
-      if (kind == CollectionKind::kCalendar)
-        c.components = split_components(c.props[std::string(kComponentSetProp)]);
+    c.folder.id = st.column_int(0);
+    c.folder.guid = Guid::from_bytes(st.column_blob(1)).value_or(Guid{});
+    c.folder.name = st.column_text(2);
+    if (c.folder.name.compare(0, prefix.size(), prefix) != 0) continue;
+    c.segment = c.folder.name.substr(prefix.size());
+    c.folder.kind = kind_name(kind);
+    c.folder.subscribed = st.column_int(3) != 0;
+    c.folder.uidvalidity = static_cast<uint32_t>(st.column_int(4));
+    c.folder.uidnext = static_cast<uint32_t>(st.column_int(5));
+    c.folder.highestmodseq = static_cast<uint64_t>(st.column_int(6));
+    if (!st.column_is_null(7)) {
+      json j = json::parse(st.column_text(7), nullptr, false);
+      if (j.is_discarded() || !j.is_object())
+        return corrupt("properties of " + c.folder.name + " are not JSON");
+      for (auto& [k, v] : j.items())
+        if (v.is_string()) c.props[k] = v.get<std::string>();
     }
-    return Status::ok();
+    if (kind == CollectionKind::kCalendar)
+      c.components = split_components(c.props[std::string(kComponentSetProp)]);
+    out->push_back(std::move(c));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::vector<DavCollection>> MailStore::collections(const Account& account,
+                                                          CollectionKind kind) {
+  std::vector<DavCollection> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    return read_collections(db, account.id, kind, nullptr, &out);
   }));
   return out;
 }
@@ -199,20 +233,12 @@ Result<std::vector<DavCollection>> MailStore::collections(const Account& account
 Result<DavCollection> MailStore::collection(const Account& account, CollectionKind kind,
                                             std::string_view segment) {
   MK_RETURN_IF_ERROR(validate_dav_name(segment));
-  auto f = folder(account, collection_folder(kind, segment));
-  if (!f.is_ok()) return f.status();
-  if (f->kind != kind_name(kind)) return not_found("no collection " + std::string(segment));
-  DavCollection c;
-  c.kind = kind;
-  c.segment = segment;
-  c.folder = std::move(*f);
-  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(c.props, load_props(db, c.folder.id));
-    return Status::ok();
-  }));
-  if (kind == CollectionKind::kCalendar)
-    c.components = split_components(c.props[std::string(kComponentSetProp)]);
-  return c;
+  std::string name = collection_folder(kind, segment);
+  std::vector<DavCollection> out;
+  MK_RETURN_IF_ERROR(account.db->read(
+      [&](SqliteDb& db) -> Status { return read_collections(db, account.id, kind, &name, &out); }));
+  if (out.empty()) return not_found("no collection " + std::string(segment));
+  return std::move(out.front());
 }
 
 Result<DavCollection> MailStore::create_collection(const Account& account, CollectionKind kind,
@@ -297,6 +323,24 @@ Result<DavResource> MailStore::resource(const Account& account, const DavCollect
   }));
   if (!found) return not_found("no resource " + std::string(name));
   return std::move(*found);
+}
+
+Result<std::vector<DavResource>> MailStore::resources_named(const Account& account,
+                                                            const DavCollection& c,
+                                                            const std::vector<std::string>& names) {
+  std::vector<DavResource> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kResourceColumns +
+                                            kResourceJoin + " WHERE d.folder_id=? AND d.name=?"));
+    for (const auto& name : names) {
+      st.bind(1, c.folder.id).bind(2, name);
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (row) out.push_back(row_to_resource(st));
+      st.reset();
+    }
+    return Status::ok();
+  }));
+  return out;
 }
 
 Result<DavResource> MailStore::resource_by_uid(const Account& account, const DavCollection& c,
@@ -439,6 +483,7 @@ Result<DavPutResult> MailStore::store_resource(const Account& account, const Dav
         r.component = facts->component;
         r.range_start = facts->range_start;
         r.range_end = facts->range_end;
+        r.recurring = facts->recurring;
         if (existing) {
           // The old version leaves at the same MODSEQ the new one arrives with.
           for (const char* sql : {"DELETE FROM items WHERE folder_id=? AND uid=?",
@@ -466,14 +511,15 @@ Result<DavPutResult> MailStore::store_resource(const Account& account, const Dav
         it.modseq = modseq;
         MK_RETURN_IF_ERROR(insert_item(db, f.id, it, tx.time_ms()));
         MK_ASSIGN_OR_RETURN(auto ins,
-                            db.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?)"));
+                            db.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?,?)"));
         ins.bind(1, f.id)
             .bind(2, static_cast<int64_t>(r.uid))
             .bind(3, r.name)
             .bind(4, r.component_uid)
             .bind(5, r.component)
             .bind(6, r.range_start)
-            .bind(7, r.range_end);
+            .bind(7, r.range_end)
+            .bind(8, r.recurring ? 1 : 0);
         MK_RETURN_IF_ERROR(ins.run());
         MK_ASSIGN_OR_RETURN(auto ungone,
                             db.prepare("DELETE FROM dav_gone WHERE folder_id=? AND name=?"));

@@ -1132,6 +1132,34 @@ Result<std::string> MailStore::read_message(const Account& account, const Digest
   return r;
 }
 
+Result<std::vector<std::string>> MailStore::read_messages(const Account& account,
+                                                          const std::vector<Digest>& blobs) {
+  std::vector<std::optional<std::string>> encoded(blobs.size());
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      st.bind_blob(1, as_bytes(blobs[i]));
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      if (row && !st.column_is_null(0)) encoded[i] = st.column_blob(0);
+      st.reset();
+    }
+    return Status::ok();
+  }));
+  std::vector<std::string> out;
+  out.reserve(blobs.size());
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    auto r = encoded[i] ? BlobStore::decode_verified(*encoded[i], blobs[i])
+                        : account.db->blobs().get(blobs[i]);
+    if (!r.is_ok()) {
+      if (r.status().code() == ErrorCode::kCorrupt)
+        MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
+      return r.status();
+    }
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
 Result<std::unique_ptr<BlobReader>> MailStore::open_message(const Account& account,
                                                             const Digest& blob) {
   MK_ASSIGN_OR_RETURN(std::optional<std::string> encoded, inline_message(account, blob));

@@ -181,6 +181,7 @@ struct DavResource {
   std::string component;            // VEVENT, VTODO, VJOURNAL, VCARD
   int64_t range_start = INT64_MIN;  // instants any occurrence may touch (calendars)
   int64_t range_end = INT64_MAX;
+  bool recurring = false;  // RRULE/RDATE or overrides: the range alone decides nothing
 };
 
 struct DavPut {
@@ -348,6 +349,14 @@ class MailStore {
   // kNotFound when absent.
   Result<DavResource> resource(const Account& account, const DavCollection& collection,
                                std::string_view name);
+  // The resources of these names that exist, in one read (multiget).
+  Result<std::vector<DavResource>> resources_named(const Account& account,
+                                                   const DavCollection& collection,
+                                                   const std::vector<std::string>& names);
+  // Bodies of many items in one read, each verified against its digest; kCorrupt names the
+  // first that fails.
+  Result<std::vector<std::string>> read_messages(const Account& account,
+                                                 const std::vector<Digest>& blobs);
   // The resource holding this iCalendar/vCard UID in the collection; kNotFound when none.
   Result<DavResource> resource_by_uid(const Account& account, const DavCollection& collection,
                                       std::string_view component_uid);

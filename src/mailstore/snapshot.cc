@@ -775,7 +775,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           std::vector<NewMessage> fresh;
           std::set<std::string> dirs;
           // Derived fields of calendar and address book resources, from their bodies.
-          std::map<const ItemState*, std::pair<int64_t, int64_t>> ranges;
+          std::map<const ItemState*, store_sql::ObjectRange> ranges;
           for (const ItemState* item : batch) {
             const bool dav = !item->dav_name.empty();
             if (stored.count(item->blob) && !dav) continue;
@@ -847,14 +847,16 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                   ins.reset();
                   if (!item->dav_name.empty()) {
                     MK_ASSIGN_OR_RETURN(
-                        auto dav, sql.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?)"));
+                        auto dav,
+                        sql.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?,?)"));
                     dav.bind(1, folder_id)
                         .bind(2, static_cast<int64_t>(item->uid))
                         .bind(3, item->dav_name)
                         .bind(4, item->component_uid)
                         .bind(5, item->component)
-                        .bind(6, ranges[item].first)
-                        .bind(7, ranges[item].second);
+                        .bind(6, ranges[item].start)
+                        .bind(7, ranges[item].end)
+                        .bind(8, ranges[item].recurring ? 1 : 0);
                     MK_RETURN_IF_ERROR(dav.run());
                   }
                   ref.bind_blob(1, as_bytes(item->blob));

@@ -72,7 +72,12 @@ Status upsert_message(SqliteDb& db, const MailStore::PreparedSave& p);
 
 // The stored time range of a calendar or address book resource (what dav_resources keeps
 // for time-range prefilters), derived from its body.
-Result<std::pair<int64_t, int64_t>> object_range(std::string_view component, std::string_view body);
+struct ObjectRange {
+  int64_t start = INT64_MIN;
+  int64_t end = INT64_MAX;
+  bool recurring = false;
+};
+Result<ObjectRange> object_range(std::string_view component, std::string_view body);
 
 }  // namespace store_sql
 }  // namespace mailark

@@ -184,6 +184,7 @@ CREATE TABLE IF NOT EXISTS dav_resources(
   component TEXT NOT NULL,
   range_start INTEGER NOT NULL,
   range_end INTEGER NOT NULL,
+  recurring INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS dav_by_name ON dav_resources(folder_id, name);
 CREATE UNIQUE INDEX IF NOT EXISTS dav_by_component_uid ON dav_resources(folder_id, component_uid);
@@ -196,6 +197,17 @@ CREATE TABLE IF NOT EXISTS folder_props(
   folder_id INTEGER PRIMARY KEY,
   props TEXT NOT NULL);
 )sql"));
+  {
+    // dav_resources of development builds before `recurring` existed.
+    MK_ASSIGN_OR_RETURN(auto cols, writer_->prepare("SELECT COUNT(*) FROM pragma_table_info("
+                                                    "'dav_resources') WHERE name='recurring'"));
+    MK_ASSIGN_OR_RETURN(bool row, cols.step());
+    bool missing = row && cols.column_int(0) == 0;
+    cols.reset();
+    if (missing)
+      MK_RETURN_IF_ERROR(writer_->exec(
+          "ALTER TABLE dav_resources ADD COLUMN recurring INTEGER NOT NULL DEFAULT 0"));
+  }
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
   committer_ = std::thread([this] { committer_loop(); });

@@ -64,6 +64,7 @@ struct Node {
   CollectionKind collection_kind = CollectionKind::kCalendar;
   const DavCollection* collection = nullptr;  // kCollection, and kResource's parent
   const DavResource* resource = nullptr;      // kResource
+  const std::string* body = nullptr;          // the resource's content when already read
 };
 
 // Adds the node's response to `out`: found properties with 200, unknown ones with 404.
@@ -77,6 +78,8 @@ Status describe(DavContext& ctx, const Node& node, const PropRequest& request,
 bool writable_property(const PropName& name);
 // The key a collection property is stored under ("{ns}name").
 std::string prop_key(const PropName& name);
+// True when the request asks for calendar-data or address-data (resource bodies).
+bool wants_data(const PropRequest& request);
 
 // Method handlers (one file each under methods/).
 void method_options(DavContext& ctx);

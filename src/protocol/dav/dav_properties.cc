@@ -247,7 +247,9 @@ class Describer {
   }
   // calendar-data / address-data: the stored object, expanded when the request says so.
   std::optional<PropValue> data(PropValue& v) {
-    auto body = ctx_.store().read_message(ctx_.account, node_.resource->blob);
+    Result<std::string> body = node_.body
+                                   ? Result<std::string>(*node_.body)
+                                   : ctx_.store().read_message(ctx_.account, node_.resource->blob);
     if (!body.is_ok()) {
       error_ = body.status();
       return std::nullopt;
@@ -309,6 +311,14 @@ PropRequest prop_request(const ReportProps& p) {
 
 std::string prop_key(const PropName& name) {
   return "{" + name.ns + "}" + name.name;
+}
+
+bool wants_data(const PropRequest& request) {
+  if (request.type == PropfindRequest::Type::kPropName) return false;
+  for (const auto& n : request.props)
+    if ((n.ns == kC && n.name == "calendar-data") || (n.ns == kR && n.name == "address-data"))
+      return true;
+  return false;
 }
 
 bool writable_property(const PropName& name) {

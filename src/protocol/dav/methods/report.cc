@@ -50,6 +50,17 @@ std::optional<std::string> calendar_timezone(const DavCollection& c) {
   return parsed->text;
 }
 
+// Bodies are read this many at a time (one read transaction each).
+constexpr size_t kBodyBatch = 256;
+
+// The child comp-filter of a filter that is only "VCALENDAR > X with a time-range", else null.
+const CompFilter* simple_time_range(const CompFilter& f) {
+  if (f.is_not_defined || !f.props.empty() || f.time_range || f.comps.size() != 1) return nullptr;
+  const CompFilter& x = f.comps.front();
+  if (x.is_not_defined || !x.time_range || !x.props.empty() || !x.comps.empty()) return nullptr;
+  return &x;
+}
+
 bool collations_supported(const CompFilter& f) {
   for (const auto& p : f.props) {
     if (p.text_match && !supported_collation(p.text_match->collation)) return false;
@@ -78,15 +89,31 @@ void calendar_query(DavContext& ctx, DavCollection& c, const CalendarQuery& q) {
     floating = *tz;
   PropRequest request = prop_request(q.props);
   request.floating_tz = floating;
+  // The common query (one component type in a time range, nothing else) is decided by the
+  // stored range alone for objects that do not recur and lie wholly inside the range.
+  const CompFilter* only = simple_time_range(q.filter);
   MultistatusWriter out;
-  for (const auto& r : list) {
-    auto body = ctx.store().read_message(ctx.account, r.blob);
-    if (!body.is_ok()) return ctx.store_error(body.status());
-    auto match = calendar_matches(*body, q.filter, floating);
-    if (!match.is_ok()) return ctx.precondition(403, kValidFilter);
-    if (!*match) continue;
-    Status d = describe(ctx, resource_node(ctx, c, r), request, out);
-    if (!d.is_ok()) return ctx.store_error(d);
+  for (size_t first = 0; first < list.size(); first += kBodyBatch) {
+    size_t end = std::min(list.size(), first + kBodyBatch);
+    std::vector<Digest> blobs;
+    for (size_t i = first; i < end; ++i) blobs.push_back(list[i].blob);
+    auto bodies = ctx.store().read_messages(ctx.account, blobs);
+    if (!bodies.is_ok()) return ctx.store_error(bodies.status());
+    for (size_t i = first; i < end; ++i) {
+      const DavResource& r = list[i];
+      const std::string& body = (*bodies)[i - first];
+      bool inside = only && range && !r.recurring && r.component == only->name &&
+                    r.range_start >= range->start && r.range_end < range->end;
+      if (!inside) {
+        auto match = calendar_matches(body, q.filter, floating);
+        if (!match.is_ok()) return ctx.precondition(403, kValidFilter);
+        if (!*match) continue;
+      }
+      Node node = resource_node(ctx, c, r);
+      node.body = &body;
+      Status d = describe(ctx, node, request, out);
+      if (!d.is_ok()) return ctx.store_error(d);
+    }
   }
   ctx.multistatus(out.finish());
 }
@@ -123,35 +150,69 @@ void addressbook_query(DavContext& ctx, DavCollection& c, const AddressbookQuery
 
 void multiget(DavContext& ctx, const Multiget& m) {
   PropRequest request = prop_request(m.props);
-  MultistatusWriter out;
-  std::map<std::string, std::optional<DavCollection>> collections;
+  // Resolve every href first: one lookup per collection, then the bodies in one read.
+  struct Wanted {
+    std::string href;
+    int status = 0;  // 0: found
+    std::string segment, name;
+  };
+  std::vector<Wanted> wanted;
+  std::map<std::string, std::vector<std::string>> names;  // segment -> names
   for (const auto& href : m.hrefs) {
+    Wanted w{href, 0, {}, {}};
     auto target = parse_target(href_path(href));
     if (!target.is_ok() || target->kind != Target::Kind::kResource ||
         target->owner != ctx.user.address ||
         target->collection_kind != ctx.target.collection_kind) {
-      out.response_status(href, target.is_ok() && target->owner != ctx.user.address ? 403 : 404);
+      w.status = target.is_ok() && target->owner != ctx.user.address ? 403 : 404;
+    } else {
+      w.segment = target->segment;
+      w.name = target->name;
+      names[w.segment].push_back(w.name);
+    }
+    wanted.push_back(std::move(w));
+  }
+  std::map<std::string, DavCollection> collections;
+  std::map<std::pair<std::string, std::string>, DavResource> found;
+  for (const auto& [segment, list] : names) {
+    auto c = ctx.store().collection(ctx.account, ctx.target.collection_kind, segment);
+    if (!c.is_ok()) {
+      if (c.status().code() != ErrorCode::kNotFound) return ctx.store_error(c.status());
       continue;
     }
-    auto& slot = collections[target->segment];
-    if (!slot) {
-      auto c = ctx.store().collection(ctx.account, target->collection_kind, target->segment);
-      if (!c.is_ok() && c.status().code() != ErrorCode::kNotFound)
-        return ctx.store_error(c.status());
-      if (c.is_ok()) slot = std::move(*c);
-    }
-    if (!slot) {
-      out.response_status(href, 404);
+    auto rs = ctx.store().resources_named(ctx.account, *c, list);
+    if (!rs.is_ok()) return ctx.store_error(rs.status());
+    for (auto& r : *rs) found[{segment, r.name}] = std::move(r);
+    collections.emplace(segment, std::move(*c));
+  }
+  std::vector<Digest> blobs;
+  std::vector<const DavResource*> order;
+  for (auto& w : wanted) {
+    auto it = w.status ? found.end() : found.find({w.segment, w.name});
+    if (it == found.end()) {
+      if (!w.status) w.status = 404;
       continue;
     }
-    auto r = ctx.store().resource(ctx.account, *slot, target->name);
-    if (!r.is_ok()) {
-      if (r.status().code() != ErrorCode::kNotFound) return ctx.store_error(r.status());
-      out.response_status(href, 404);
+    order.push_back(&it->second);
+    blobs.push_back(it->second.blob);
+  }
+  std::vector<std::string> bodies;
+  if (wants_data(request)) {
+    auto read = ctx.store().read_messages(ctx.account, blobs);
+    if (!read.is_ok()) return ctx.store_error(read.status());
+    bodies = std::move(*read);
+  }
+  MultistatusWriter out;
+  size_t next = 0;
+  for (const auto& w : wanted) {
+    if (w.status) {
+      out.response_status(w.href, w.status);
       continue;
     }
-    Node node = resource_node(ctx, *slot, *r);
-    node.href = href;  // answered under the href the client sent
+    Node node = resource_node(ctx, collections.at(w.segment), *order[next]);
+    node.href = w.href;  // answered under the href the client sent
+    if (!bodies.empty()) node.body = &bodies[next];
+    ++next;
     Status d = describe(ctx, node, request, out);
     if (!d.is_ok()) return ctx.store_error(d);
   }
