@@ -314,15 +314,22 @@ Result<std::vector<DavResource>> MailStore::resources(
   return out;
 }
 
-Result<DavResource> MailStore::resource(const Account& account, const DavCollection& c,
-                                        std::string_view name) {
+// The one resource matching `where`, kNotFound naming `what` when there is none.
+static Result<DavResource> one_resource(const Account& account, const DavCollection& c,
+                                        const char* where, std::string_view key,
+                                        const std::string& what) {
   std::optional<DavResource> found;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(found, find_resource(db, c.folder.id, "d.name=?", name));
+    MK_ASSIGN_OR_RETURN(found, find_resource(db, c.folder.id, where, key));
     return Status::ok();
   }));
-  if (!found) return not_found("no resource " + std::string(name));
+  if (!found) return not_found(what);
   return std::move(*found);
+}
+
+Result<DavResource> MailStore::resource(const Account& account, const DavCollection& c,
+                                        std::string_view name) {
+  return one_resource(account, c, "d.name=?", name, "no resource " + std::string(name));
 }
 
 Result<std::vector<DavResource>> MailStore::resources_named(const Account& account,
@@ -345,13 +352,8 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
 
 Result<DavResource> MailStore::resource_by_uid(const Account& account, const DavCollection& c,
                                                std::string_view component_uid) {
-  std::optional<DavResource> found;
-  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(found, find_resource(db, c.folder.id, "d.component_uid=?", component_uid));
-    return Status::ok();
-  }));
-  if (!found) return not_found("no resource with UID " + std::string(component_uid));
-  return std::move(*found);
+  return one_resource(account, c, "d.component_uid=?", component_uid,
+                      "no resource with UID " + std::string(component_uid));
 }
 
 Result<std::vector<MailStore::UidHolder>> MailStore::find_by_uid(const Account& account,

@@ -71,6 +71,25 @@ class Replay {
     return p_[key].get<T>();
   }
 
+  // The fields every record that adds an item carries: a free UID, the record's item GUID,
+  // the body's digest and size, dates and MODSEQ.
+  Result<ItemState> new_item(const FolderState& f) const {
+    ItemState it;
+    MK_ASSIGN_OR_RETURN(it.uid, field<uint32_t>("uid"));
+    if (f.items.count(it.uid) || it.uid < 1)
+      return bad("UID " + std::to_string(it.uid) + " is taken");
+    it.guid = r_.item;
+    MK_ASSIGN_OR_RETURN(std::string blob, field<std::string>("blob"));
+    auto d = digest_from_hex(blob);
+    if (!d) return bad("bad blob digest");
+    it.blob = *d;
+    MK_ASSIGN_OR_RETURN(it.size, field<uint64_t>("size"));
+    MK_ASSIGN_OR_RETURN(it.internal_date_ms, field<int64_t>("internal_date_ms"));
+    MK_ASSIGN_OR_RETURN(it.modseq, field<uint64_t>("modseq"));
+    it.saved_ms = r_.time_ms;
+    return it;
+  }
+
   static void raise(FolderState& f, uint64_t modseq) {
     f.highestmodseq = std::max(f.highestmodseq, modseq);
   }
@@ -126,22 +145,10 @@ class Replay {
     }
     if (op == "dav.put") {
       MK_ASSIGN_OR_RETURN(FolderState * f, folder(*a, "folder"));
-      ItemState it;
-      MK_ASSIGN_OR_RETURN(it.uid, field<uint32_t>("uid"));
-      if (f->items.count(it.uid) || it.uid < 1)
-        return bad("UID " + std::to_string(it.uid) + " is taken");
-      it.guid = r_.item;
-      MK_ASSIGN_OR_RETURN(std::string blob, field<std::string>("blob"));
-      auto d = digest_from_hex(blob);
-      if (!d) return bad("bad blob digest");
-      it.blob = *d;
-      MK_ASSIGN_OR_RETURN(it.size, field<uint64_t>("size"));
-      MK_ASSIGN_OR_RETURN(it.internal_date_ms, field<int64_t>("internal_date_ms"));
-      MK_ASSIGN_OR_RETURN(it.modseq, field<uint64_t>("modseq"));
+      MK_ASSIGN_OR_RETURN(ItemState it, new_item(*f));
       MK_ASSIGN_OR_RETURN(it.dav_name, field<std::string>("name"));
       MK_ASSIGN_OR_RETURN(it.component_uid, field<std::string>("component_uid"));
       MK_ASSIGN_OR_RETURN(it.component, field<std::string>("component"));
-      it.saved_ms = r_.time_ms;
       if (p_.contains("replaces")) {
         MK_ASSIGN_OR_RETURN(uint32_t old, field<uint32_t>("replaces"));
         if (!f->items.erase(old))
@@ -190,20 +197,8 @@ class Replay {
     }
     if (op == "deliver" || op == "append" || op == "restore") {
       MK_ASSIGN_OR_RETURN(FolderState * f, folder(*a, "folder"));
-      ItemState it;
-      MK_ASSIGN_OR_RETURN(it.uid, field<uint32_t>("uid"));
-      if (f->items.count(it.uid) || it.uid < 1)
-        return bad("UID " + std::to_string(it.uid) + " is taken");
-      it.guid = r_.item;
-      MK_ASSIGN_OR_RETURN(std::string blob, field<std::string>("blob"));
-      auto d = digest_from_hex(blob);
-      if (!d) return bad("bad blob digest");
-      it.blob = *d;
-      MK_ASSIGN_OR_RETURN(it.size, field<uint64_t>("size"));
-      MK_ASSIGN_OR_RETURN(it.internal_date_ms, field<int64_t>("internal_date_ms"));
+      MK_ASSIGN_OR_RETURN(ItemState it, new_item(*f));
       MK_ASSIGN_OR_RETURN(it.flags, field<std::vector<std::string>>("flags"));
-      MK_ASSIGN_OR_RETURN(it.modseq, field<uint64_t>("modseq"));
-      it.saved_ms = r_.time_ms;
       if (p_.contains("ingress")) {
         MK_ASSIGN_OR_RETURN(it.ingress_id, guid_field("ingress"));
         // deliver adds the delivery; restore keeps an existing one (INSERT OR IGNORE).

@@ -45,6 +45,12 @@ std::vector<std::string> etag_list(std::string_view header);
 // The digest a strong ETag names, nullopt for anything else.
 std::optional<Digest> etag_digest(std::string_view tag);
 
+// Decides the request's If-Match against the resource's current version: true with
+// `version` set to the matched version (nullopt without the header), or false with the 412
+// (or store error) already in the response.
+bool check_if_match(DavContext& ctx, const DavCollection& collection, std::string_view name,
+                    std::optional<Digest>* version);
+
 // Which properties a PROPFIND or REPORT asks for.
 struct PropRequest {
   PropfindRequest::Type type = PropfindRequest::Type::kProp;

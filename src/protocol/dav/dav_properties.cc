@@ -353,36 +353,33 @@ bool writable_property(const PropName& name) {
   return std::find(kProtected.begin(), kProtected.end(), name) == kProtected.end();
 }
 
+// What allprop and propname cover: the node's live properties, and a collection's stored ones.
+static std::vector<PropName> known_names(const Node& node) {
+  std::vector<PropName> names = allprops(node.kind, node.collection_kind);
+  if (node.kind != Target::Kind::kCollection || !node.collection) return names;
+  for (const auto& [key, value] : node.collection->props) {
+    size_t close = key.find('}');
+    if (key.empty() || key[0] != '{' || close == std::string::npos) continue;
+    PropName n{key.substr(1, close - 1), key.substr(close + 1)};
+    if (n.name == "supported-calendar-component-set") continue;
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  return names;
+}
+
 Status describe(DavContext& ctx, const Node& node, const PropRequest& request,
                 MultistatusWriter& out) {
   Describer d(ctx, node, request);
   std::vector<PropValue> found, missing;
   out.begin_response(node.href);
   if (request.type == PropfindRequest::Type::kPropName) {
-    std::vector<PropName> names = allprops(node.kind, node.collection_kind);
-    if (node.collection)
-      for (const auto& [key, value] : node.collection->props) {
-        size_t close = key.find('}');
-        if (key.empty() || key[0] != '{' || close == std::string::npos) continue;
-        PropName n{key.substr(1, close - 1), key.substr(close + 1)};
-        if (n.name == "supported-calendar-component-set") continue;
-        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
-      }
-    for (const auto& n : names) found.push_back({n, {}, {}});
+    for (const auto& n : known_names(node)) found.push_back({n, {}, {}});
     out.propstat(200, found);
     return Status::ok();
   }
   std::vector<PropName> names;
   if (request.type == PropfindRequest::Type::kAllProp) {
-    names = allprops(node.kind, node.collection_kind);
-    if (node.collection && node.kind == Target::Kind::kCollection)
-      for (const auto& [key, value] : node.collection->props) {
-        size_t close = key.find('}');
-        if (key.empty() || key[0] != '{' || close == std::string::npos) continue;
-        PropName n{key.substr(1, close - 1), key.substr(close + 1)};
-        if (n.name == "supported-calendar-component-set") continue;
-        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
-      }
+    names = known_names(node);
     for (const auto& n : request.include)
       if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   } else {

@@ -165,6 +165,30 @@ std::optional<Digest> etag_digest(std::string_view tag) {
   return digest_from_hex(tag.substr(1, 64));
 }
 
+bool check_if_match(DavContext& ctx, const DavCollection& c, std::string_view name,
+                    std::optional<Digest>* version) {
+  version->reset();
+  std::vector<std::string> match = etag_list(ctx.request.header("If-Match"));
+  if (match.empty()) return true;
+  auto current = ctx.store().resource(ctx.account, c, name);
+  if (!current.is_ok()) {
+    if (current.status().code() == ErrorCode::kNotFound)
+      ctx.status(412, "Precondition failed: the resource does not exist");
+    else
+      ctx.store_error(current.status());
+    return false;
+  }
+  bool matched = false;
+  for (const auto& tag : match) matched = matched || tag == "*" || tag == etag(current->blob);
+  if (!matched) {
+    ctx.status(412, "Precondition failed: the resource has changed");
+    return false;
+  }
+  // The store checks again, atomically, against the version seen here.
+  *version = current->blob;
+  return true;
+}
+
 // ---------------------------------------------------------------- context helpers
 
 std::optional<int> DavContext::depth(int fallback) const {

@@ -45,7 +45,6 @@ void method_put(DavContext& ctx) {
   put.body = ctx.request.body;
   put.max_size = ctx.options().max_resource_size;
   std::vector<std::string> none_match = etag_list(ctx.request.header("If-None-Match"));
-  std::vector<std::string> match = etag_list(ctx.request.header("If-Match"));
   for (const auto& tag : none_match) {
     if (tag == "*") {
       put.if_none_match = true;
@@ -55,19 +54,7 @@ void method_put(DavContext& ctx) {
       if (current.is_ok() && current->blob == *d) return ctx.status(412, "Precondition failed");
     }
   }
-  if (!match.empty()) {
-    auto current = ctx.store().resource(ctx.account, *c, t.name);
-    if (!current.is_ok()) {
-      if (current.status().code() == ErrorCode::kNotFound)
-        return ctx.status(412, "Precondition failed: the resource does not exist");
-      return ctx.store_error(current.status());
-    }
-    bool matched = false;
-    for (const auto& tag : match) matched = matched || tag == "*" || tag == etag(current->blob);
-    if (!matched) return ctx.status(412, "Precondition failed: the resource has changed");
-    // The store checks again, atomically, against the version seen here.
-    put.if_match = current->blob;
-  }
+  if (!check_if_match(ctx, *c, t.name, &put.if_match)) return;
   auto result = ctx.store().put_resource(ctx.account, *c, t.name, put);
   if (!result.is_ok()) return ctx.store_error(result.status());
   using Outcome = DavPutResult::Outcome;
