@@ -1297,6 +1297,72 @@ Result<bool> expand_subdaily(const icalrecurrencetype& r, const Moment& dtstart,
   }
 }
 
+// FREQ=DAILY without BY parts and FREQ=WEEKLY with at most a plain BYDAY list, by wall-clock
+// arithmetic: the most common recurring events, which libical's iterator walks through ICU's
+// calendar one step at a time (a third of a calendar-query's time on a month of them). Same
+// conventions as expand_subdaily(); nullopt for every other rule (libical expands those).
+std::optional<Result<bool>> expand_simple(const icalrecurrencetype& r, const Moment& dtstart,
+                                          int64_t jump_local, int64_t stop_local,
+                                          const StartVisitor& visit) {
+  if (r.freq != ICAL_DAILY_RECURRENCE && r.freq != ICAL_WEEKLY_RECURRENCE) return std::nullopt;
+  if (r.rscale && r.rscale[0]) return std::nullopt;
+  for (const auto& list :
+       {list_of(r.by_second, ICAL_BY_SECOND_SIZE), list_of(r.by_minute, ICAL_BY_MINUTE_SIZE),
+        list_of(r.by_hour, ICAL_BY_HOUR_SIZE), list_of(r.by_month_day, ICAL_BY_MONTHDAY_SIZE),
+        list_of(r.by_year_day, ICAL_BY_YEARDAY_SIZE), list_of(r.by_week_no, ICAL_BY_WEEKNO_SIZE),
+        list_of(r.by_month, ICAL_BY_MONTH_SIZE), list_of(r.by_set_pos, ICAL_BY_SETPOS_SIZE)})
+    if (!list.empty()) return std::nullopt;
+  const std::vector<int> by_day = list_of(r.by_day, ICAL_BY_DAY_SIZE);
+  if (r.freq == ICAL_DAILY_RECURRENCE && !by_day.empty()) return std::nullopt;
+  // Monday-based weekday numbers (0 = Monday); 1970-01-01 was a Thursday.
+  auto weekday = [](int64_t day) { return ((day + 3) % 7 + 7) % 7; };
+  auto monday_based = [](int ical_weekday) { return (ical_weekday + 5) % 7; };  // 1 = Sunday
+  std::vector<int64_t> offsets;  // days from the start of a week (WKST)
+  const int64_t wkst =
+      monday_based(r.week_start == ICAL_NO_WEEKDAY ? ICAL_MONDAY_WEEKDAY : r.week_start);
+  for (int d : by_day) {
+    const short v = static_cast<short>(d);
+    if (icalrecurrencetype_day_position(v) != 0) return std::nullopt;  // not valid in WEEKLY
+    const int dow = icalrecurrencetype_day_day_of_week(v);
+    if (dow < 1 || dow > 7) return std::nullopt;
+    offsets.push_back((monday_based(dow) - wkst + 7) % 7);
+  }
+  std::sort(offsets.begin(), offsets.end());
+  offsets.erase(std::unique(offsets.begin(), offsets.end()), offsets.end());
+
+  const int64_t interval = std::max<int64_t>(1, r.interval);
+  const int64_t l0 = dtstart.local;
+  const int64_t day0 = floor_div(l0, kSecondsPerDay);
+  const int64_t tod = l0 - day0 * kSecondsPerDay;
+  // Period p covers days [first + p*length, first + (p+1)*length); candidates within it are
+  // `offsets` (a week's BYDAY) or its first day.
+  const bool weekly_days = !offsets.empty();
+  const int64_t length = (r.freq == ICAL_DAILY_RECURRENCE ? 1 : 7) * interval;
+  const int64_t first = weekly_days ? day0 - (weekday(day0) - wkst + 7) % 7 : day0;
+  int64_t p = 0;
+  if (r.count == 0 && jump_local > l0)
+    p = std::max<int64_t>(0, floor_div(floor_div(jump_local, kSecondsPerDay) - first, length) - 1);
+  int64_t limit = r.count > 0 ? r.count : -1;
+  int64_t emitted = 0;
+  bool is_first = true;
+  for (size_t walked = 0;; ++p) {
+    const int64_t period = first + p * length;
+    if (period * kSecondsPerDay + tod > stop_local) return Result<bool>(false);
+    for (int64_t off : weekly_days ? offsets : std::vector<int64_t>{0}) {
+      const int64_t c = (period + off) * kSecondsPerDay + tod;
+      if (c < l0) continue;
+      if (c > stop_local) return Result<bool>(false);
+      if (++walked > kMaxRecurrenceInstances)
+        return Result<bool>(too_large("too many recurrence instances"));
+      if (is_first && limit > 0 && c != l0) --limit;  // DTSTART is the first instance of COUNT
+      is_first = false;
+      if (limit >= 0 && emitted >= limit) return Result<bool>(true);
+      ++emitted;
+      if (!visit(c)) return Result<bool>(false);
+    }
+  }
+}
+
 // RRULE instance starts in wall-clock order, from DTSTART (or from about `jump_local` for a rule
 // without COUNT) to `stop_local`. UNTIL is left to the caller (exact, in UTC); libical is given
 // `stop_local` as its UNTIL so that it never runs past the range asked about.
@@ -1308,6 +1374,7 @@ Result<bool> expand_rrule(icalrecurrencetype r, const Moment& dtstart, int64_t j
   }
   if (is_subdaily(r)) return expand_subdaily(r, dtstart, jump_local, stop_local, visit);
   if (stop_local < dtstart.local) return false;
+  if (auto simple = expand_simple(r, dtstart, jump_local, stop_local, visit)) return *simple;
   r.until = to_icaltime(stop_local, dtstart.is_date);
   IteratorPtr it(icalrecur_iterator_new(r, to_icaltime(dtstart.local, dtstart.is_date)));
   if (!it) return invalid("RRULE cannot be expanded");

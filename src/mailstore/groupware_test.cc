@@ -629,6 +629,61 @@ TEST(Recurrence, SubDailyAgreesWithLibical) {
   }
 }
 
+// Plain DAILY and WEEKLY rules are expanded by wall-clock arithmetic, not libical's iterator;
+// they must agree with libical (with RFC 5545's DTSTART-first rule applied to libical's list).
+TEST(Recurrence, DailyWeeklyAgreeWithLibical) {
+  const char* rules[] = {
+      "FREQ=DAILY",
+      "FREQ=DAILY;INTERVAL=3",
+      "FREQ=WEEKLY",
+      "FREQ=WEEKLY;INTERVAL=2",
+      "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+      "FREQ=WEEKLY;BYDAY=FR,MO",
+      "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU",
+      "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU;WKST=SU",
+      "FREQ=WEEKLY;INTERVAL=3;BYDAY=SA;WKST=TH",
+      "FREQ=DAILY;UNTIL=20260220T090000Z",
+      "FREQ=WEEKLY;BYDAY=TH;UNTIL=20260401T000000Z",
+  };
+  for (const char* dtstart : {"20260130T090000Z", "20260201T233000Z", "20260105T000000Z"}) {
+    for (const char* rule : rules) {
+      const bool until = std::string(rule).find("UNTIL") != std::string::npos;
+      const std::string full = std::string(rule) + (until ? "" : ";COUNT=40");
+      const std::string ics =
+          cal(event("DTSTART:" + std::string(dtstart) + "\nRRULE:" + full + "\n"));
+      auto ours = instances(ics, TimeRange{});
+      ASSERT_TRUE(ours.is_ok()) << rule << ": " << ours.status().message();
+      icalrecurrencetype r = icalrecurrencetype_from_string(full.c_str());
+      icalrecur_iterator* it = icalrecur_iterator_new(r, icaltime_from_string(dtstart));
+      ASSERT_NE(it, nullptr) << rule;
+      std::vector<std::string> theirs;
+      for (int n = 0; n < 400; ++n) {
+        icaltimetype t = icalrecur_iterator_next(it);
+        if (icaltime_is_null_time(t)) break;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", t.year, t.month, t.day, t.hour,
+                      t.minute, t.second);
+        theirs.push_back(buf);
+      }
+      icalrecur_iterator_free(it);
+      if (!theirs.empty() && theirs.front() != dtstart) {
+        theirs.insert(theirs.begin(), dtstart);
+        if (!until) theirs.pop_back();
+      }
+      EXPECT_EQ(starts_of(*ours), theirs) << dtstart << " " << rule;
+    }
+  }
+  // A range far from DTSTART (no COUNT): the jump lands on the right instances.
+  const std::string ics =
+      cal(event("DTSTART:20260105T080000Z\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH\n"));
+  auto later = instances(ics, range("20300101T000000Z", "20300120T000000Z"));
+  ASSERT_TRUE(later.is_ok());
+  // 2026-01-05 is a Monday; every other week from then: 2030-01-03 (Thu), 2030-01-14 (Mon),
+  // 2030-01-17 (Thu).
+  EXPECT_EQ(starts_of(*later),
+            (std::vector<std::string>{"20300103T080000Z", "20300114T080000Z", "20300117T080000Z"}));
+}
+
 // A hostile rule must finish quickly, with an answer or with kTooLarge.
 TEST(Recurrence, HostileRulesAreBounded) {
   using Clock = std::chrono::steady_clock;
