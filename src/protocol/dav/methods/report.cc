@@ -105,8 +105,15 @@ void calendar_query(DavContext& ctx, DavCollection& c, const CalendarQuery& q) {
       bool inside = only && range && !r.recurring && r.component == only->name &&
                     r.range_start >= range->start && r.range_end < range->end;
       if (!inside) {
-        auto match = calendar_matches(body, q.filter, floating);
-        if (!match.is_ok()) return ctx.precondition(403, kValidFilter);
+        // The simple filter needs only the overlap of the object's instances (one parse);
+        // an object holds one component type, so another type cannot match.
+        auto match = only && range ? (r.component == only->name ? overlaps(body, *range, floating)
+                                                                : Result<bool>(false))
+                                   : calendar_matches(body, q.filter, floating);
+        if (!match.is_ok()) {
+          if (match.status().code() == ErrorCode::kTooLarge) return ctx.store_error(match.status());
+          return ctx.precondition(403, kValidFilter);
+        }
         if (!*match) continue;
       }
       Node node = resource_node(ctx, c, r);
