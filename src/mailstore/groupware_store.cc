@@ -385,9 +385,18 @@ Result<SavedItem> MailStore::restore_resource(const Account& account, const DavC
     return corrupt("restored resource " + to_hex(item.blob) + " does not match its digest");
   // De-duplication: the same item (GUID) anywhere in the account, or an object with the
   // same UID in the collection (an appointment re-created or edited meanwhile), is kept.
-  MK_ASSIGN_OR_RETURN(std::set<Guid> present, item_guids(account));
+  // One indexed lookup (items_by_guid), not the account's whole GUID set per resource.
+  bool present = false;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM items i JOIN folders f ON"
+                                            " i.folder_id=f.id WHERE i.guid=? AND"
+                                            " f.account_id=? LIMIT 1"));
+    st.bind_blob(1, item.guid.raw()).bind(2, account.id);
+    MK_ASSIGN_OR_RETURN(present, st.step());
+    return Status::ok();
+  }));
   auto holder = resource_by_uid(account, c, item.component_uid);
-  if (present.count(item.guid) || holder.is_ok()) {
+  if (present || holder.is_ok()) {
     saved.duplicate = true;
     return saved;
   }

@@ -784,28 +784,6 @@ def start_server(name, users=("alice@acme.test",), tenants=("acme.test",), optio
     return inst, ports
 
 
-def non_loopback_address():
-    """An IPv4 address of this host that is not loopback, or None."""
-    candidates = []
-    for target in ("10.255.255.255", "192.0.2.1", "8.8.8.8"):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.connect((target, 9))  # no packet is sent for a UDP connect
-            candidates.append(s.getsockname()[0])
-        except OSError:
-            pass
-        finally:
-            s.close()
-    try:
-        candidates += socket.gethostbyname_ex(socket.gethostname())[2]
-    except OSError:
-        pass
-    for addr in candidates:
-        if not addr.startswith("127.") and addr != "0.0.0.0":
-            return addr
-    return None
-
-
 def dump_folders(inst, addr, db="db1"):
     """{folder name: folder dict} of one account in `mailark db dump DB --user ADDR`."""
     out = json.loads(inst.cli("db", "dump", db, "--user", addr).out)

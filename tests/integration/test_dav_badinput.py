@@ -905,7 +905,7 @@ class LoopbackPolicyTest(h.MailarkTestCase):
     over http only from loopback."""
 
     def test_plaintext_only_from_loopback(self):
-        addr = dc.non_loopback_address()
+        addr = h.non_loopback_address()
         if not addr:
             self.skipTest("no non-loopback IPv4 address on this host")
         inst, ports = dc.start_server("dav-loopback", users=["lb@acme.test"],

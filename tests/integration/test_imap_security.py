@@ -374,35 +374,12 @@ class PlaintextNeverTest(h.MailarkTestCase):
         self.assertTrue(logged_in.cmd("NOOP").ok, "an authenticated session was logged out")
 
 
-def non_loopback_address():
-    """An IPv4 address of this host that is not loopback, or None."""
-    import socket
-    candidates = []
-    for target in ("10.255.255.255", "192.0.2.1", "8.8.8.8"):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.connect((target, 9))  # no packet is sent for a UDP connect
-            candidates.append(s.getsockname()[0])
-        except OSError:
-            pass
-        finally:
-            s.close()
-    try:
-        candidates += socket.gethostbyname_ex(socket.gethostname())[2]
-    except OSError:
-        pass
-    for addr in candidates:
-        if not addr.startswith("127.") and addr != "0.0.0.0":
-            return addr
-    return None
-
-
 class LoopbackPolicyTest(h.MailarkTestCase):
     """[imap] plaintext_auth = "loopback" (the default) with the listener on every address:
     plaintext login is allowed from 127.0.0.1 only."""
 
     def test_plaintext_only_from_loopback(self):
-        addr = non_loopback_address()
+        addr = h.non_loopback_address()
         if not addr:
             self.skipTest("no non-loopback IPv4 address on this host")
         inst, ports = ic.start_server(
