@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/time.h"
+#include "storage/zstd.h"
 
 namespace mailark {
 namespace {
@@ -38,13 +39,8 @@ uint64_t get_le(std::string_view b, size_t pos, int n) {
 
 // Compressed when that saves space: one byte saying which, then the bytes.
 std::string pack_content(std::string_view plain) {
-  std::string out(1 + ZSTD_compressBound(plain.size()), '\0');
-  size_t n = ZSTD_compress(out.data() + 1, out.size() - 1, plain.data(), plain.size(), 3);
-  if (!ZSTD_isError(n) && n + 16 < plain.size()) {
-    out[0] = static_cast<char>(kZstd);
-    out.resize(1 + n);
-    return out;
-  }
+  std::string out(1, static_cast<char>(kZstd));
+  if (zstd::compress(plain, 3, out) && out.size() + 16 < 1 + plain.size()) return out;
   out.assign(1, static_cast<char>(kStored));
   out.append(plain);
   return out;
@@ -68,9 +64,8 @@ Result<std::string> unpack_content(std::string_view packed, uint64_t limit) {
   unsigned long long size = ZSTD_getFrameContentSize(packed.data(), packed.size());
   if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > limit)
     return corrupt("bad compressed frame");
-  std::string out(size, '\0');
-  size_t n = ZSTD_decompress(out.data(), out.size(), packed.data(), packed.size());
-  if (ZSTD_isError(n) || n != size) return corrupt("compressed data is damaged");
+  std::string out;
+  if (!zstd::decompress(packed, size, out)) return corrupt("compressed data is damaged");
   return out;
 }
 

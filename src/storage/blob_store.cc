@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "storage/zstd.h"
+
 namespace mailark {
 namespace {
 
@@ -44,31 +46,16 @@ Status BlobStore::create_layout() {
 }
 
 std::string BlobStore::encode(std::string_view content) {
-  // One compression context and scratch buffer per thread: ZSTD_compress() would allocate
-  // and zero a fresh workspace for every message.
-  struct Scratch {
-    ZSTD_CCtx* cctx = ZSTD_createCCtx();
-    std::vector<char> buffer;
-    ~Scratch() { ZSTD_freeCCtx(cctx); }
-  };
-  thread_local Scratch scratch;
-  size_t bound = ZSTD_compressBound(content.size());
-  if (scratch.buffer.size() < bound) scratch.buffer.resize(bound);
-  size_t n = ZSTD_compressCCtx(scratch.cctx, scratch.buffer.data(), bound, content.data(),
-                               content.size(), 1);
-  bool use_zstd = !ZSTD_isError(n) && n + 64 < content.size();
   std::string out;
-  out.reserve(kHeaderSize + (use_zstd ? n : content.size()));
+  out.reserve(kHeaderSize + content.size());
   out.append(kMagic, 4);
-  out.push_back(static_cast<char>(use_zstd ? kZstd : kRaw));
+  out.push_back(static_cast<char>(kZstd));
   out.append(3, '\0');
   put_u64(out, content.size());
-  if (use_zstd)
-    out.append(scratch.buffer.data(), n);
-  else
-    out.append(content);
-  // Keep at most 1 MiB per thread between messages; larger ones allocate for themselves.
-  if (scratch.buffer.size() > (size_t{1} << 20)) std::vector<char>().swap(scratch.buffer);
+  if (zstd::compress(content, 1, out) && out.size() + 64 < kHeaderSize + content.size()) return out;
+  out.resize(kHeaderSize);
+  out[4] = static_cast<char>(kRaw);
+  out.append(content);
   return out;
 }
 
@@ -93,9 +80,8 @@ Result<std::string> BlobStore::decode(std::string_view file, const std::string& 
   if (kind != kZstd) return corrupt(what + ": unknown blob encoding");
   unsigned long long frame = ZSTD_getFrameContentSize(payload.data(), payload.size());
   if (frame != size) return corrupt(what + ": zstd frame size mismatch");
-  std::string out(size, '\0');
-  size_t n = ZSTD_decompress(out.data(), out.size(), payload.data(), payload.size());
-  if (ZSTD_isError(n) || n != size) return corrupt(what + ": zstd data damaged");
+  std::string out;
+  if (!zstd::decompress(payload, size, out)) return corrupt(what + ": zstd data damaged");
   return out;
 }
 
