@@ -64,7 +64,7 @@ CREATE TABLE messages(
   stored_size INTEGER NOT NULL,
   refs INTEGER NOT NULL,
   info BLOB NOT NULL,
-  data BLOB) WITHOUT ROWID;
+  data BLOB);
 CREATE TABLE items(
   id INTEGER PRIMARY KEY,
   folder_id INTEGER NOT NULL REFERENCES folders(id),
@@ -208,6 +208,7 @@ CREATE TABLE IF NOT EXISTS folder_props(
       MK_RETURN_IF_ERROR(writer_->exec(
           "ALTER TABLE dav_resources ADD COLUMN recurring INTEGER NOT NULL DEFAULT 0"));
   }
+  MK_RETURN_IF_ERROR(convert_messages_table());
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
   committer_ = std::thread([this] { committer_loop(); });
@@ -223,6 +224,46 @@ Status Database::write(const std::function<Status(WriteTx&)>& fn, std::set<std::
   work_cv_.notify_one();
   done_cv_.wait(lock, [&] { return pending.done; });
   return pending.result;
+}
+
+// Databases written before 2026-11-30 keep `messages` as a WITHOUT ROWID table. Its rows hold
+// the parse cache and small bodies inline, so the b-tree's interior cells are whole rows: a
+// few per page, a deep tree, and every key comparison copies a row out of its overflow pages
+// (a multiget of 100 events spent a quarter of its time there). As an ordinary table, the
+// lookup by digest goes through a small index instead. Same columns and content, so the
+// format does not change; converted once, in one transaction.
+Status Database::convert_messages_table() {
+  MK_ASSIGN_OR_RETURN(auto st, writer_->prepare("SELECT sql FROM sqlite_master WHERE type='table'"
+                                                " AND name='messages'"));
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row || st.column_text(0).find("WITHOUT ROWID") == std::string::npos) return Status::ok();
+  st.reset();
+  MK_LOG_INFO("database {}: converting the messages table to a rowid table (once)", name_);
+  // items.blob references messages: the table is replaced with foreign keys off (SQLite's
+  // procedure for changing a table's definition), and they are back on whatever happens.
+  MK_RETURN_IF_ERROR(writer_->exec("PRAGMA foreign_keys=OFF"));
+  Status s = replace_messages_table();
+  Status on = writer_->exec("PRAGMA foreign_keys=ON");
+  return s.is_ok() ? on : s;
+}
+
+Status Database::replace_messages_table() {
+  SqliteTransaction tx(writer_.get());
+  MK_RETURN_IF_ERROR(tx.begin());
+  MK_RETURN_IF_ERROR(writer_->exec(R"sql(
+CREATE TABLE messages_new(
+  blob BLOB PRIMARY KEY,
+  size INTEGER NOT NULL,
+  stored_size INTEGER NOT NULL,
+  refs INTEGER NOT NULL,
+  info BLOB NOT NULL,
+  data BLOB);
+INSERT INTO messages_new(blob, size, stored_size, refs, info, data)
+  SELECT blob, size, stored_size, refs, info, data FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_new RENAME TO messages;
+)sql"));
+  return tx.commit();
 }
 
 void Database::committer_loop() {

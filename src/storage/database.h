@@ -76,6 +76,8 @@ class Database {
  private:
   Database(FileSystem& fs, std::string dir, std::string name);
   Status open_connections(bool create);
+  Status convert_messages_table();
+  Status replace_messages_table();
   void committer_loop();
   Status record_journal_head();
   Result<std::unique_ptr<SqliteDb>> acquire_reader();
