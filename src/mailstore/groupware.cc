@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -605,6 +606,62 @@ Status check_vtimezone(icalcomponent* vtz, int64_t* budget) {
   return Status::ok();
 }
 
+// Zones built from objects' own VTIMEZONEs, shared by every object that carries the same
+// VTIMEZONE text. libical builds a zone's table of changes on first use, from the observances'
+// DTSTART years on; for a usual zone that costs several times the parse of the whole event, and
+// a calendar repeats the same few VTIMEZONEs in every object. A shared zone is expanded to
+// libical's last year before it is published and only read afterwards (libical serializes
+// those reads itself). At most kMaxSharedZones, least recently used first out; a zone whose
+// table might be large stays private to its object. check_vtimezone's estimate counts five
+// changes a year for "BYMONTH=3;BYDAY=-1SU", so two such rules from 1601 (as Outlook writes
+// them) estimate 10,000 for about 2,000 real changes of some 40 bytes.
+constexpr size_t kMaxSharedZones = 64;
+constexpr int64_t kMaxSharedZoneChanges = 16000;
+
+using SharedZone = std::shared_ptr<icaltimezone>;
+
+SharedZone shared_zone(icalcomponent* vtz) {
+  int64_t budget = kMaxSharedZoneChanges;
+  if (vtz == nullptr || !check_vtimezone(vtz, &budget).is_ok()) return nullptr;
+  BufferPtr text(icalcomponent_as_ical_string_r(vtz));
+  if (!text) return nullptr;
+  std::string key(text.get());
+
+  struct Cache {
+    std::mutex mutex;
+    std::list<std::pair<std::string, SharedZone>> order;  // most recently used first
+    std::unordered_map<std::string_view, decltype(order)::iterator> index;
+  };
+  static auto* cache = new Cache();
+  {
+    std::lock_guard<std::mutex> lock(cache->mutex);
+    if (auto it = cache->index.find(key); it != cache->index.end()) {
+      cache->order.splice(cache->order.begin(), cache->order, it->second);
+      return it->second->second;
+    }
+  }
+  ComponentPtr copy(icalcomponent_new_clone(vtz));
+  ZonePtr zone(icaltimezone_new());
+  if (!copy || !zone || !icaltimezone_set_component(zone.get(), copy.get())) return nullptr;
+  static_cast<void>(copy.release());  // owned by the zone now
+  icaltimetype far = icaltime_null_time();
+  far.year = 9999;  // libical stops at its last year
+  far.month = 1;
+  far.day = 1;
+  (void)icaltimezone_get_utc_offset(zone.get(), &far, nullptr);
+  SharedZone built(zone.release(), ZoneFree());
+
+  std::lock_guard<std::mutex> lock(cache->mutex);
+  if (auto it = cache->index.find(key); it != cache->index.end()) return it->second->second;
+  cache->order.emplace_front(std::move(key), built);
+  cache->index.emplace(cache->order.front().first, cache->order.begin());
+  if (cache->order.size() > kMaxSharedZones) {
+    cache->index.erase(cache->order.back().first);
+    cache->order.pop_back();  // objects still holding it keep it alive
+  }
+  return built;
+}
+
 // The zone floating times and DATE values are read in (see groupware.h).
 struct FloatingZone {
   Zone zone = nullptr;
@@ -661,7 +718,9 @@ class ZoneResolver {
       return it->second ? *it->second : floating();
     std::optional<Zone> zone;
     if (icaltimezone* own = icalcomponent_get_timezone(calendar_, tzid)) {
-      zone = own;
+      SharedZone shared = shared_zone(icaltimezone_get_component(own));
+      zone = shared ? shared.get() : own;
+      if (shared) held_.push_back(std::move(shared));
     } else {
       const std::string_view name(tzid);
       zone = olson_zone(name);
@@ -679,6 +738,7 @@ class ZoneResolver {
   Zone floating_;
   bool used_floating_ = false;
   std::unordered_map<std::string, std::optional<Zone>> cache_;
+  std::vector<SharedZone> held_;  // shared zones this object's times refer to
 };
 
 Result<Moment> moment_of(icalproperty* p, const icaltimetype& t, ZoneResolver& zones) {
