@@ -334,19 +334,46 @@ Result<DavResource> MailStore::resource(const Account& account, const DavCollect
 
 Result<std::vector<DavResource>> MailStore::resources_named(const Account& account,
                                                             const DavCollection& c,
-                                                            const std::vector<std::string>& names) {
+                                                            const std::vector<std::string>& names,
+                                                            std::vector<std::string>* bodies) {
+  // One statement per batch of names, content included: a prepared lookup per name pays for
+  // opening its cursors every time, which costs more than the lookup. (Names may hold any
+  // bytes but '/' and controls, so they are bound one by one, not passed as JSON.)
+  constexpr size_t kBatch = 256;
   std::vector<DavResource> out;
+  std::vector<std::optional<std::string>> encoded;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kResourceColumns +
-                                            kResourceJoin + " WHERE d.folder_id=? AND d.name=?"));
-    for (const auto& name : names) {
-      st.bind(1, c.folder.id).bind(2, name);
-      MK_ASSIGN_OR_RETURN(bool row, st.step());
-      if (row) out.push_back(row_to_resource(st));
-      st.reset();
+    for (size_t first = 0; first < names.size(); first += kBatch) {
+      const size_t n = std::min(kBatch, names.size() - first);
+      std::string sql = "WITH j(name) AS (VALUES (?)";
+      for (size_t k = 1; k < n; ++k) sql += ",(?)";
+      sql += std::string(") SELECT ") + kResourceColumns +
+             ", m.data FROM j CROSS JOIN dav_resources d ON d.folder_id=? AND d.name=j.name"
+             " JOIN items i ON i.folder_id=d.folder_id AND i.uid=d.uid"
+             " LEFT JOIN messages m ON m.blob=i.blob AND ?";
+      MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+      int param = 1;
+      for (size_t k = 0; k < n; ++k) st.bind(param++, names[first + k]);
+      st.bind(param++, c.folder.id).bind(param, int64_t{bodies != nullptr});
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        out.push_back(row_to_resource(st));
+        if (bodies)
+          encoded.push_back(st.column_is_null(12) ? std::nullopt
+                                                  : std::optional(st.column_blob(12)));
+      }
     }
     return Status::ok();
   }));
+  if (bodies) {
+    bodies->clear();
+    bodies->reserve(out.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+      MK_ASSIGN_OR_RETURN(std::string body, decode_message(account, out[i].blob, encoded[i]));
+      bodies->push_back(std::move(body));
+    }
+  }
   return out;
 }
 

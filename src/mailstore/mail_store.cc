@@ -1126,10 +1126,7 @@ static Result<std::optional<std::string>> inline_message(const Account& account,
 
 Result<std::string> MailStore::read_message(const Account& account, const Digest& blob) {
   MK_ASSIGN_OR_RETURN(std::optional<std::string> encoded, inline_message(account, blob));
-  auto r = encoded ? BlobStore::decode_verified(*encoded, blob) : account.db->blobs().get(blob);
-  if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
-    MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
-  return r;
+  return decode_message(account, blob, encoded);
 }
 
 Result<std::vector<std::string>> MailStore::read_messages(const Account& account,
@@ -1148,16 +1145,18 @@ Result<std::vector<std::string>> MailStore::read_messages(const Account& account
   std::vector<std::string> out;
   out.reserve(blobs.size());
   for (size_t i = 0; i < blobs.size(); ++i) {
-    auto r = encoded[i] ? BlobStore::decode_verified(*encoded[i], blobs[i])
-                        : account.db->blobs().get(blobs[i]);
-    if (!r.is_ok()) {
-      if (r.status().code() == ErrorCode::kCorrupt)
-        MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
-      return r.status();
-    }
-    out.push_back(std::move(*r));
+    MK_ASSIGN_OR_RETURN(std::string body, decode_message(account, blobs[i], encoded[i]));
+    out.push_back(std::move(body));
   }
   return out;
+}
+
+Result<std::string> MailStore::decode_message(const Account& account, const Digest& blob,
+                                              const std::optional<std::string>& encoded) {
+  auto r = encoded ? BlobStore::decode_verified(*encoded, blob) : account.db->blobs().get(blob);
+  if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
+    MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
+  return r;
 }
 
 Result<std::unique_ptr<BlobReader>> MailStore::open_message(const Account& account,

@@ -349,14 +349,20 @@ class MailStore {
   // kNotFound when absent.
   Result<DavResource> resource(const Account& account, const DavCollection& collection,
                                std::string_view name);
-  // The resources of these names that exist, in one read (multiget).
+  // The resources of these names that exist, in one read (multiget). With `bodies`, each
+  // one's content too (bodies[i] for the i-th resource returned), verified as read_messages.
   Result<std::vector<DavResource>> resources_named(const Account& account,
                                                    const DavCollection& collection,
-                                                   const std::vector<std::string>& names);
+                                                   const std::vector<std::string>& names,
+                                                   std::vector<std::string>* bodies = nullptr);
   // Bodies of many items in one read, each verified against its digest; kCorrupt names the
   // first that fails.
   Result<std::vector<std::string>> read_messages(const Account& account,
                                                  const std::vector<Digest>& blobs);
+  // One body from what its messages row holds: `encoded` is the row's inline data, nullopt
+  // when the body is a blob file.
+  Result<std::string> decode_message(const Account& account, const Digest& blob,
+                                     const std::optional<std::string>& encoded);
   // The resource holding this iCalendar/vCard UID in the collection; kNotFound when none.
   Result<DavResource> resource_by_uid(const Account& account, const DavCollection& collection,
                                       std::string_view component_uid);

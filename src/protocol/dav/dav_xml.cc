@@ -86,8 +86,21 @@ bool is_valid_utf8(std::string_view s) {
 // tab and LF must be references too or attribute-value normalization turns them into spaces.
 void append_escaped(std::string& out, std::string_view text, bool in_attribute) {
   constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  // Printable ASCII other than the four markup characters (and, in content, tab and LF) is
+  // copied as it is; calendar data is nearly all of that, so it goes in runs.
+  auto plain = [in_attribute](unsigned char c) {
+    if (c >= 0x20 && c < 0x7F) return c != '&' && c != '<' && c != '>' && c != '"';
+    return !in_attribute && (c == '\n' || c == '\t');
+  };
   for (size_t i = 0; i < text.size();) {
     unsigned char c = static_cast<unsigned char>(text[i]);
+    if (plain(c)) {
+      size_t run = i + 1;
+      while (run < text.size() && plain(static_cast<unsigned char>(text[run]))) ++run;
+      out.append(text.data() + i, run - i);
+      i = run;
+      continue;
+    }
     size_t n = utf8_sequence_length(text, i);
     if (n == 0) {
       out += kReplacement;
@@ -321,7 +334,8 @@ void append_element(std::string& out, const Element& e, const PrefixMap& map, bo
 
 // <prefix:name xmlns:prefix="...">content</prefix:name> with this module's prefixes; the
 // element declares its namespace itself when it is not one of the multistatus root's.
-void append_named(std::string& out, const PropName& name, std::string_view content) {
+void append_named(std::string& out, const PropName& name, std::string_view content,
+                  bool escape_content = false) {
   const char* known = well_known_prefix(name.ns);
   std::string qname;
   if (known != nullptr) {
@@ -343,7 +357,11 @@ void append_named(std::string& out, const PropName& name, std::string_view conte
     return;
   }
   out += '>';
-  out += content;
+  if (escape_content) {
+    append_escaped(out, content, false);
+  } else {
+    out += content;
+  }
   out += "</" + qname + '>';
 }
 
@@ -917,8 +935,12 @@ void MultistatusWriter::propstat(int status_code, const std::vector<PropValue>& 
   assert(in_response_ && "propstat outside a response");
   if (props.empty()) return;
   out_ += "<d:propstat><d:prop>";
-  for (const PropValue& p : props)
-    append_named(out_, p.name, p.xml_value.empty() ? xml_escape(p.text) : p.xml_value);
+  for (const PropValue& p : props) {
+    if (p.xml_value.empty())
+      append_named(out_, p.name, p.text, /*escape_content=*/true);
+    else
+      append_named(out_, p.name, p.xml_value);
+  }
   out_ += "</d:prop><d:status>" + status_line(status_code) + "</d:status>";
   if (error) {
     out_ += "<d:error>";

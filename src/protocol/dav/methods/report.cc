@@ -157,7 +157,7 @@ void addressbook_query(DavContext& ctx, DavCollection& c, const AddressbookQuery
 
 void multiget(DavContext& ctx, const Multiget& m) {
   PropRequest request = prop_request(m.props);
-  // Resolve every href first: one lookup per collection, then the bodies in one read.
+  // Resolve every href first: one read per collection, bodies included.
   struct Wanted {
     std::string href;
     int status = 0;  // 0: found
@@ -179,47 +179,39 @@ void multiget(DavContext& ctx, const Multiget& m) {
     }
     wanted.push_back(std::move(w));
   }
+  struct Found {
+    DavResource resource;
+    std::string body;
+  };
+  const bool with_data = wants_data(request);
   std::map<std::string, DavCollection> collections;
-  std::map<std::pair<std::string, std::string>, DavResource> found;
+  std::map<std::pair<std::string, std::string>, Found> found;
   for (const auto& [segment, list] : names) {
     auto c = ctx.store().collection(ctx.account, ctx.target.collection_kind, segment);
     if (!c.is_ok()) {
       if (c.status().code() != ErrorCode::kNotFound) return ctx.store_error(c.status());
       continue;
     }
-    auto rs = ctx.store().resources_named(ctx.account, *c, list);
+    std::vector<std::string> bodies;
+    auto rs = ctx.store().resources_named(ctx.account, *c, list, with_data ? &bodies : nullptr);
     if (!rs.is_ok()) return ctx.store_error(rs.status());
-    for (auto& r : *rs) found[{segment, r.name}] = std::move(r);
+    for (size_t i = 0; i < rs->size(); ++i) {
+      Found& f = found[{segment, (*rs)[i].name}];
+      f.resource = std::move((*rs)[i]);
+      if (with_data) f.body = std::move(bodies[i]);
+    }
     collections.emplace(segment, std::move(*c));
   }
-  std::vector<Digest> blobs;
-  std::vector<const DavResource*> order;
-  for (auto& w : wanted) {
+  MultistatusWriter out;
+  for (const auto& w : wanted) {
     auto it = w.status ? found.end() : found.find({w.segment, w.name});
     if (it == found.end()) {
-      if (!w.status) w.status = 404;
+      out.response_status(w.href, w.status ? w.status : 404);
       continue;
     }
-    order.push_back(&it->second);
-    blobs.push_back(it->second.blob);
-  }
-  std::vector<std::string> bodies;
-  if (wants_data(request)) {
-    auto read = ctx.store().read_messages(ctx.account, blobs);
-    if (!read.is_ok()) return ctx.store_error(read.status());
-    bodies = std::move(*read);
-  }
-  MultistatusWriter out;
-  size_t next = 0;
-  for (const auto& w : wanted) {
-    if (w.status) {
-      out.response_status(w.href, w.status);
-      continue;
-    }
-    Node node = resource_node(ctx, collections.at(w.segment), *order[next]);
+    Node node = resource_node(ctx, collections.at(w.segment), it->second.resource);
     node.href = w.href;  // answered under the href the client sent
-    if (!bodies.empty()) node.body = &bodies[next];
-    ++next;
+    if (with_data) node.body = &it->second.body;
     Status d = describe(ctx, node, request, out);
     if (!d.is_ok()) return ctx.store_error(d);
   }
