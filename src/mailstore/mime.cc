@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 
+#include "base/hash.h"
+
 namespace mailark {
 namespace {
 
@@ -643,14 +645,10 @@ constexpr size_t kChecksumSize = 8;
 // Deeper part trees are rejected; parse_message never produces more than kMaxDepth + 1.
 constexpr int kMaxSerializedDepth = 128;
 
+// OpenSSL's SHA-256 (base/hash.h), not GLib's: GLib's is plain C without the CPU's SHA
+// instructions, and every IMAP FETCH or SEARCH over a folder checks one record per message.
 std::array<uint8_t, kChecksumSize> checksum(std::string_view bytes) {
-  std::array<uint8_t, 32> digest{};
-  gsize size = digest.size();
-  GChecksum* sum = g_checksum_new(G_CHECKSUM_SHA256);
-  g_checksum_update(sum, reinterpret_cast<const guchar*>(bytes.data()),
-                    static_cast<gssize>(bytes.size()));
-  g_checksum_get_digest(sum, digest.data(), &size);
-  g_checksum_free(sum);
+  const Digest digest = sha256(bytes);
   std::array<uint8_t, kChecksumSize> out{};
   std::copy_n(digest.begin(), kChecksumSize, out.begin());
   return out;
