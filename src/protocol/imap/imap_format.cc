@@ -68,13 +68,13 @@ void append_addresses(std::string& out, const std::vector<MimeAddress>& list) {
   out += '(';
   for (const MimeAddress& a : list) {
     out += '(';
-    out += nstring(a.name);
+    append_nstring(out, a.name);
     out += ' ';
-    out += nstring(a.adl);
+    append_nstring(out, a.adl);
     out += ' ';
-    out += nstring(a.mailbox);
+    append_nstring(out, a.mailbox);
     out += ' ';
-    out += nstring(a.host);
+    append_nstring(out, a.host);
     out += ')';
   }
   out += ')';
@@ -82,17 +82,17 @@ void append_addresses(std::string& out, const std::vector<MimeAddress>& list) {
 
 void append_envelope(std::string& out, const MimeEnvelope& e) {
   out += '(';
-  out += nstring(e.date);
+  append_nstring(out, e.date);
   out += ' ';
-  out += nstring(e.subject);
+  append_nstring(out, e.subject);
   for (const auto* list : {&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc}) {
     out += ' ';
     append_addresses(out, *list);
   }
   out += ' ';
-  out += nstring(e.in_reply_to);
+  append_nstring(out, e.in_reply_to);
   out += ' ';
-  out += nstring(e.message_id);
+  append_nstring(out, e.message_id);
   out += ')';
 }
 
@@ -106,9 +106,9 @@ void append_params(std::string& out, const MimeParams& params) {
   for (const auto& [name, value] : params) {
     if (!first) out += ' ';
     first = false;
-    out += quote(name);
+    append_quoted(out, name);
     out += ' ';
-    out += quote(value);
+    append_quoted(out, value);
   }
   out += ')';
 }
@@ -119,7 +119,7 @@ void append_disposition(std::string& out, const MimePart& part) {
     return;
   }
   out += '(';
-  out += quote(*part.disposition);
+  append_quoted(out, *part.disposition);
   out += ' ';
   append_params(out, part.disposition_params);
   out += ')';
@@ -166,7 +166,7 @@ void append_language(std::string& out, const std::optional<std::string>& languag
   out += '(';
   for (size_t i = 0; i < tags.size(); ++i) {
     if (i) out += ' ';
-    out += quote(tags[i]);
+    append_quoted(out, tags[i]);
   }
   out += ')';
 }
@@ -192,7 +192,7 @@ void append_body(std::string& out, const MimePart& part, bool extensible) {
     }
     for (const MimePart& child : part.children) append_body(out, child, extensible);
     out += ' ';
-    out += quote(part.subtype);
+    append_quoted(out, part.subtype);
     if (extensible) {
       out += ' ';
       append_params(out, part.params);
@@ -201,23 +201,23 @@ void append_body(std::string& out, const MimePart& part, bool extensible) {
       out += ' ';
       append_language(out, part.language);
       out += ' ';
-      out += nstring(part.location);
+      append_nstring(out, part.location);
     }
     out += ')';
     return;
   }
 
-  out += quote(part.type);
+  append_quoted(out, part.type);
   out += ' ';
-  out += quote(part.subtype);
+  append_quoted(out, part.subtype);
   out += ' ';
   append_params(out, part.params);
   out += ' ';
-  out += nstring(part.id);
+  append_nstring(out, part.id);
   out += ' ';
-  out += nstring(part.description);
+  append_nstring(out, part.description);
   out += ' ';
-  out += quote(part.encoding);
+  append_quoted(out, part.encoding);
   out += ' ';
   out += std::to_string(part.body_size);
   if (is_message(part)) {
@@ -233,13 +233,13 @@ void append_body(std::string& out, const MimePart& part, bool extensible) {
   }
   if (extensible) {
     out += ' ';
-    out += nstring(part.md5);
+    append_nstring(out, part.md5);
     out += ' ';
     append_disposition(out, part);
     out += ' ';
     append_language(out, part.language);
     out += ' ';
-    out += nstring(part.location);
+    append_nstring(out, part.location);
   }
   out += ')';
 }

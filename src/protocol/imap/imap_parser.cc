@@ -334,20 +334,48 @@ std::optional<std::vector<SeqRange>> parse_sequence_set(std::string_view text) {
   return out;
 }
 
-std::string quote(std::string_view s) {
+void append_quoted(std::string& out, std::string_view s) {
   bool needs_literal = false;
+  size_t escapes = 0;
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
-    if (u == '\r' || u == '\n' || u == 0 || u >= 0x80) needs_literal = true;
+    if (u == '\r' || u == '\n' || u == 0 || u >= 0x80) {
+      needs_literal = true;
+      break;
+    }
+    if (c == '"' || c == '\\') ++escapes;
   }
-  if (needs_literal) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+  if (needs_literal) {
+    out += '{';
+    out += std::to_string(s.size());
+    out += "}\r\n";
+    out.append(s);
+    return;
   }
   out += '"';
+  if (escapes == 0) {
+    out.append(s);
+  } else {
+    for (char c : s) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+std::string quote(std::string_view s) {
+  std::string out;
+  append_quoted(out, s);
   return out;
+}
+
+void append_nstring(std::string& out, const std::optional<std::string>& s) {
+  if (s) {
+    append_quoted(out, *s);
+  } else {
+    out += "NIL";
+  }
 }
 
 std::string nstring(const std::optional<std::string>& s) {

@@ -89,6 +89,9 @@ std::string format_sequence_set(const std::vector<uint32_t>& sorted);
 // Quotes a string for a response: an atom-safe quoted string, or a literal when it holds
 // CR, LF, NUL or 8-bit bytes.
 std::string quote(std::string_view s);
+// quote() and nstring() appending to `out`, for answers built piece by piece.
+void append_quoted(std::string& out, std::string_view s);
+void append_nstring(std::string& out, const std::optional<std::string>& s);
 // NIL for absent, else quote().
 std::string nstring(const std::optional<std::string>& s);
 
