@@ -1048,7 +1048,7 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
       if (!row) break;
       out.push_back(row_to_item(st, 0));
       if (infos) {
-        auto info = deserialize_message_info(st.column_blob(8));
+        auto info = deserialize_message_info(st.column_blob_view(8));
         if (!info.is_ok())
           return corrupt("parse cache of " + to_hex(out.back().blob) + ": " +
                          info.status().message());

@@ -38,8 +38,10 @@ void SqliteDb::give_back(const std::string& sql, sqlite3_stmt* stmt) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   auto it = cache_.find(sql);
-  if (it != cache_.end() && it->second.stmt == stmt) it->second.in_use = false;
-  else sqlite3_finalize(stmt);
+  if (it != cache_.end() && it->second.stmt == stmt)
+    it->second.in_use = false;
+  else
+    sqlite3_finalize(stmt);
 }
 
 Status SqliteDb::error(std::string_view what) const {
@@ -82,8 +84,12 @@ Result<SqliteStatement> SqliteDb::prepare(std::string_view sql) {
   return SqliteStatement(this, stmt);  // the cached one is busy: a private copy
 }
 
-int64_t SqliteDb::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
-int SqliteDb::changes() const { return sqlite3_changes(db_); }
+int64_t SqliteDb::last_insert_rowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
+int SqliteDb::changes() const {
+  return sqlite3_changes(db_);
+}
 
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
     : db_(other.db_), stmt_(other.stmt_), cached_sql_(other.cached_sql_) {
@@ -91,8 +97,10 @@ SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
 }
 SqliteStatement::~SqliteStatement() {
   if (!stmt_) return;
-  if (cached_sql_) db_->give_back(*cached_sql_, stmt_);
-  else sqlite3_finalize(stmt_);
+  if (cached_sql_)
+    db_->give_back(*cached_sql_, stmt_);
+  else
+    sqlite3_finalize(stmt_);
 }
 
 SqliteStatement& SqliteStatement::bind(int index, int64_t value) {
@@ -132,7 +140,9 @@ void SqliteStatement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
-int64_t SqliteStatement::column_int(int index) const { return sqlite3_column_int64(stmt_, index); }
+int64_t SqliteStatement::column_int(int index) const {
+  return sqlite3_column_int64(stmt_, index);
+}
 std::string SqliteStatement::column_text(int index) const {
   const unsigned char* t = sqlite3_column_text(stmt_, index);
   if (!t) return {};
@@ -144,6 +154,11 @@ std::string SqliteStatement::column_blob(int index) const {
   if (!b) return {};
   return std::string(static_cast<const char*>(b),
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, index)));
+}
+std::string_view SqliteStatement::column_blob_view(int index) const {
+  const void* b = sqlite3_column_blob(stmt_, index);
+  if (!b) return {};
+  return {static_cast<const char*>(b), static_cast<size_t>(sqlite3_column_bytes(stmt_, index))};
 }
 bool SqliteStatement::column_is_null(int index) const {
   return sqlite3_column_type(stmt_, index) == SQLITE_NULL;

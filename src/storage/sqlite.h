@@ -75,6 +75,8 @@ class SqliteStatement {
   int64_t column_int(int index) const;
   std::string column_text(int index) const;
   std::string column_blob(int index) const;
+  // The same bytes without a copy; valid until the next step() or reset().
+  std::string_view column_blob_view(int index) const;
   bool column_is_null(int index) const;
 
  private:
