@@ -192,6 +192,9 @@ struct Piece {
 struct FetchState {
   FetchPlan plan;
   std::vector<uint32_t> uids;
+  // The items of `uids`, one each, when they were read already (CHANGEDSINCE asks the store
+  // for exactly those) and nothing more than their rows is wanted; empty: read per batch.
+  std::vector<ItemInfo> known;
   size_t pos = 0;
   bool missing = false;
   Status error;
@@ -389,8 +392,13 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
            st.uids[end] - st.uids[st.pos] < 2 * kBatchMessages)
       ++end;
     std::vector<MessageInfo> infos;
-    auto found = ctx.store().fetch(*ctx.account, view.name(), st.uids[st.pos], st.uids[end - 1],
-                                   st.plan.needs_info ? &infos : nullptr);
+    Result<std::vector<ItemInfo>> found =
+        !st.known.empty()
+            ? Result<std::vector<ItemInfo>>(
+                  std::vector<ItemInfo>(st.known.begin() + static_cast<ptrdiff_t>(st.pos),
+                                        st.known.begin() + static_cast<ptrdiff_t>(end)))
+            : ctx.store().fetch(*ctx.account, view.name(), st.uids[st.pos], st.uids[end - 1],
+                                st.plan.needs_info ? &infos : nullptr);
     if (!found.is_ok()) {
       st.error = found.status();
       break;
@@ -519,20 +527,27 @@ void cmd_fetch(ImapContext& ctx, const Command& cmd) {
     if (!gone.empty()) ctx.out += "* VANISHED (EARLIER) " + format_sequence_set(gone) + "\r\n";
   }
 
+  std::vector<ItemInfo> known_items;
   if (plan->changed_since) {
-    // Only what changed: ask the store (an index on modseq) instead of walking everything.
+    // Only what changed: ask the store (an index on modseq) instead of walking everything;
+    // when FLAGS, UID and MODSEQ are all that is asked, those rows are the answer.
     auto changes =
         ctx.store().changes_since(*ctx.account, ctx.selected->name(), plan->changed_since);
     if (!changes.is_ok()) return ctx.fail(changes.status());
-    std::vector<uint32_t> changed;
-    for (const ItemInfo& item : changes->changed)
-      if (std::binary_search(uids->begin(), uids->end(), item.uid)) changed.push_back(item.uid);
-    std::sort(changed.begin(), changed.end());
-    *uids = std::move(changed);
+    std::vector<ItemInfo> known;
+    for (ItemInfo& item : changes->changed)
+      if (std::binary_search(uids->begin(), uids->end(), item.uid))
+        known.push_back(std::move(item));
+    std::sort(known.begin(), known.end(),
+              [](const ItemInfo& a, const ItemInfo& b) { return a.uid < b.uid; });
+    uids->clear();
+    for (const ItemInfo& item : known) uids->push_back(item.uid);
+    if (!plan->needs_info && !plan->needs_raw) known_items = std::move(known);
   }
   auto state = std::make_shared<FetchState>();
   state->plan = std::move(*plan);
   state->uids = std::move(*uids);
+  state->known = std::move(known_items);
   if (!fetch_batch(ctx, *state)) return fetch_done(ctx, *state);
   ImapContext* c = &ctx;
   ctx.more = [c, state] {
