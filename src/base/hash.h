@@ -1,4 +1,5 @@
-// SHA-256 digests (content addresses, journal chain) and 128-bit GUIDs (item identity).
+// SHA-256 digests (content addresses, journal chain), CRC-32C checksums (derived records) and
+// 128-bit GUIDs (item identity).
 #pragma once
 
 #include <array>
@@ -12,6 +13,10 @@ namespace mailark {
 using Digest = std::array<uint8_t, 32>;
 
 Digest sha256(std::string_view bytes);
+
+// CRC-32C (Castagnoli, as in iSCSI and ext4), with the CPU's CRC32 instruction when it has
+// one: a check against accidental damage of derived records, not a content address.
+uint32_t crc32c(std::string_view bytes);
 
 // Incremental SHA-256 for data that arrives in pieces.
 class Sha256 {
@@ -28,7 +33,9 @@ class Sha256 {
 };
 
 std::string to_hex(const uint8_t* data, size_t size);
-inline std::string to_hex(const Digest& d) { return to_hex(d.data(), d.size()); }
+inline std::string to_hex(const Digest& d) {
+  return to_hex(d.data(), d.size());
+}
 std::optional<Digest> digest_from_hex(std::string_view hex);
 inline std::string_view as_bytes(const Digest& d) {
   return {reinterpret_cast<const char*>(d.data()), d.size()};
