@@ -1027,37 +1027,41 @@ Result<std::vector<uint32_t>> MailStore::expunge(const Account& account,
 Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::string_view folder_name,
                                                uint32_t lo, uint32_t hi,
                                                std::vector<MessageInfo>* infos) {
-  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
   std::vector<ItemInfo> out;
   if (infos) infos->clear();
-  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+  MK_RETURN_IF_ERROR(scan(account, folder_name, lo, hi, infos != nullptr,
+                          [&](const ItemInfo& item, const MessageInfo* info) {
+                            out.push_back(item);
+                            if (infos) infos->push_back(*info);
+                            return Status::ok();
+                          }));
+  return out;
+}
+
+Status MailStore::scan(const Account& account, std::string_view folder_name, uint32_t lo,
+                       uint32_t hi, bool with_info, const ItemVisitor& visit) {
+  MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
+  return account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
     std::string sql = std::string("SELECT ") + kItemColumns;
-    if (infos) sql += ", (SELECT info FROM messages WHERE messages.blob = items.blob)";
+    if (with_info) sql += ", (SELECT info FROM messages WHERE messages.blob = items.blob)";
     sql += " FROM items WHERE folder_id=? AND uid BETWEEN ? AND ? ORDER BY uid";
     MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
     st.bind(1, f.id).bind(2, static_cast<int64_t>(lo)).bind(3, static_cast<int64_t>(hi));
-    // Room up front: moving thousands of items (and parse caches) while growing costs more
-    // than reading them.
-    uint64_t expected = std::min<uint64_t>(hi, f.uidnext > 0 ? f.uidnext - 1 : 0);
-    expected = expected >= lo ? std::min<uint64_t>(expected - lo + 1, 1 << 16) : 0;
-    out.reserve(expected);
-    if (infos) infos->reserve(std::min<uint64_t>(expected, 4096));
+    // One record for the whole scan: deserializing into it reuses its strings and vectors.
+    MessageInfo info;
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());
       if (!row) break;
-      out.push_back(row_to_item(st, 0));
-      if (infos) {
-        auto info = deserialize_message_info(st.column_blob_view(8));
-        if (!info.is_ok())
-          return corrupt("parse cache of " + to_hex(out.back().blob) + ": " +
-                         info.status().message());
-        infos->push_back(std::move(*info));
+      const ItemInfo item = row_to_item(st, 0);
+      if (with_info) {
+        Status s = deserialize_message_info(st.column_blob_view(8), info);
+        if (!s.is_ok()) return corrupt("parse cache of " + to_hex(item.blob) + ": " + s.message());
       }
+      MK_RETURN_IF_ERROR(visit(item, with_info ? &info : nullptr));
     }
     return Status::ok();
-  }));
-  return out;
+  });
 }
 
 Result<std::vector<MailStore::UidFlags>> MailStore::uids_and_flags(const Account& account,

@@ -40,9 +40,9 @@ using MimeParams = std::vector<std::pair<std::string, std::string>>;
 
 // One node of the body structure. Offsets are byte positions in the raw message.
 struct MimePart {
-  std::string type = "text";     // lower case
+  std::string type = "text";      // lower case
   std::string subtype = "plain";  // lower case
-  MimeParams params;             // Content-Type parameters (RFC 2231 decoded), in order
+  MimeParams params;              // Content-Type parameters (RFC 2231 decoded), in order
   std::optional<std::string> id, description;
   std::string encoding = "7bit";  // Content-Transfer-Encoding, lower case
   std::optional<std::string> md5, language, location;
@@ -78,5 +78,8 @@ MessageInfo parse_message(std::string_view raw);
 // Versioned, self-delimiting encoding of a MessageInfo (docs/formats/parse-cache.md).
 std::string serialize_message_info(const MessageInfo& info);
 Result<MessageInfo> deserialize_message_info(std::string_view bytes);
+// The same into an existing record, reusing its strings and vectors (for scans over many
+// records); on failure `into` holds an unspecified mix.
+Status deserialize_message_info(std::string_view bytes, MessageInfo& into);
 
 }  // namespace mailark

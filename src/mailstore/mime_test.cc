@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "base/hash.h"
+
 namespace mailark {
 namespace {
 
@@ -891,7 +893,11 @@ TEST(MimeSerialize, RecordLayout) {
   const std::string bytes = serialize_message_info(parse_message("Subject: x\r\n\r\nbody"));
   ASSERT_GT(bytes.size(), 14u);
   EXPECT_EQ(bytes.substr(0, 4), "MKPC");
-  EXPECT_EQ(bytes[4], 1);  // format version
+  EXPECT_EQ(bytes[4], 2);  // format version
+  // CRC-32C (little-endian) of everything before it.
+  const uint32_t crc = crc32c(std::string_view(bytes).substr(0, bytes.size() - 4));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(static_cast<uint8_t>(bytes[bytes.size() - 4 + i]), (crc >> (8 * i)) & 0xff);
 }
 
 void expect_corrupt(std::string_view bytes) {
@@ -928,12 +934,12 @@ TEST(MimeSerialize, EveryTruncationAndBitFlipIsCorrupt) {
 
 TEST(MimeSerialize, UnknownVersionIsCorrupt) {
   std::string bytes = serialize_message_info(MessageInfo{});
-  bytes[4] = 2;
+  bytes[4] = 3;
   expect_corrupt(bytes);
 }
 
-// Frames `payload` as docs/formats/parse-cache.md says, with a valid checksum, so that the
-// payload decoder itself is exercised.
+// Frames `payload` as docs/formats/parse-cache.md says for version 1 (SHA-256 checksum), so
+// that the payload decoder itself is exercised.
 std::string frame(std::string_view payload) {
   std::string out = "MKPC";
   out.push_back(1);
@@ -967,6 +973,10 @@ TEST(MimeSerialize, MalformedPayloadWithValidChecksumIsCorrupt) {
   }
   const std::string payload = good.substr(pos, len);
   ASSERT_TRUE(deserialize_message_info(frame(payload)).is_ok());
+  // Records of version 1 (SHA-256 checksum, written before 2026-11-30) still decode, to the
+  // same information as the version 2 record of the same payload.
+  EXPECT_EQ(deserialize_message_info(frame(payload)).value(),
+            deserialize_message_info(good).value());
 
   for (size_t n = 0; n < payload.size(); ++n) expect_corrupt(frame(payload.substr(0, n)));
   expect_corrupt(frame(payload + '\0'));

@@ -28,44 +28,38 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
   std::vector<uint32_t> found;
   std::vector<uint32_t> found_uids;
   uint64_t highest_modseq = 0;
-  // In slices of the UID space, so the parse caches of a large folder are never all in memory.
+  // In slices of the UID space, each one read, one message at a time.
   const UidList& all_uids = view.uids();
   for (uint32_t first = 0; first < all_uids.size(); first += kSearchSlice) {
     uint32_t last = std::min<uint32_t>(all_uids.size(), first + kSearchSlice) - 1;
-    std::vector<MessageInfo> infos;
-    auto items = ctx.store().fetch(*ctx.account, view.name(), all_uids.at(first), all_uids.at(last),
-                                   program.needs_info() ? &infos : nullptr);
-    if (!items.is_ok()) {
+    Status scanned = ctx.store().scan(
+        *ctx.account, view.name(), all_uids.at(first), all_uids.at(last), program.needs_info(),
+        [&](const ItemInfo& item, const MessageInfo* info) -> Status {
+          auto seq = view.seq_of(item.uid);
+          if (!seq || view.is_pending_expunge(item.uid)) return Status::ok();
+          SearchMessage m;
+          m.seq = *seq;
+          m.uid = item.uid;
+          m.flags = &item.flags;
+          m.recent = view.is_recent(item.uid);
+          m.size = item.size;
+          m.internal_date_ms = item.internal_date_ms;
+          m.modseq = item.modseq;
+          m.info = info;
+          std::string raw;
+          if (program.needs_body()) {
+            MK_ASSIGN_OR_RETURN(raw, ctx.store().read_message(*ctx.account, item.blob));
+            m.raw = raw;
+          }
+          if (!search_matches(program, search_view, m)) return Status::ok();
+          found.push_back(cmd.uid ? item.uid : *seq);
+          found_uids.push_back(item.uid);
+          highest_modseq = std::max(highest_modseq, item.modseq);
+          return Status::ok();
+        });
+    if (!scanned.is_ok()) {
       if (ret.save) ctx.saved_uids.clear();
-      return ctx.fail(items.status());
-    }
-    for (size_t j = 0; j < items->size(); ++j) {
-      const ItemInfo& item = (*items)[j];
-      auto seq = view.seq_of(item.uid);
-      if (!seq || view.is_pending_expunge(item.uid)) continue;
-      SearchMessage m;
-      m.seq = *seq;
-      m.uid = item.uid;
-      m.flags = &item.flags;
-      m.recent = view.is_recent(item.uid);
-      m.size = item.size;
-      m.internal_date_ms = item.internal_date_ms;
-      m.modseq = item.modseq;
-      if (program.needs_info()) m.info = &infos[j];
-      std::optional<std::string> raw;
-      if (program.needs_body()) {
-        auto loaded = ctx.store().read_message(*ctx.account, item.blob);
-        if (!loaded.is_ok()) {
-          if (ret.save) ctx.saved_uids.clear();
-          return ctx.fail(loaded.status());
-        }
-        raw = std::move(*loaded);
-        m.raw = *raw;
-      }
-      if (!search_matches(program, search_view, m)) continue;
-      found.push_back(cmd.uid ? item.uid : *seq);
-      found_uids.push_back(item.uid);
-      highest_modseq = std::max(highest_modseq, item.modseq);
+      return ctx.fail(scanned);
     }
   }
   std::sort(found.begin(), found.end());
