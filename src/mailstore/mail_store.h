@@ -250,7 +250,9 @@ class MailStore {
 
   // ---- folders
   Result<std::vector<FolderInfo>> list_folders(const Account& account);
-  Result<FolderInfo> folder(const Account& account, std::string_view name);
+  // With `counts` false, messages, unseen and bytes are left 0 (they take a pass over the
+  // folder's items; SELECT counts from the UID list it reads anyway).
+  Result<FolderInfo> folder(const Account& account, std::string_view name, bool counts = true);
   Result<FolderInfo> create_folder(const Account& account, std::string_view name,
                                    std::string_view special_use = {});
   // Renames a folder and its children. Renaming INBOX moves its messages into a new folder

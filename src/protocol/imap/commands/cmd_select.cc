@@ -69,7 +69,7 @@ void cmd_select(ImapContext& ctx, const Command& cmd) {
     ctx.out += "* OK [CLOSED] Previous mailbox closed\r\n";
     ctx.deselect();
   }
-  auto folder = ctx.store().folder(*ctx.account, *name);
+  auto folder = ctx.store().folder(*ctx.account, *name, /*counts=*/false);
   if (!folder.is_ok()) return ctx.fail(folder.status());
   if (folder->kind != "mail") return ctx.no("[CANNOT] Not a mail folder");
   auto items = ctx.store().uids_and_flags(*ctx.account, *name);
