@@ -1035,9 +1035,9 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
   std::vector<ItemInfo> out;
   if (infos) infos->clear();
   MK_RETURN_IF_ERROR(scan(account, folder_name, lo, hi, infos != nullptr,
-                          [&](const ItemInfo& item, const MessageInfo* info) {
+                          [&](const ItemInfo& item, MessageInfo* info) {
                             out.push_back(item);
-                            if (infos) infos->push_back(*info);
+                            if (infos) infos->push_back(std::move(*info));
                             return Status::ok();
                           }));
   return out;

@@ -291,9 +291,9 @@ class MailStore {
                                       uint32_t lo = 1, uint32_t hi = UINT32_MAX,
                                       std::vector<MessageInfo>* infos = nullptr);
   // The same one item at a time, inside one read: `visit` gets each item and, with
-  // `with_info`, its parse cache (else nullptr), both valid only during the call; an error
-  // it returns ends the scan and is returned.
-  using ItemVisitor = std::function<Status(const ItemInfo&, const MessageInfo*)>;
+  // `with_info`, its parse cache (else nullptr), both valid only during the call (the parse
+  // cache may be moved from); an error it returns ends the scan and is returned.
+  using ItemVisitor = std::function<Status(const ItemInfo&, MessageInfo*)>;
   Status scan(const Account& account, std::string_view folder, uint32_t lo, uint32_t hi,
               bool with_info, const ItemVisitor& visit);
   // UIDs and flags (space-separated, as stored) of the whole folder in UID order: what

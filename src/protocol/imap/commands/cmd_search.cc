@@ -34,7 +34,7 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
     uint32_t last = std::min<uint32_t>(all_uids.size(), first + kSearchSlice) - 1;
     Status scanned = ctx.store().scan(
         *ctx.account, view.name(), all_uids.at(first), all_uids.at(last), program.needs_info(),
-        [&](const ItemInfo& item, const MessageInfo* info) -> Status {
+        [&](const ItemInfo& item, MessageInfo* info) -> Status {
           auto seq = view.seq_of(item.uid);
           if (!seq || view.is_pending_expunge(item.uid)) return Status::ok();
           SearchMessage m;
