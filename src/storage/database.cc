@@ -34,7 +34,17 @@ Result<JournalRecord> WriteTx::journal(std::string op, const Guid& account, cons
   return journal::append(db_, std::move(r));
 }
 
+// The columns of `messages`, for its creation and for replacing an older layout of it.
+constexpr const char* kMessagesColumns = R"sql((
+  blob BLOB PRIMARY KEY,
+  size INTEGER NOT NULL,
+  stored_size INTEGER NOT NULL,
+  refs INTEGER NOT NULL,
+  info BLOB NOT NULL,
+  data BLOB))sql";
+
 Status create_database_schema(SqliteDb& db) {
+  MK_RETURN_IF_ERROR(db.exec(std::string("CREATE TABLE messages") + kMessagesColumns));
   MK_RETURN_IF_ERROR(db.exec(R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts(
@@ -58,13 +68,6 @@ CREATE TABLE folders(
   highestmodseq INTEGER NOT NULL,
   created_ms INTEGER NOT NULL,
   UNIQUE(account_id, name));
-CREATE TABLE messages(
-  blob BLOB PRIMARY KEY,
-  size INTEGER NOT NULL,
-  stored_size INTEGER NOT NULL,
-  refs INTEGER NOT NULL,
-  info BLOB NOT NULL,
-  data BLOB);
 CREATE TABLE items(
   id INTEGER PRIMARY KEY,
   folder_id INTEGER NOT NULL REFERENCES folders(id),
@@ -252,14 +255,8 @@ Status Database::convert_messages_table() {
 Status Database::replace_messages_table() {
   SqliteTransaction tx(writer_.get());
   MK_RETURN_IF_ERROR(tx.begin());
+  MK_RETURN_IF_ERROR(writer_->exec(std::string("CREATE TABLE messages_new") + kMessagesColumns));
   MK_RETURN_IF_ERROR(writer_->exec(R"sql(
-CREATE TABLE messages_new(
-  blob BLOB PRIMARY KEY,
-  size INTEGER NOT NULL,
-  stored_size INTEGER NOT NULL,
-  refs INTEGER NOT NULL,
-  info BLOB NOT NULL,
-  data BLOB);
 INSERT INTO messages_new(blob, size, stored_size, refs, info, data)
   SELECT blob, size, stored_size, refs, info, data FROM messages;
 DROP TABLE messages;
