@@ -11,7 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
+#include <vector>
 
 namespace mailark {
 namespace {
@@ -404,6 +406,47 @@ TEST(Recurrence, Table) {
     ASSERT_TRUE(hit.is_ok()) << c.name;
     EXPECT_EQ(*hit, !c.starts.empty()) << c.name;
   }
+}
+
+// Objects with the same VTIMEZONE text share one expanded zone (a bounded cache). More
+// distinct zones than the cache holds, the same TZID with different rules, and several
+// threads at once: every object still reads its times in its own zone.
+TEST(Recurrence, SharedZonesKeepEachObjectsOwnRules) {
+  auto zone_object = [](const std::string& tzid, int offset_minutes) {
+    char offset[8];
+    std::snprintf(offset, sizeof offset, "%c%02d%02d", offset_minutes < 0 ? '-' : '+',
+                  std::abs(offset_minutes) / 60, std::abs(offset_minutes) % 60);
+    return cal("BEGIN:VTIMEZONE\nTZID:" + tzid + "\nBEGIN:STANDARD\nTZOFFSETFROM:" + offset +
+               "\nTZOFFSETTO:" + offset + "\nDTSTART:19700101T000000\nEND:STANDARD\n" +
+               "END:VTIMEZONE\n" +
+               event("DTSTART;TZID=" + tzid + ":20260601T120000\nRRULE:FREQ=DAILY;COUNT=2\n"));
+  };
+  struct Case {
+    std::string ics;
+    int64_t expected_start;
+  };
+  std::vector<Case> cases;
+  for (int n = 0; n < 200; ++n) {
+    const int minutes = (n % 24 - 11) * 60 + (n / 24) * 5;
+    const std::string tzid = n % 2 ? "Test/Same" : "Test/Zone-" + std::to_string(n);
+    cases.push_back(
+        {zone_object(tzid, minutes), utc("20260601T120000Z") - int64_t{minutes} * 60 * 1000});
+  }
+  auto check_all = [&](std::atomic<int>* wrong) {
+    for (const Case& c : cases) {
+      auto list = instances(c.ics, TimeRange{});
+      if (!list.is_ok() || list->size() != 2 || (*list)[0].start != c.expected_start ||
+          (*list)[1].start != c.expected_start + 86400 * 1000)
+        ++*wrong;
+    }
+  };
+  std::atomic<int> wrong{0};
+  check_all(&wrong);  // fills and overflows the cache
+  EXPECT_EQ(wrong, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back(check_all, &wrong);
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, 0);
 }
 
 TEST(Recurrence, InstanceFields) {
