@@ -649,6 +649,9 @@ constexpr size_t kSha256ChecksumSize = 8;
 constexpr size_t kCrcChecksumSize = 4;
 // Deeper part trees are rejected; parse_message never produces more than kMaxDepth + 1.
 constexpr int kMaxSerializedDepth = 128;
+// Bytes of the smallest serialized part: eleven strings, options and lists that are empty or
+// absent, four varints, the child count and the envelope flag.
+constexpr uint64_t kMinSerializedPart = 17;
 
 std::string checksum(uint8_t version, std::string_view bytes) {
   if (version == kSha256Version) {
@@ -796,7 +799,10 @@ class Reader {
   bool params(MimeParams& params) {
     uint64_t n = 0;
     if (!count(n)) return false;
-    params.resize(n);  // count() bounds n by the bytes left
+    // Sized up front (reusing what a previous record left), so the count is first held to
+    // what the bytes left can encode: a pair takes at least two.
+    if (n > left() / 2) return false;
+    params.resize(n);
     for (auto& [name, value] : params) {
       if (!bytes(name) || !bytes(value)) return false;
     }
@@ -805,6 +811,7 @@ class Reader {
   bool addresses(std::vector<MimeAddress>& list) {
     uint64_t n = 0;
     if (!count(n)) return false;
+    if (n > left() / 4) return false;  // four flags at least per address
     list.resize(n);
     for (MimeAddress& a : list) {
       if (!optional_bytes(a.name) || !optional_bytes(a.adl) || !optional_bytes(a.mailbox) ||
@@ -833,6 +840,7 @@ class Reader {
     }
     uint64_t n = 0;
     if (!count(n)) return false;
+    if (n > left() / kMinSerializedPart) return false;
     p.children.resize(n);
     for (MimePart& child : p.children) {
       if (!part(child, depth + 1)) return false;
