@@ -391,11 +391,16 @@ void Database::release_reader(std::unique_ptr<SqliteDb> db) {
 }
 
 // Runs `fn` inside BEGIN ... COMMIT on `db` (one consistent snapshot).
+// BEGIN and COMMIT go through the connection's statement cache: every read pays for them.
 static Status in_read_transaction(SqliteDb& db, const std::function<Status(SqliteDb&)>& fn) {
-  Status s = db.exec("BEGIN");
+  auto run = [&db](const char* sql) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+    return st.run();
+  };
+  Status s = run("BEGIN");
   if (s.is_ok()) {
     s = fn(db);
-    Status e = db.exec("COMMIT");
+    Status e = run("COMMIT");
     if (s.is_ok()) s = e;
   }
   return s;
