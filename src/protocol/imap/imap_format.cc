@@ -408,10 +408,18 @@ std::string format_envelope(const MimeEnvelope& envelope) {
   return out;
 }
 
+void format_envelope_to(std::string& out, const MimeEnvelope& envelope) {
+  append_envelope(out, envelope);
+}
+
 std::string format_bodystructure(const MimePart& part, bool extensible) {
   std::string out;
   append_body(out, part, extensible);
   return out;
+}
+
+void format_bodystructure_to(std::string& out, const MimePart& part, bool extensible) {
+  append_body(out, part, extensible);
 }
 
 Result<Section> parse_section(std::string_view spec) {

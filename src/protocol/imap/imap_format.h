@@ -19,11 +19,14 @@ namespace mailark::imap {
 // string quoted, or a literal when it holds 8-bit bytes; NIL for absent fields and empty
 // address lists.
 std::string format_envelope(const MimeEnvelope& envelope);
+// The same appended to `out` (FETCH builds each response line piece by piece).
+void format_envelope_to(std::string& out, const MimeEnvelope& envelope);
 
 // BODY (extensible = false) or BODYSTRUCTURE (true) of `part` and everything below it.
 // Types, subtypes, encodings and parameter names are sent as the cache stores them (lower
 // case); Content-Language is always sent as a list, as Dovecot does.
 std::string format_bodystructure(const MimePart& part, bool extensible);
+void format_bodystructure_to(std::string& out, const MimePart& part, bool extensible);
 
 // The section spec of BODY[<spec>] (the text between the brackets).
 struct Section {

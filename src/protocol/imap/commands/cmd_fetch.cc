@@ -313,13 +313,16 @@ Status format_message(ImapContext& ctx, const FetchPlan& plan, ItemInfo& item,
         line += "RFC822.SIZE " + std::to_string(item.size);
         break;
       case K::kEnvelope:
-        line += "ENVELOPE " + format_envelope(info->envelope);
+        line += "ENVELOPE ";
+        format_envelope_to(line, info->envelope);
         break;
       case K::kBody:
-        line += "BODY " + format_bodystructure(info->body, false);
+        line += "BODY ";
+        format_bodystructure_to(line, info->body, false);
         break;
       case K::kBodyStructure:
-        line += "BODYSTRUCTURE " + format_bodystructure(info->body, true);
+        line += "BODYSTRUCTURE ";
+        format_bodystructure_to(line, info->body, true);
         break;
       case K::kModseq:
         line += "MODSEQ (" + std::to_string(item.modseq) + ")";
