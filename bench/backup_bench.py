@@ -39,7 +39,6 @@ import platform
 import queue
 import random
 import re
-import resource
 import shutil
 import subprocess
 import tempfile
@@ -54,25 +53,14 @@ import corpus  # noqa: E402
 import imap_client  # noqa: E402
 import lmtp_client  # noqa: E402
 import servers  # noqa: E402
+from servers import DISTURBED, log, own_cpu  # noqa: E402
 from imap_client import Conn, ImapError  # noqa: E402
 
 DOMAIN = "backup.test"
 HOST = "127.0.0.1"
 DB = "db1"
 PASSPHRASE = "bench-backup-passphrase"
-# An operation counts as disturbed when other processes used more than this share of the
-# machine while it ran.
-DISTURBED = 0.10
 TOOLS = ("mailark", "restic", "borg")
-
-
-def log(msg: str = ""):
-    print(msg, flush=True)
-
-
-def own_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def fmt_bytes(b: Optional[float]) -> str:

@@ -60,12 +60,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import servers  # noqa: E402
+from servers import DISTURBED, log, own_cpu  # noqa: E402
 
 DOMAIN = "bench.test"
 USER = "alice@" + DOMAIN
 HOST = "127.0.0.1"
-# A row counts as disturbed when other processes used more than this share of the machine.
-DISTURBED = 0.10
 # The target: mailark at least this many times better than Radicale on every row.
 TARGET_RATIO = 10.0
 
@@ -79,15 +78,6 @@ MONTH = ("20261001T000000Z", "20261101T000000Z")
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
-
-
-def log(msg: str = ""):
-    print(msg, flush=True)
-
-
-def own_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 # --- HTTP/1.1 client ------------------------------------------------------------------------

@@ -55,22 +55,12 @@ import corpus  # noqa: E402
 import imap_client  # noqa: E402
 import lmtp_client  # noqa: E402
 import servers  # noqa: E402
+from servers import DISTURBED, log, own_cpu  # noqa: E402
 from imap_client import Conn, ImapError, quote  # noqa: E402
 
 DOMAIN = "bench.test"
 USER = "imapuser@" + DOMAIN
 HOST = "127.0.0.1"
-# A row counts as disturbed when other processes used more than this share of the machine.
-DISTURBED = 0.10
-
-
-def log(msg: str = ""):
-    print(msg, flush=True)
-
-
-def own_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 # --- corpus and the expected answers -------------------------------------------------------

@@ -37,12 +37,9 @@ sys.path.insert(0, HERE)
 import corpus  # noqa: E402
 import lmtp_client  # noqa: E402
 import servers  # noqa: E402
+from servers import DISTURBED, log, own_cpu  # noqa: E402
 
 DOMAIN = "bench.test"
-
-
-def log(msg: str = ""):
-    print(msg, flush=True)
 
 
 def parse_list(s: str) -> List[int]:
@@ -70,13 +67,6 @@ snapshot_binary = servers.snapshot_binary
 sha256_file = servers.sha256_file
 
 
-def own_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-# A run counts as disturbed when other processes used more than this share of the machine.
-DISTURBED = 0.10
 
 
 def run_one(server, jobs: List[lmtp_client.Job], conns: int, expected_items: int,

@@ -10,6 +10,7 @@ import platform
 import pwd
 import grp
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -27,8 +28,22 @@ TICK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "bench-password"
 
 
+# A row counts as disturbed when other processes used more than this share of the machine.
+DISTURBED = 0.10
+
+
 class BenchError(Exception):
     pass
+
+
+def log(msg: str = ""):
+    print(msg, flush=True)
+
+
+def own_cpu() -> float:
+    """CPU seconds (user + system) this bench process has used."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 # --- process tree sampling ----------------------------------------------------------------
