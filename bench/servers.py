@@ -320,6 +320,17 @@ def _exit_text(rc: int) -> str:
     return "exited with status %d" % rc
 
 
+def _stop_server(proc: subprocess.Popen, name: str, clean=(0, None)):
+    """SIGTERM and wait (_stop_process); a server that had died already, or that exits with
+    a status other than `clean`, fails the bench."""
+    try:
+        rc = _stop_process(proc)
+    except DiedEarly as e:
+        raise BenchError("%s %s before it was stopped" % (name, _exit_text(e.args[0])))
+    if rc not in clean:
+        raise BenchError("%s %s after SIGTERM" % (name, _exit_text(rc)))
+
+
 def _log_tail(path: str, n: int) -> List[str]:
     try:
         with open(path, errors="replace") as f:
@@ -462,12 +473,7 @@ class Mailark:
     def stop(self):
         if self.proc:
             proc, self.proc = self.proc, None
-            try:
-                rc = _stop_process(proc)
-            except DiedEarly as e:
-                raise BenchError("mailark serve %s before it was stopped" % _exit_text(e.args[0]))
-            if rc not in (0, None):
-                raise BenchError("mailark serve %s after SIGTERM" % _exit_text(rc))
+            _stop_server(proc, "mailark serve")
 
     def stored(self) -> Dict[str, int]:
         """Items and bytes according to `mailark stats` (run after the server stopped)."""
@@ -723,12 +729,7 @@ class Dovecot:
     def stop(self):
         if self.proc:
             proc, self.proc = self.proc, None
-            try:
-                rc = _stop_process(proc)
-            except DiedEarly as e:
-                raise BenchError("dovecot %s before it was stopped" % _exit_text(e.args[0]))
-            if rc not in (0, None):
-                raise BenchError("dovecot %s after SIGTERM" % _exit_text(rc))
+            _stop_server(proc, "dovecot")
 
     def problems(self) -> List[str]:
         return [l for l in _log_problems(self.log_path, r"(Error|Fatal|Panic|Warning):", 30)
@@ -848,14 +849,9 @@ class Radicale:
     def stop(self):
         if self.proc:
             proc, self.proc = self.proc, None
-            try:
-                rc = _stop_process(proc)
-            except DiedEarly as e:
-                raise BenchError("radicale %s before it was stopped" % _exit_text(e.args[0]))
             # Radicale's server exits with status 0 on SIGTERM; a Python interpreter killed
             # by the signal's default action reports -15, which is a clean stop too.
-            if rc not in (0, None, -signal.SIGTERM):
-                raise BenchError("radicale %s after SIGTERM" % _exit_text(rc))
+            _stop_server(proc, "radicale", clean=(0, None, -signal.SIGTERM))
 
     def problems(self) -> List[str]:
         return _log_problems(self.log_path, r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", 30)
