@@ -21,7 +21,7 @@ import socket
 import ssl
 import xml.etree.ElementTree as ET
 
-import harness as h
+import imap_client
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -767,18 +767,10 @@ def berlin_tz(tzid="Europe/Berlin"):
 
 def start_server(name, users=("alice@acme.test",), tenants=("acme.test",), options=(),
                  password=PW):
-    """A new instance with tenants, users and options [(section, key, toml value)], started;
-    returns (inst, ports dict)."""
-    inst = h.Instance(name)
-    for section, key, value in options:
-        inst.set_option(section, key, value)
-    for t in tenants:
-        inst.add_tenant(t)
-    for u in users:
-        inst.add_user(u, password=password)
-    inst.start()
-    with open(inst.ports_file) as f:
-        ports = json.load(f)
+    """A new instance with tenants, users and options [(section, key, toml value)], started
+    (imap_client.start_server), with its HTTP listener; returns (inst, ports dict)."""
+    inst, ports = imap_client.start_server(name, users=users, tenants=tenants, options=options,
+                                           password=password)
     if "http" not in ports:
         raise AssertionError(f"no http port in ports.json: {ports}\n" + inst.log_tail())
     return inst, ports
