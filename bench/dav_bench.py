@@ -624,6 +624,17 @@ class Target:
     def conn(self) -> HttpConn:
         return HttpConn(self.port)
 
+    def timed(self, request: bytes) -> Tuple[float, Response]:
+        """Sends `request` on a new connection: the seconds from sending to the last byte of
+        the answer, and the answer."""
+        c = self.conn()
+        try:
+            t0 = time.perf_counter()
+            r = c.send(request)
+            return time.perf_counter() - t0, r
+        finally:
+            c.close()
+
     def call(self, method: str, path: str, body: bytes = b"", headers=()) -> Response:
         c = self.conn()
         try:
@@ -941,13 +952,9 @@ class Bench:
     # Row 2 ---------------------------------------------------------------------------------
     def propfind_row(self, calendar: str) -> RowFn:
         def fn(t: Target, rep: int):
-            c = t.conn()
-            req = t.request("PROPFIND", t.cal(calendar), PROPFIND_ETAG,
-                            (("Content-Type", "application/xml; charset=utf-8"), ("Depth", "1")))
-            t0 = time.perf_counter()
-            r = c.send(req)
-            el = time.perf_counter() - t0
-            c.close()
+            el, r = t.timed(t.request("PROPFIND", t.cal(calendar), PROPFIND_ETAG,
+                                      (("Content-Type", "application/xml; charset=utf-8"),
+                                       ("Depth", "1"))))
             if r.status != 207:
                 return el, ["PROPFIND answered %d %r" % (r.status, r.body[:200])], {}
             rs, _ = parse_multistatus(r.body)
@@ -961,12 +968,7 @@ class Bench:
         exact_uids = {e.uid for e in self.events if e.exact}
 
         def fn(t: Target, rep: int):
-            c = t.conn()
-            req = t.report(calendar, calendar_query(window), "1")
-            t0 = time.perf_counter()
-            r = c.send(req)
-            el = time.perf_counter() - t0
-            c.close()
+            el, r = t.timed(t.report(calendar, calendar_query(window), "1"))
             if r.status != 207:
                 return el, ["calendar-query answered %d %r" % (r.status, r.body[:300])], {}
             rs, _ = parse_multistatus(r.body)
@@ -1004,12 +1006,7 @@ class Bench:
     def multiget_row(self, calendar: str, names: List[str]) -> RowFn:
         def fn(t: Target, rep: int):
             hrefs = [urllib.parse.quote(t.cal(calendar) + n, safe="/@:") for n in names]
-            c = t.conn()
-            req = t.report(calendar, multiget(hrefs), "1")
-            t0 = time.perf_counter()
-            r = c.send(req)
-            el = time.perf_counter() - t0
-            c.close()
+            el, r = t.timed(t.report(calendar, multiget(hrefs), "1"))
             if r.status != 207:
                 return el, ["calendar-multiget answered %d %r" % (r.status, r.body[:300])], {}
             rs, _ = parse_multistatus(r.body)
@@ -1032,13 +1029,9 @@ class Bench:
         seen: Dict[str, Tuple[str, str]] = {}
 
         def fn(t: Target, rep: int):
-            c = t.conn()
-            req = t.request("PROPFIND", t.cal(calendar), PROPFIND_POLL,
-                            (("Content-Type", "application/xml; charset=utf-8"), ("Depth", "0")))
-            t0 = time.perf_counter()
-            r = c.send(req)
-            el = time.perf_counter() - t0
-            c.close()
+            el, r = t.timed(t.request("PROPFIND", t.cal(calendar), PROPFIND_POLL,
+                                      (("Content-Type", "application/xml; charset=utf-8"),
+                                       ("Depth", "0"))))
             if r.status != 207:
                 return el, ["PROPFIND Depth 0 answered %d %r" % (r.status, r.body[:200])], {}
             rs, _ = parse_multistatus(r.body)
@@ -1090,12 +1083,7 @@ class Bench:
                     etags.pop(e.name, None)
             finally:
                 c.close()
-            c = t.conn()
-            req = t.report(calendar, sync_collection(old), "0")
-            t0 = time.perf_counter()
-            r = c.send(req)
-            el = time.perf_counter() - t0
-            c.close()
+            el, r = t.timed(t.report(calendar, sync_collection(old), "0"))
             if r.status != 207:
                 return el, errs + ["sync-collection answered %d %r" % (r.status, r.body[:300])], {}
             rs, token = parse_multistatus(r.body)
