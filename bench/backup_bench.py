@@ -41,7 +41,6 @@ import random
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
@@ -1052,15 +1051,8 @@ def main() -> int:
             log("error: %s not found (install restic and borgbackup: sh scripts/install-deps.sh "
                 "--bench)" % t)
             return 2
-    workdir = args.workdir or tempfile.gettempdir()
-    root = tempfile.mkdtemp(prefix="mailark-backup-bench-", dir=workdir)
-    try:
-        return bench(args, tools, workdir, root)
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            log("data kept in %s" % root)
+    return servers.in_scratch_dir(args.workdir, "mailark-backup-bench-", args.keep,
+                                  lambda workdir, root: bench(args, tools, workdir, root))
 
 
 def bench(args, tools: List[str], workdir: str, root: str) -> int:

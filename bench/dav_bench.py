@@ -44,11 +44,9 @@ import os
 import platform
 import random
 import resource
-import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -1211,15 +1209,8 @@ def main() -> int:
         args.changes = max(1, args.count // 100)
     args.multiget = min(args.multiget, args.count)
     which = [s.strip() for s in args.servers.split(",") if s.strip()]
-    workdir = args.workdir or tempfile.gettempdir()
-    root = tempfile.mkdtemp(prefix="mailark-dav-bench-", dir=workdir)
-    try:
-        return bench(args, which, workdir, root)
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            log("data kept in %s" % root)
+    return servers.in_scratch_dir(args.workdir, "mailark-dav-bench-", args.keep,
+                                  lambda workdir, root: bench(args, which, workdir, root))
 
 
 def bench(args, which: List[str], workdir: str, root: str) -> int:

@@ -40,9 +40,7 @@ import queue
 import random
 import re
 import resource
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from email.header import decode_header, make_header
@@ -886,15 +884,8 @@ def main() -> int:
     if args.changed is None:
         args.changed = max(1, args.count // 100)
     which = [s.strip() for s in args.servers.split(",") if s.strip()]
-    workdir = args.workdir or tempfile.gettempdir()
-    root = tempfile.mkdtemp(prefix="mailark-imap-bench-", dir=workdir)
-    try:
-        return bench(args, which, workdir, root)
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            log("data kept in %s" % root)
+    return servers.in_scratch_dir(args.workdir, "mailark-imap-bench-", args.keep,
+                                  lambda workdir, root: bench(args, which, workdir, root))
 
 
 def bench(args, which: List[str], workdir: str, root: str) -> int:

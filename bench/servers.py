@@ -15,9 +15,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import lmtp_client
 
@@ -38,6 +39,21 @@ class BenchError(Exception):
 
 def log(msg: str = ""):
     print(msg, flush=True)
+
+
+def in_scratch_dir(workdir: Optional[str], prefix: str, keep: bool,
+                   fn: Callable[[str, str], int]) -> int:
+    """fn(workdir, root) with root a new directory under workdir (default $TMPDIR or /tmp),
+    removed afterwards unless `keep`."""
+    workdir = workdir or tempfile.gettempdir()
+    root = tempfile.mkdtemp(prefix=prefix, dir=workdir)
+    try:
+        return fn(workdir, root)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            log("data kept in %s" % root)
 
 
 def own_cpu() -> float:
