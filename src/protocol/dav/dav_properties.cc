@@ -17,10 +17,6 @@ const std::string kR(kCardDav);
 const std::string kS(kCalServer);
 const std::string kA(kApple);
 
-std::string href_xml(std::string_view href) {
-  return "<d:href>" + xml_escape(href) + "</d:href>";
-}
-
 std::string http_date(int64_t ms) {
   std::string s = format_rfc5322(ms);  // "Tue, 24 Nov 2026 16:00:00 +0000"
   if (s.size() > 6 && s.compare(s.size() - 6, 6, " +0000") == 0) s.replace(s.size() - 6, 6, " GMT");

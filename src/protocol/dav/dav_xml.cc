@@ -882,6 +882,10 @@ std::string xml_escape(std::string_view text) {
   return out;
 }
 
+std::string href_xml(std::string_view href) {
+  return "<d:href>" + xml_escape(href) + "</d:href>";
+}
+
 std::string status_line(int code) {
   static const std::pair<int, const char*> kReasons[] = {
       {200, "OK"},

@@ -298,6 +298,8 @@ std::optional<PropName> failed_precondition(const Status& status);
 // calendar data survives parsing), and what XML 1.0 cannot carry (control characters other
 // than tab, LF and CR, U+FFFE/U+FFFF, invalid UTF-8) becomes U+FFFD.
 std::string xml_escape(std::string_view text);
+// <d:href>href</d:href>, the href already percent-encoded (d: as in every body built here).
+std::string href_xml(std::string_view href);
 
 // "HTTP/1.1 404 Not Found"; an unknown code gets an empty reason ("HTTP/1.1 299 ").
 std::string status_line(int code);

@@ -74,10 +74,8 @@ void method_put(DavContext& ctx) {
       return ctx.precondition(403, {ns, "supported-calendar-component"});
     case Outcome::kUidConflict:
       return ctx.precondition(403, {ns, "no-uid-conflict"},
-                              "<d:href>" +
-                                  xml_escape(resource_href(t.collection_kind, ctx.user.address,
-                                                           c->segment, result->resource.name)) +
-                                  "</d:href>");
+                              href_xml(resource_href(t.collection_kind, ctx.user.address,
+                                                     c->segment, result->resource.name)));
     case Outcome::kTooLarge:
       return ctx.precondition(403, {ns, "max-resource-size"});
   }
