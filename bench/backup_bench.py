@@ -35,7 +35,6 @@ import bisect
 import datetime
 import json
 import os
-import platform
 import queue
 import random
 import re
@@ -1066,14 +1065,8 @@ def bench(args, tools: List[str], workdir: str, root: str) -> int:
         return 2
     if servers.fs_type(workdir) in ("tmpfs", "ramfs"):
         log("warning: %s is %s: the disk is not measured" % (workdir, servers.fs_type(workdir)))
-    machine = {"cpus": os.cpu_count(), "cpu": servers.cpu_model(), "kernel": platform.release(),
-               "ram_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
-               "workdir": workdir, "workdir_fs": servers.fs_type(workdir),
-               "python": platform.python_version()}
     log("Backup benchmark  %s" % started.strftime("%Y-%m-%d %H:%M:%S"))
-    log("machine: nproc %d (%s), %.1f GB RAM, kernel %s, data on %s (%s)" % (
-        machine["cpus"], machine["cpu"], machine["ram_bytes"] / 1e9, machine["kernel"], workdir,
-        machine["workdir_fs"]))
+    machine = servers.describe_machine(workdir)
     versions = {"mailark": servers.mailark_version(binary),
                 "mailark_sha256_prefix": servers.sha256_file(binary)[:16],
                 "restic": ResticTool.version() if "restic" in tools else None,

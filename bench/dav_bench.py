@@ -1232,14 +1232,8 @@ def bench(args, which: List[str], workdir: str, root: str) -> int:
     if servers.fs_type(workdir) in ("tmpfs", "ramfs"):
         log("warning: %s is %s: fsync is free there" % (workdir, servers.fs_type(workdir)))
 
-    machine = {"cpus": os.cpu_count(), "cpu": servers.cpu_model(), "kernel": platform.release(),
-               "ram_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
-               "workdir": workdir, "workdir_fs": servers.fs_type(workdir),
-               "python": platform.python_version()}
     log("CalDAV benchmark  %s" % started.strftime("%Y-%m-%d %H:%M:%S"))
-    log("machine: nproc %d (%s), %.1f GB RAM, kernel %s, data on %s (%s)" % (
-        machine["cpus"], machine["cpu"], machine["ram_bytes"] / 1e9, machine["kernel"], workdir,
-        machine["workdir_fs"]))
+    machine = servers.describe_machine(workdir)
     mversion = servers.mailark_version(binary) if binary else None
     msha = servers.sha256_file(binary)[:16] if binary else None
     rversion = servers.Radicale.version() if "radicale" in which else None

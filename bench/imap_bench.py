@@ -35,7 +35,6 @@ import datetime
 import json
 import multiprocessing
 import os
-import platform
 import queue
 import random
 import re
@@ -908,14 +907,8 @@ def bench(args, which: List[str], workdir: str, root: str) -> int:
     if servers.fs_type(workdir) in ("tmpfs", "ramfs"):
         log("warning: %s is %s: fsync is free there" % (workdir, servers.fs_type(workdir)))
 
-    machine = {"cpus": os.cpu_count(), "cpu": servers.cpu_model(), "kernel": platform.release(),
-               "ram_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
-               "workdir": workdir, "workdir_fs": servers.fs_type(workdir),
-               "python": platform.python_version(), "fd_limit": fd_soft}
     log("IMAP benchmark  %s" % started.strftime("%Y-%m-%d %H:%M:%S"))
-    log("machine: nproc %d (%s), %.1f GB RAM, kernel %s, data on %s (%s), fd limit %d" % (
-        machine["cpus"], machine["cpu"], machine["ram_bytes"] / 1e9, machine["kernel"], workdir,
-        machine["workdir_fs"], fd_soft))
+    machine = servers.describe_machine(workdir, {"fd_limit": fd_soft})
     mversion = servers.mailark_version(binary) if binary else None
     msha = servers.sha256_file(binary)[:16] if binary else None
     dversion = servers.Dovecot.version() if "dovecot" in which else None

@@ -41,6 +41,24 @@ def log(msg: str = ""):
     print(msg, flush=True)
 
 
+def describe_machine(workdir: str, extra: Optional[Dict[str, object]] = None) -> Dict[str, object]:
+    """What a result file records about the machine, logged as one line (with `extra`, e.g.
+    the fd limit, appended)."""
+    machine: Dict[str, object] = {
+        "cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
+        "ram_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
+        "workdir": workdir, "workdir_fs": fs_type(workdir),
+        "python": platform.python_version()}
+    machine.update(extra or {})
+    line = "machine: nproc %d (%s), %.1f GB RAM, kernel %s, data on %s (%s)" % (
+        machine["cpus"], machine["cpu"], machine["ram_bytes"] / 1e9, machine["kernel"], workdir,
+        machine["workdir_fs"])
+    for k, v in (extra or {}).items():
+        line += ", %s %s" % (k.replace("_", " "), v)
+    log(line)
+    return machine
+
+
 def in_scratch_dir(workdir: Optional[str], prefix: str, keep: bool,
                    fn: Callable[[str, str], int]) -> int:
     """fn(workdir, root) with root a new directory under workdir (default $TMPDIR or /tmp),
