@@ -33,8 +33,17 @@ std::array<uint8_t, 32> hkdf(const std::array<uint8_t, 32>& key, std::string_vie
   return out;
 }
 
+// Fetched from the provider once, not looked up again for every object sealed or opened.
 const EVP_CIPHER* evp(Cipher c) {
-  return c == Cipher::kAes256Gcm ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
+  static const EVP_CIPHER* aes = [] {
+    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    return fetched ? fetched : EVP_aes_256_gcm();
+  }();
+  static const EVP_CIPHER* chacha = [] {
+    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+    return fetched ? fetched : EVP_chacha20_poly1305();
+  }();
+  return c == Cipher::kAes256Gcm ? aes : chacha;
 }
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;

@@ -66,27 +66,41 @@ Result<std::string> BlobStore::zstd_frame(std::string_view encoded) {
   return std::string(encoded.substr(kHeaderSize));
 }
 
-Result<std::string> BlobStore::decode(std::string_view file, const std::string& what) {
+namespace {
+
+// Decodes an encoded blob into `out`: nullptr, or what is wrong with it. The callers name
+// the blob only when it is damaged, so a good read builds no message.
+const char* decode_into(std::string_view file, std::string& out) {
   if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, 4) != 0)
-    return corrupt(what + ": bad blob header");
+    return "bad blob header";
   uint8_t kind = static_cast<uint8_t>(file[4]);
   uint64_t size = get_u64(file.data() + 8);
-  if (size > kMaxBlobSize) return corrupt(what + ": implausible blob size");
+  if (size > kMaxBlobSize) return "implausible blob size";
   std::string_view payload = file.substr(kHeaderSize);
   if (kind == kRaw) {
-    if (payload.size() != size) return corrupt(what + ": blob length mismatch");
-    return std::string(payload);
+    if (payload.size() != size) return "blob length mismatch";
+    out.assign(payload);
+    return nullptr;
   }
-  if (kind != kZstd) return corrupt(what + ": unknown blob encoding");
+  if (kind != kZstd) return "unknown blob encoding";
   unsigned long long frame = ZSTD_getFrameContentSize(payload.data(), payload.size());
-  if (frame != size) return corrupt(what + ": zstd frame size mismatch");
+  if (frame != size) return "zstd frame size mismatch";
+  if (!zstd::decompress(payload, size, out)) return "zstd data damaged";
+  return nullptr;
+}
+
+}  // namespace
+
+Result<std::string> BlobStore::decode(std::string_view file, const std::string& what) {
   std::string out;
-  if (!zstd::decompress(payload, size, out)) return corrupt(what + ": zstd data damaged");
+  if (const char* error = decode_into(file, out)) return corrupt(what + ": " + error);
   return out;
 }
 
 Result<std::string> BlobStore::decode_verified(std::string_view encoded, const Digest& digest) {
-  MK_ASSIGN_OR_RETURN(std::string content, decode(encoded, "blob " + to_hex(digest)));
+  std::string content;
+  if (const char* error = decode_into(encoded, content))
+    return corrupt("blob " + to_hex(digest) + ": " + error);
   if (sha256(content) != digest)
     return corrupt("blob " + to_hex(digest) + ": content does not match its SHA-256");
   return content;
