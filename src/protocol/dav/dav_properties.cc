@@ -373,14 +373,14 @@ Status describe(DavContext& ctx, const Node& node, const PropRequest& request,
     out.propstat(200, found);
     return Status::ok();
   }
-  std::vector<PropName> names;
+  std::vector<PropName> all;  // allprop's names; a prop request's are used as they are
   if (request.type == PropfindRequest::Type::kAllProp) {
-    names = known_names(node);
+    all = known_names(node);
     for (const auto& n : request.include)
-      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
-  } else {
-    names = request.props;
+      if (std::find(all.begin(), all.end(), n) == all.end()) all.push_back(n);
   }
+  const std::vector<PropName>& names =
+      request.type == PropfindRequest::Type::kAllProp ? all : request.props;
   for (const auto& n : names) {
     auto v = d.value(n);
     MK_RETURN_IF_ERROR(d.error());

@@ -15,14 +15,18 @@ namespace {
 
 const PropName kValidFilter{std::string(kCalDav), "valid-filter"};
 
-Node resource_node(const DavContext& ctx, const DavCollection& c, const DavResource& r) {
+Node resource_node(const DavCollection& c, const DavResource& r, std::string href) {
   Node n;
   n.kind = Target::Kind::kResource;
   n.collection_kind = c.kind;
   n.collection = &c;
   n.resource = &r;
-  n.href = resource_href(c.kind, ctx.user.address, c.segment, r.name);
+  n.href = std::move(href);
   return n;
+}
+
+Node resource_node(const DavContext& ctx, const DavCollection& c, const DavResource& r) {
+  return resource_node(c, r, resource_href(c.kind, ctx.user.address, c.segment, r.name));
 }
 
 // The resources a query runs over: the collection's (Depth 1), or the one resource.
@@ -209,8 +213,8 @@ void multiget(DavContext& ctx, const Multiget& m) {
       out.response_status(w.href, w.status ? w.status : 404);
       continue;
     }
-    Node node = resource_node(ctx, collections.at(w.segment), it->second.resource);
-    node.href = w.href;  // answered under the href the client sent
+    // Answered under the href the client sent.
+    Node node = resource_node(collections.at(w.segment), it->second.resource, w.href);
     if (with_data) node.body = &it->second.body;
     Status d = describe(ctx, node, request, out);
     if (!d.is_ok()) return ctx.store_error(d);
