@@ -364,7 +364,8 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
           st.bind_null(param++);
         }
       }
-      st.bind(param++, c.folder.id).bind(param, int64_t{bodies != nullptr});
+      st.bind(param++, c.folder.id);
+      st.bind(param, int64_t{bodies != nullptr});
       while (true) {
         MK_ASSIGN_OR_RETURN(bool row, st.step());
         if (!row) break;

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 
+#include "base/base64.h"
 #include "base/hash.h"
 
 namespace mailark {
@@ -184,6 +186,183 @@ std::string strip_comments(const std::string& value) {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------
+// RFC 2047 without GMime for the common case. GMime opens (and closes) an iconv converter
+// for every encoded word, even UTF-8 to UTF-8, and for a legacy charset that loads its
+// conversion module again each time: most of a header search. Here UTF-8 and US-ASCII need
+// no converter and other charsets keep theirs open, one per thread.
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_control(unsigned char c) {
+  return c < 0x20 || c == 0x7f;
+}
+
+bool valid_utf8(std::string_view s) {
+  return g_utf8_validate(s.data(), static_cast<gssize>(s.size()), nullptr);
+}
+
+// Open converters to UTF-8 by charset name as written (lower case), per thread: an iconv_t
+// is not safe to share. Bounded; names past the bound are converted without caching.
+class Converters {
+ public:
+  ~Converters() {
+    for (auto& [name, cd] : open_) g_mime_iconv_close(cd);
+  }
+  // Appends `bytes` in `charset` as UTF-8; false when the charset is unknown or the bytes
+  // are not valid in it.
+  bool to_utf8(const std::string& charset, std::string_view bytes, std::string& out) {
+    iconv_t cd = find(charset);
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): (iconv_t)-1 is how iconv reports failure
+    if (cd == reinterpret_cast<iconv_t>(-1)) return false;
+    iconv(cd, nullptr, nullptr, nullptr, nullptr);  // initial shift state
+    char* in = const_cast<char*>(bytes.data());
+    size_t in_left = bytes.size();
+    const size_t start = out.size();
+    size_t room = bytes.size() * 4 + 16;
+    out.resize(start + room);
+    char* to = out.data() + start;
+    size_t to_left = room;
+    bool ok = iconv(cd, &in, &in_left, &to, &to_left) != static_cast<size_t>(-1) &&
+              iconv(cd, nullptr, nullptr, &to, &to_left) != static_cast<size_t>(-1);
+    out.resize(start + (room - to_left));
+    if (!open_.count(charset)) g_mime_iconv_close(cd);
+    if (!ok) out.resize(start);
+    return ok && in_left == 0;
+  }
+
+ private:
+  static constexpr size_t kMax = 16;
+  iconv_t find(const std::string& charset) {
+    if (auto it = open_.find(charset); it != open_.end()) return it->second;
+    init_gmime_once();
+    iconv_t cd = g_mime_iconv_open("UTF-8", g_mime_charset_iconv_name(charset.c_str()));
+    // NOLINTNEXTLINE(performance-no-int-to-ptr)
+    if (cd != reinterpret_cast<iconv_t>(-1) && open_.size() < kMax) open_.emplace(charset, cd);
+    return cd;
+  }
+  std::map<std::string, iconv_t> open_;
+};
+
+Converters& thread_converters() {
+  thread_local Converters converters;
+  return converters;
+}
+
+// The bytes of one encoded word ("=?charset?B|Q?text?=", the whole token) appended to
+// `out`, its charset (lower case) in `charset`. False for anything malformed or unusual
+// (empty text, RFC 2231 language tags, unpadded base64, bad hex), which GMime then decodes.
+bool decode_word_bytes(std::string_view token, std::string& charset, std::string& out) {
+  if (token.size() < 8 || token.substr(0, 2) != "=?" || token.substr(token.size() - 2) != "?=")
+    return false;
+  const std::string_view inner = token.substr(2, token.size() - 4);
+  const size_t q1 = inner.find('?');
+  if (q1 == 0 || q1 == std::string_view::npos || q1 + 2 >= inner.size() || inner[q1 + 2] != '?')
+    return false;
+  charset = to_lower(inner.substr(0, q1));
+  if (charset.find('*') != std::string::npos) return false;
+  const char method = ascii_lower(inner[q1 + 1]);
+  const std::string_view text = inner.substr(q1 + 3);
+  if (text.empty() || text.find('?') != std::string_view::npos) return false;
+  if (method == 'b') {
+    auto bytes = base64_decode(text);
+    if (!bytes) return false;
+    out.append(*bytes);
+    return true;
+  }
+  if (method != 'q') return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '_') {
+      out.push_back(' ');
+    } else if (c == '=') {
+      if (i + 2 >= text.size()) return false;
+      const int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f) {
+      out.push_back(c);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The decoded text when `text` is valid UTF-8 without controls apart from whitespace-
+// delimited encoded words; nullopt otherwise. Whitespace between two encoded words is
+// dropped (RFC 2047 6.2), all other text is kept as it is. The bytes of adjacent words in
+// one charset are converted together (a character may be split between them), and each
+// word's bytes are decoded on their own.
+std::optional<std::string> decode_simple_header_text_impl(std::string_view text) {
+  Converters& converters = thread_converters();
+  std::string out, run, charset, run_charset;
+  out.reserve(text.size());
+  // Converts the pending run of encoded words; false when it is not valid in its charset.
+  auto flush = [&]() -> bool {
+    if (run_charset.empty()) return true;
+    const size_t start = out.size();
+    if (run_charset == "utf-8" || run_charset == "us-ascii") {
+      if (!valid_utf8(run) || (run_charset == "us-ascii" && !is_ascii(run))) return false;
+      out.append(run);
+    } else if (!converters.to_utf8(run_charset, run, out) ||
+               !valid_utf8(std::string_view(out).substr(start))) {
+      return false;
+    }
+    for (size_t i = start; i < out.size(); ++i)
+      if (is_control(static_cast<unsigned char>(out[i]))) return false;
+    run.clear();
+    run_charset.clear();
+    return true;
+  };
+  size_t i = 0;
+  bool previous_encoded = false;
+  while (i < text.size()) {
+    const size_t ws_start = i;
+    while (i < text.size() && is_wsp(text[i])) ++i;
+    const std::string_view ws = text.substr(ws_start, i - ws_start);
+    const size_t token_start = i;
+    while (i < text.size() && !is_wsp(text[i])) ++i;
+    const std::string_view token = text.substr(token_start, i - token_start);
+    if (token.empty()) {  // trailing whitespace
+      if (!flush()) return std::nullopt;
+      out.append(ws);
+      break;
+    }
+    if (token.find("=?") == std::string_view::npos) {
+      if (!flush()) return std::nullopt;
+      for (char c : token)
+        if (is_control(static_cast<unsigned char>(c))) return std::nullopt;
+      out.append(ws);
+      out.append(token);
+      previous_encoded = false;
+      continue;
+    }
+    const size_t word_start = run.size();
+    if (!decode_word_bytes(token, charset, run)) return std::nullopt;
+    if (charset != run_charset) {
+      // A new run: the previous one (if any) is converted first, from its own bytes.
+      std::string word = run.substr(word_start);
+      run.resize(word_start);
+      if (!flush()) return std::nullopt;
+      run = std::move(word);
+      run_charset = charset;
+    }
+    // Whitespace after ordinary text is kept (the run's text follows it once converted);
+    // between two encoded words it is dropped.
+    if (!previous_encoded) out.append(ws);
+    previous_encoded = true;
+  }
+  if (!flush() || !valid_utf8(out)) return std::nullopt;
+  return out;
+}
+
 class FieldDecoder {
  public:
   FieldDecoder() {
@@ -243,8 +422,7 @@ class FieldDecoder {
 
   // Encoded words decoded, 8-bit text converted to UTF-8 (GMime's fallback charsets).
   std::string decode_text(const std::string& value) {
-    GText text(g_mime_utils_header_decode_text(options_, value.c_str()));
-    return text ? std::string(text.get()) : std::string();
+    return decode_header_text(value).value_or("");
   }
 
   // 0 when unparsable, which is also what an absent Date gives.
@@ -865,6 +1043,25 @@ class Reader {
 };
 
 }  // namespace
+
+std::optional<std::string> decode_simple_header_text(std::string_view text) {
+  return decode_simple_header_text_impl(text);
+}
+
+std::optional<std::string> convert_to_utf8(std::string_view charset, std::string_view bytes) {
+  std::string out;
+  if (!thread_converters().to_utf8(to_lower(charset), bytes, out)) return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> decode_header_text(std::string_view text) {
+  if (auto simple = decode_simple_header_text(text)) return simple;
+  init_gmime_once();
+  const std::string value(text);
+  GText decoded(g_mime_utils_header_decode_text(nullptr, value.c_str()));
+  if (!decoded) return std::nullopt;
+  return std::string(decoded.get());
+}
 
 MessageInfo parse_message(std::string_view raw) {
   MessageInfo info;

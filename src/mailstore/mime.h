@@ -71,6 +71,19 @@ struct MessageInfo {
   bool operator==(const MessageInfo&) const = default;
 };
 
+// Unstructured header text (unfolded) as a reader sees it: RFC 2047 encoded words decoded
+// and 8-bit text converted to UTF-8 by GMime's rules. UTF-8 text whose encoded words are in
+// UTF-8 or US-ASCII is decoded without GMime, to the same result. nullopt when GMime gives
+// nothing back.
+std::optional<std::string> decode_header_text(std::string_view text);
+// The part of decode_header_text() that needs no GMime: nullopt for text it does not cover
+// (other charsets, 8-bit text that is not UTF-8, malformed or embedded encoded words,
+// control characters). Exposed for the test that holds it to GMime's answers.
+std::optional<std::string> decode_simple_header_text(std::string_view text);
+// `bytes` in `charset` as UTF-8 through a converter kept open per thread; nullopt when iconv
+// does not know the charset or the bytes are not valid in it.
+std::optional<std::string> convert_to_utf8(std::string_view charset, std::string_view bytes);
+
 // Never fails on malformed MIME: a missing boundary, a truncated part or garbage headers
 // produce the best structure a mail client would show (Dovecot-compatible choices).
 MessageInfo parse_message(std::string_view raw);

@@ -783,9 +783,8 @@ std::string field_text(std::string_view raw_value) {
   text.erase(text.find_last_not_of(" \t") + 1);
   text.erase(0, begin);
   if (is_ascii(text) && text.find("=?") == std::string::npos) return text;
-  init_gmime_once();
-  GText decoded(g_mime_utils_header_decode_text(nullptr, text.c_str()));
-  return decoded ? make_valid_utf8(decoded.get()) : make_valid_utf8(std::move(text));
+  auto decoded = decode_header_text(text);
+  return make_valid_utf8(decoded ? std::move(*decoded) : std::move(text));
 }
 
 // "Name: value\n" for every field of a header block, values as field_text() gives them.
@@ -818,6 +817,9 @@ std::string to_utf8(std::string bytes, std::string_view charset) {
       iequals(charset, "utf8") || !is_ascii(charset)) {
     return make_valid_utf8(std::move(bytes));
   }
+  if (auto clean = convert_to_utf8(charset, bytes)) return make_valid_utf8(std::move(*clean));
+  // Bytes the charset does not have, or a name only GMime's aliases know: GMime skips what
+  // it cannot convert.
   const std::string name(charset);
   iconv_t cd = g_mime_iconv_open("UTF-8", name.c_str());
   // NOLINTNEXTLINE(performance-no-int-to-ptr): (iconv_t)-1 is how iconv reports failure
