@@ -2,8 +2,13 @@
 #include "server/server.h"
 #include "server/backup_service.h"
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/signal_set.hpp>
 #include <nlohmann/json.hpp>
@@ -40,6 +45,18 @@ Status run_server(const Config& config) {
   // the heap). argon2 has its own scratch buffers.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   set_reader_mmap_bytes(int64_t{4} << 30);
+  // One server per data directory: a second would share the journal, the ingress cache and
+  // the archive with the first. The lock goes with the process, also on kill -9.
+  const std::string lock_path = join_path(config.data_dir, "server.lock");
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return io_error("cannot open " + lock_path + ": " + std::strerror(errno));
+  struct LockHolder {
+    int fd;
+    ~LockHolder() { ::close(fd); }
+  } lock_holder{lock_fd};
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return conflict("another mailark server is already serving " + config.data_dir + " (" +
+                    lock_path + " is locked)");
   MK_ASSIGN_OR_RETURN(auto services, open_services(config));
   std::string ports_path = join_path(config.data_dir, "ports.json");
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);

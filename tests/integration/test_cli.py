@@ -254,6 +254,17 @@ class DeliverTest(h.MailarkTestCase):
         finally:
             self.assertEqual(self.inst.stop(), 0)
 
+    def test_second_server_on_one_data_dir_is_refused(self):
+        port = self.inst.start()
+        try:
+            r = self.inst.cli("serve", expect=None, timeout=60)
+            self.assertNotEqual(r.rc, 0, str(r))
+            self.assertIn("already serving", r.err, str(r))
+            # The first server goes on serving.
+            h.LMTP(port).close()
+        finally:
+            self.assertEqual(self.inst.stop(), 0)
+
     def test_unknown_user_67(self):
         r = self.deliver(self.inst, f"ghost@{DOMAIN}", b"Subject: x\n\nx\n")
         self.assertFailure(r, h.EX_NOUSER)
