@@ -295,12 +295,14 @@ bool decode_word_bytes(std::string_view token, std::string& charset, std::string
   return true;
 }
 
+}  // namespace
+
 // The decoded text when `text` is valid UTF-8 without controls apart from whitespace-
 // delimited encoded words; nullopt otherwise. Whitespace between two encoded words is
 // dropped (RFC 2047 6.2), all other text is kept as it is. The bytes of adjacent words in
 // one charset are converted together (a character may be split between them), and each
 // word's bytes are decoded on their own.
-std::optional<std::string> decode_simple_header_text_impl(std::string_view text) {
+std::optional<std::string> decode_simple_header_text(std::string_view text) {
   Converters& converters = thread_converters();
   std::string out, run, charset, run_charset;
   out.reserve(text.size());
@@ -362,6 +364,8 @@ std::optional<std::string> decode_simple_header_text_impl(std::string_view text)
   if (!flush() || !valid_utf8(out)) return std::nullopt;
   return out;
 }
+
+namespace {
 
 class FieldDecoder {
  public:
@@ -1043,10 +1047,6 @@ class Reader {
 };
 
 }  // namespace
-
-std::optional<std::string> decode_simple_header_text(std::string_view text) {
-  return decode_simple_header_text_impl(text);
-}
 
 std::optional<std::string> convert_to_utf8(std::string_view charset, std::string_view bytes) {
   std::string out;

@@ -72,13 +72,15 @@ struct MessageInfo {
 };
 
 // Unstructured header text (unfolded) as a reader sees it: RFC 2047 encoded words decoded
-// and 8-bit text converted to UTF-8 by GMime's rules. UTF-8 text whose encoded words are in
-// UTF-8 or US-ASCII is decoded without GMime, to the same result. nullopt when GMime gives
-// nothing back.
+// and 8-bit text converted to UTF-8. UTF-8 text with whitespace-delimited encoded words in
+// any charset iconv knows is decoded here, each word on its own (RFC 2047 6.2); the rest
+// (malformed or embedded words, 8-bit text that is not UTF-8) by GMime's rules. nullopt when
+// GMime gives nothing back.
 std::optional<std::string> decode_header_text(std::string_view text);
-// The part of decode_header_text() that needs no GMime: nullopt for text it does not cover
-// (other charsets, 8-bit text that is not UTF-8, malformed or embedded encoded words,
-// control characters). Exposed for the test that holds it to GMime's answers.
+// The part of decode_header_text() that needs no GMime parsing: nullopt for text it does not
+// cover (malformed or embedded encoded words, unknown charsets, bytes a charset does not
+// have, 8-bit text that is not UTF-8, control characters). Exposed for the test that holds
+// it to GMime's answers.
 std::optional<std::string> decode_simple_header_text(std::string_view text);
 // `bytes` in `charset` as UTF-8 through a converter kept open per thread; nullopt when iconv
 // does not know the charset or the bytes are not valid in it.

@@ -47,7 +47,7 @@ Status BlobStore::create_layout() {
 
 std::string BlobStore::encode(std::string_view content) {
   std::string out;
-  out.reserve(kHeaderSize + content.size());
+  out.reserve(kHeaderSize + ZSTD_compressBound(content.size()));  // zstd::compress's room
   out.append(kMagic, 4);
   out.push_back(static_cast<char>(kZstd));
   out.append(3, '\0');
