@@ -6,6 +6,7 @@
 #include <set>
 
 #include "base/hash.h"
+#include "mailstore/header_fields.h"
 #include "mailstore/mime.h"
 #include "os/file.h"
 #include "storage/blob_store.h"
@@ -146,6 +147,44 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   for (const auto& [d, n] : refs_expected)
     if (!referenced.count(d))
       problem("blob " + to_hex(d), std::to_string(n) + " items refer to a message that does not exist");
+
+  say("header fields records");
+  bool has_header_fields = false;
+  run_query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='header_fields'",
+            [&](const SqliteStatement&) { has_header_fields = true; });
+  if (!has_header_fields) {
+    report.notes.push_back({"header_fields table", "absent: mailark makes it when it next opens "
+                                                   "the database"});
+  } else {
+    uint64_t missing = 0;
+    HeaderFieldValues fields;
+    run_query(
+        "SELECT m.blob, m.info, h.fields FROM messages m"
+        " LEFT JOIN header_fields h ON h.blob = m.blob WHERE m.refs > 0",
+        [&](const SqliteStatement& st) {
+          auto d = digest_from_bytes(st.column_blob_view(0));
+          if (!d) return;  // reported with the messages table
+          if (st.column_is_null(2)) {
+            ++missing;
+            return;
+          }
+          std::string where = "blob " + to_hex(*d);
+          Status decoded = decode_header_fields(st.column_blob_view(2), fields);
+          if (!decoded.is_ok()) {
+            problem(where, decoded.message());
+            return;
+          }
+          auto info = deserialize_message_info(st.column_blob_view(1));
+          if (info.is_ok() && encode_header_fields(info->header) != st.column_blob_view(2))
+            problem(where, "header fields record differs from the message's header: searches "
+                           "on Subject, From, To... would answer wrongly");
+        });
+    if (missing)
+      report.notes.push_back({"header_fields table",
+                              std::to_string(missing) +
+                                  " messages have no record (stored by an older mailark; "
+                                  "searches make it from the parse cache)"});
+  }
 
   std::vector<std::string> strays;
   auto on_disk = blobs.list(&strays);

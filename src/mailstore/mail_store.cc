@@ -245,7 +245,15 @@ Status upsert_message(SqliteDb& db, const MailStore::PreparedSave& p) {
     msg.bind_null(5);
   else
     msg.bind_blob(5, p.inline_data);
-  return msg.run();
+  MK_RETURN_IF_ERROR(msg.run());
+  // A duplicate's fresh record replaces the stored one too.
+  return put_header_fields(db, p.put.digest, p.header_fields);
+}
+
+Status put_header_fields(SqliteDb& db, const Digest& blob, std::string_view record) {
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("INSERT OR REPLACE INTO header_fields VALUES (?,?)"));
+  st.bind_blob(1, as_bytes(blob)).bind_blob(2, record);
+  return st.run();
 }
 
 bool valid_flag(const std::string& f) {
@@ -322,9 +330,71 @@ Result<std::string> normalize_folder_name(std::string_view name) {
 MailStore::MailStore(FileSystem& fs, std::string root) : fs_(fs), root_(std::move(root)) {}
 MailStore::~MailStore() = default;
 
+// The meta row saying that every `messages` row has its header fields record of this version
+// (each writer of one writes both since the table exists).
+constexpr const char* kHeaderFieldsKey = "header_fields_version";
+constexpr const char* kHeaderFieldsVersion = "1";
+
+// Databases written before the header_fields table existed: their records, made once from the
+// parse caches (which hold the raw header), a few thousand messages per transaction so the
+// write-ahead log stays small; about 35 µs a message. Until it is done, searches make a
+// missing record from the parse cache themselves.
+static Status fill_header_fields(Database& db, const std::string& name) {
+  constexpr int kPerTransaction = 4096;
+  bool filled = false;
+  MK_RETURN_IF_ERROR(db.read([&](SqliteDb& sql) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, sql.prepare("SELECT value FROM meta WHERE key=?"));
+    st.bind(1, std::string_view(kHeaderFieldsKey));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    filled = row && st.column_text(0) == kHeaderFieldsVersion;
+    return Status::ok();
+  }));
+  if (filled) return Status::ok();
+  int64_t made = 0, undecodable = 0;
+  std::string after;  // the last blob id looked at, in blob order
+  bool done = false;
+  while (!done) {
+    MK_RETURN_IF_ERROR(db.write([&](WriteTx& tx) -> Status {
+      SqliteDb& sql = tx.db();
+      MK_ASSIGN_OR_RETURN(auto st,
+                          sql.prepare("SELECT blob, info FROM messages WHERE blob > ? AND NOT"
+                                      " EXISTS (SELECT 1 FROM header_fields h WHERE h.blob ="
+                                      " messages.blob) ORDER BY blob LIMIT ?"));
+      st.bind_blob(1, after).bind(2, int64_t{kPerTransaction});
+      MessageInfo info;
+      int rows = 0;
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        ++rows;
+        after = std::string(st.column_blob_view(0));
+        auto blob = digest_from_bytes(after);
+        if (!blob || !deserialize_message_info(st.column_blob_view(1), info).is_ok()) {
+          ++undecodable;  // `mailark check` reports it; searches read the parse cache and fail
+          continue;
+        }
+        MK_RETURN_IF_ERROR(put_header_fields(sql, *blob, encode_header_fields(info.header)));
+        ++made;
+      }
+      done = rows < kPerTransaction;
+      if (!done) return Status::ok();
+      MK_ASSIGN_OR_RETURN(auto meta, sql.prepare("INSERT OR REPLACE INTO meta VALUES (?,?)"));
+      meta.bind(1, std::string_view(kHeaderFieldsKey))
+          .bind(2, std::string_view(kHeaderFieldsVersion));
+      return meta.run();
+    }));
+  }
+  if (made || undecodable)
+    MK_LOG_INFO("database {}: made the header fields records of {} messages ({} parse caches "
+                "did not decode)",
+                name, made, undecodable);
+  return Status::ok();
+}
+
 Status MailStore::create_database(const std::string& name) {
   std::lock_guard lock(mu_);
   MK_ASSIGN_OR_RETURN(auto db, Database::create(fs_, database_dir(name), name));
+  MK_RETURN_IF_ERROR(fill_header_fields(*db, name));
   databases_[name] = std::move(db);
   return Status::ok();
 }
@@ -334,6 +404,7 @@ Result<Database*> MailStore::database(const std::string& name) {
   auto it = databases_.find(name);
   if (it != databases_.end()) return it->second.get();
   MK_ASSIGN_OR_RETURN(auto db, Database::open(fs_, database_dir(name), name));
+  MK_RETURN_IF_ERROR(fill_header_fields(*db, name));
   Database* raw = db.get();
   databases_[name] = std::move(db);
   return raw;
@@ -727,6 +798,7 @@ Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
     info = &parsed;
   }
   p.info_bytes = serialize_message_info(*info);
+  p.header_fields = encode_header_fields(info->header);
   // Small messages (most mail) live inside the database row, committed and fsynced with the
   // metadata in one group commit. Larger ones get a blob file, written and fsynced before
   // the metadata that references it; its directory entry is made durable by the group
@@ -1034,8 +1106,9 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
                                                std::vector<MessageInfo>* infos) {
   std::vector<ItemInfo> out;
   if (infos) infos->clear();
-  MK_RETURN_IF_ERROR(scan(account, folder_name, lo, hi, infos != nullptr,
-                          [&](const ItemInfo& item, MessageInfo* info) {
+  MK_RETURN_IF_ERROR(scan(account, folder_name, lo, hi,
+                          infos ? ScanDetail::kParseCache : ScanDetail::kItem,
+                          [&](const ItemInfo& item, MessageInfo* info, const HeaderFieldValues*) {
                             out.push_back(item);
                             if (infos) infos->push_back(std::move(*info));
                             return Status::ok();
@@ -1044,26 +1117,48 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
 }
 
 Status MailStore::scan(const Account& account, std::string_view folder_name, uint32_t lo,
-                       uint32_t hi, bool with_info, const ItemVisitor& visit) {
+                       uint32_t hi, ScanDetail detail, const ItemVisitor& visit) {
   MK_ASSIGN_OR_RETURN(std::string norm, normalize_folder_name(folder_name));
   return account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
     std::string sql = std::string("SELECT ") + kItemColumns;
-    if (with_info) sql += ", (SELECT info FROM messages WHERE messages.blob = items.blob)";
+    if (detail == ScanDetail::kParseCache)
+      sql += ", (SELECT info FROM messages WHERE messages.blob = items.blob)";
+    if (detail == ScanDetail::kHeaderFields)
+      sql += ", (SELECT fields FROM header_fields WHERE header_fields.blob = items.blob)";
     sql += " FROM items WHERE folder_id=? AND uid BETWEEN ? AND ? ORDER BY uid";
     MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
     st.bind(1, f.id).bind(2, static_cast<int64_t>(lo)).bind(3, static_cast<int64_t>(hi));
     // One record for the whole scan: deserializing into it reuses its strings and vectors.
     MessageInfo info;
+    HeaderFieldValues fields;
+    std::string rebuilt;  // a header fields record made from the parse cache
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());
       if (!row) break;
       const ItemInfo item = row_to_item(st, 0);
-      if (with_info) {
+      if (detail == ScanDetail::kParseCache) {
         Status s = deserialize_message_info(st.column_blob_view(8), info);
         if (!s.is_ok()) return corrupt("parse cache of " + to_hex(item.blob) + ": " + s.message());
       }
-      MK_RETURN_IF_ERROR(visit(item, with_info ? &info : nullptr));
+      if (detail == ScanDetail::kHeaderFields &&
+          (st.column_is_null(8) || !decode_header_fields(st.column_blob_view(8), fields).is_ok())) {
+        // A message stored by a mailark without the record, or a damaged one (derived data):
+        // made again from the parse cache, which has the raw header.
+        if (!st.column_is_null(8))
+          MK_LOG_WARN("header fields record of {} does not decode; using the parse cache",
+                      to_hex(item.blob));
+        MK_ASSIGN_OR_RETURN(auto pc, db.prepare("SELECT info FROM messages WHERE blob=?"));
+        pc.bind_blob(1, as_bytes(item.blob));
+        MK_ASSIGN_OR_RETURN(bool found, pc.step());
+        if (!found) return corrupt("message " + to_hex(item.blob) + " is missing");
+        Status s = deserialize_message_info(pc.column_blob_view(0), info);
+        if (!s.is_ok()) return corrupt("parse cache of " + to_hex(item.blob) + ": " + s.message());
+        rebuilt = encode_header_fields(info.header);
+        MK_RETURN_IF_ERROR(decode_header_fields(rebuilt, fields));
+      }
+      MK_RETURN_IF_ERROR(visit(item, detail == ScanDetail::kParseCache ? &info : nullptr,
+                               detail == ScanDetail::kHeaderFields ? &fields : nullptr));
     }
     return Status::ok();
   });

@@ -16,6 +16,7 @@
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "mailstore/header_fields.h"
 #include "mailstore/mime.h"
 #include "os/file.h"
 
@@ -290,12 +291,18 @@ class MailStore {
   Result<std::vector<ItemInfo>> fetch(const Account& account, std::string_view folder,
                                       uint32_t lo = 1, uint32_t hi = UINT32_MAX,
                                       std::vector<MessageInfo>* infos = nullptr);
-  // The same one item at a time, inside one read: `visit` gets each item and, with
-  // `with_info`, its parse cache (else nullptr), both valid only during the call (the parse
-  // cache may be moved from); an error it returns ends the scan and is returned.
-  using ItemVisitor = std::function<Status(const ItemInfo&, MessageInfo*)>;
+  // The same one item at a time, inside one read: `visit` gets each item and what `detail`
+  // asks for beside it (else nullptr), all valid only during the call (the parse cache may be
+  // moved from); an error it returns ends the scan and is returned.
+  enum class ScanDetail {
+    kItem,          // the item row only
+    kHeaderFields,  // and its message's header fields record (header_fields.h)
+    kParseCache,    // and its message's parse cache
+  };
+  using ItemVisitor =
+      std::function<Status(const ItemInfo&, MessageInfo*, const HeaderFieldValues*)>;
   Status scan(const Account& account, std::string_view folder, uint32_t lo, uint32_t hi,
-              bool with_info, const ItemVisitor& visit);
+              ScanDetail detail, const ItemVisitor& visit);
   // UIDs and flags (space-separated, as stored) of the whole folder in UID order: what
   // IMAP SELECT needs, much cheaper than fetch() for a large folder.
   struct UidFlags {

@@ -1054,6 +1054,12 @@ std::optional<std::string> convert_to_utf8(std::string_view charset, std::string
   return out;
 }
 
+std::string make_valid_utf8(std::string s) {
+  if (is_ascii(s) || valid_utf8(s)) return s;
+  GText valid(g_utf8_make_valid(s.data(), static_cast<gssize>(s.size())));
+  return std::string(valid.get());
+}
+
 std::optional<std::string> decode_header_text(std::string_view text) {
   if (auto simple = decode_simple_header_text(text)) return simple;
   init_gmime_once();

@@ -86,6 +86,10 @@ std::optional<std::string> decode_simple_header_text(std::string_view text);
 // does not know the charset or the bytes are not valid in it.
 std::optional<std::string> convert_to_utf8(std::string_view charset, std::string_view bytes);
 
+// `s` unchanged when it is valid UTF-8 (ASCII included); otherwise with each invalid byte
+// replaced by U+FFFD (GLib's g_utf8_make_valid).
+std::string make_valid_utf8(std::string s);
+
 // Never fails on malformed MIME: a missing boundary, a truncated part or garbage headers
 // produce the best structure a mail client would show (Dovecot-compatible choices).
 MessageInfo parse_message(std::string_view raw);

@@ -765,7 +765,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           struct NewMessage {
             Digest blob;
             uint64_t size, stored_size;
-            std::string info, data;  // data empty: blob file
+            std::string info, header_fields, data;  // data empty: blob file
           };
           std::vector<NewMessage> fresh;
           std::set<std::string> dirs;
@@ -788,7 +788,9 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
             NewMessage m;
             m.blob = item->blob;
             m.size = raw.size();
-            m.info = serialize_message_info(parse_message(raw));
+            const MessageInfo parsed = parse_message(raw);
+            m.info = serialize_message_info(parsed);
+            m.header_fields = encode_header_fields(parsed.header);
             if (raw.size() <= kInlineBodyLimit) {
               m.data = BlobStore::encode(raw);
               m.stored_size = m.data.size();
@@ -816,6 +818,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                     msg.bind_blob(5, m.data);
                   MK_RETURN_IF_ERROR(msg.run());
                   msg.reset();
+                  MK_RETURN_IF_ERROR(store_sql::put_header_fields(sql, m.blob, m.header_fields));
                 }
                 MK_ASSIGN_OR_RETURN(
                     auto ins,

@@ -7,6 +7,7 @@
 
 #include <deque>
 
+#include "mailstore/check.h"
 #include "os/temp_dir.h"
 #include "storage/database.h"
 
@@ -200,6 +201,10 @@ TEST_F(SnapshotTest, BuiltDatabaseReadsBackEqual) {
             state.accounts.at(alice_.guid).items() + state.accounts.at(bob_.guid).items());
   EXPECT_EQ(first_difference(state, read_state("copy")), "");
   EXPECT_EQ(store_->build_database("copy", state, journal, "", nullptr).code(), ErrorCode::kExists);
+  // Its derived records are whole: every message has its header fields record.
+  const CheckReport report = check_database(store_->database_dir("copy"), "copy");
+  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? "" : report.problems[0].what);
+  for (const auto& note : report.notes) EXPECT_EQ(note.what.find("have no record"), std::string::npos);
   // The copy works as a live database: a new change continues its journal.
   auto alice_copy = store_->account("copy", "alice@acme.test").value();
   ASSERT_TRUE(store_->append(alice_copy, "Sent", msg("after")).is_ok());

@@ -21,6 +21,7 @@ struct MailStore::PreparedSave {
   std::string folder;  // normalized
   std::vector<std::string> flags;
   std::string info_bytes;
+  std::string header_fields;  // the header fields record
   BlobStore::PutResult put;
   std::string inline_data;  // empty when the body is a blob file
   uint64_t size = 0;
@@ -69,6 +70,9 @@ Status delete_items(WriteTx& tx, const Account& account, FolderRow& folder,
 bool valid_flag(const std::string& f);
 // Inserts the message row of a prepared save, or adds a reference to the existing one.
 Status upsert_message(SqliteDb& db, const MailStore::PreparedSave& p);
+// Stores (or replaces) the header fields record of a message; every writer of a `messages`
+// row writes this one in the same transaction.
+Status put_header_fields(SqliteDb& db, const Digest& blob, std::string_view record);
 
 // The stored time range of a calendar or address book resource (what dav_resources keeps
 // for time-range prefilters), derived from its body.

@@ -202,6 +202,13 @@ CREATE TABLE IF NOT EXISTS folder_props(
   folder_id INTEGER PRIMARY KEY,
   props TEXT NOT NULL);
 )sql"));
+  // Derived from `messages` (docs/formats/header-fields.md), added after format version 1:
+  // the mail store fills it for older databases when it opens them.
+  MK_RETURN_IF_ERROR(writer_->exec(R"sql(
+CREATE TABLE IF NOT EXISTS header_fields(
+  blob BLOB PRIMARY KEY,
+  fields BLOB NOT NULL) WITHOUT ROWID;
+)sql"));
   {
     // dav_resources of development builds before `recurring` existed.
     MK_ASSIGN_OR_RETURN(auto cols, writer_->prepare("SELECT COUNT(*) FROM pragma_table_info("

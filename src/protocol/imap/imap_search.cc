@@ -53,7 +53,8 @@ struct SearchProgram::Node {
   std::vector<SeqRange> ranges;       // without '*': sorted by lo, disjoint, not adjacent
   std::vector<SeqRange> star_ranges;  // with '*' (UINT32_MAX) at one end
   std::string name;
-  std::string needle;  // case-folded (fold())
+  std::optional<HeaderField> field;  // kHeader: the name's code when the header fields record keeps it
+  std::string needle;                // case-folded (fold())
   uint64_t number = 0;
   int64_t day = 0;  // days since 1970-01-01
   // What evaluating it reads: 0 message attributes, 1 the parse cache, 2 the body.
@@ -172,12 +173,6 @@ bool contains_folded(std::string_view haystack, std::string_view needle) {
     return is_ascii(needle) && contains_ascii_ci(haystack, needle);
   }
   return fold(std::string(haystack)).find(needle) != std::string::npos;
-}
-
-std::string make_valid_utf8(std::string s) {
-  if (is_ascii(s) || is_utf8(s)) return s;
-  GText valid(g_utf8_make_valid(s.data(), static_cast<gssize>(s.size())));
-  return std::string(valid.get());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -442,6 +437,7 @@ Result<Node> set_node(Kind kind, std::string_view text) {
 Node text_node(Kind kind, std::string field, const Value& needle) {
   Node n = leaf(kind);
   n.name = std::move(field);
+  if (kind == Kind::kHeader) n.field = header_field_code(n.name);
   n.needle = fold(needle.text);
   n.cost = kind == Kind::kHeader ? 1 : 2;
   return n;
@@ -736,63 +732,12 @@ bool in_set(const Node& n, uint32_t value, uint32_t max) {
   return false;
 }
 
-// Calls f(name, raw value) for each field of a header block (CRLF or LF line ends, up to the
-// blank line or the end) until f returns true; returns whether it did. Lines that are not
-// fields (no colon) are skipped.
-template <typename F>
-bool any_field(std::string_view header, F&& f) {
-  constexpr size_t npos = std::string_view::npos;
-  size_t field_start = npos;
-  auto flush = [&](size_t end) {
-    if (field_start == npos) return false;
-    const std::string_view field = header.substr(field_start, end - field_start);
-    field_start = npos;
-    const size_t colon = field.find(':');
-    if (colon == npos) return false;
-    std::string_view name = field.substr(0, colon);
-    while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
-    return f(name, field.substr(colon + 1));
-  };
-  size_t pos = 0;
-  while (pos < header.size()) {
-    const size_t lf = header.find('\n', pos);
-    const size_t line_end = lf == npos ? header.size() : lf;
-    const size_t next = lf == npos ? header.size() : lf + 1;
-    std::string_view line = header.substr(pos, line_end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) break;  // the blank line ending the header
-    if (!is_wsp(line[0]) || field_start == npos) {
-      if (flush(pos)) return true;
-      field_start = pos;
-    }
-    pos = next;
-  }
-  return flush(pos);
-}
-
-// A field value as a reader sees it: unfolded (line breaks removed), trimmed, RFC 2047
-// encoded words decoded and 8-bit text converted to UTF-8 (GMime).
-std::string field_text(std::string_view raw_value) {
-  std::string text;
-  text.reserve(raw_value.size());
-  for (char c : raw_value) {
-    if (c != '\r' && c != '\n') text.push_back(c);
-  }
-  const size_t begin = text.find_first_not_of(" \t");
-  if (begin == std::string::npos) return {};
-  text.erase(text.find_last_not_of(" \t") + 1);
-  text.erase(0, begin);
-  if (is_ascii(text) && text.find("=?") == std::string::npos) return text;
-  auto decoded = decode_header_text(text);
-  return make_valid_utf8(decoded ? std::move(*decoded) : std::move(text));
-}
-
-// "Name: value\n" for every field of a header block, values as field_text() gives them.
+// "Name: value\n" for every field of a header block, values as header_field_text() gives them.
 void append_header_text(std::string_view header, std::string& out) {
-  any_field(header, [&](std::string_view name, std::string_view value) {
+  for_each_header_field(header, [&](std::string_view name, std::string_view value) {
     out.append(name);
     out.append(": ");
-    out.append(field_text(value));
+    out.append(header_field_text(value));
     out.push_back('\n');
     return false;
   });
@@ -929,11 +874,16 @@ class Evaluation {
   }
 
   bool header_matches(const Node& n) {
+    if (n.field && m_.fields) {
+      return std::any_of(m_.fields->fields.begin(), m_.fields->fields.end(), [&](const auto& f) {
+        return f.first == *n.field && (n.needle.empty() || contains_folded(f.second, n.needle));
+      });
+    }
     const MessageInfo* i = info();
     if (!i) return false;
-    return any_field(i->header, [&](std::string_view name, std::string_view value) {
+    return for_each_header_field(i->header, [&](std::string_view name, std::string_view value) {
       return iequals(name, n.name) &&
-             (n.needle.empty() || contains_folded(field_text(value), n.needle));
+             (n.needle.empty() || contains_folded(header_field_text(value), n.needle));
     });
   }
 
@@ -977,12 +927,14 @@ class Evaluation {
 };
 
 struct Needs {
-  bool info = false, body = false, modseq = false;
+  bool info = false, header_fields = false, body = false, modseq = false;
 };
 
 void collect_needs(const Node& n, Needs& needs) {
   switch (n.kind) {
     case Kind::kHeader:
+      (n.field ? needs.header_fields : needs.info) = true;
+      break;
     case Kind::kSentBefore:
     case Kind::kSentOn:
     case Kind::kSentSince:
@@ -1010,6 +962,7 @@ SearchProgram::SearchProgram(std::shared_ptr<const Node> root)
   Needs needs;
   collect_needs(*root_, needs);
   needs_info_ = needs.info;
+  needs_header_fields_ = needs.header_fields && !needs.info;
   needs_body_ = needs.body;
   uses_modseq_ = needs.modseq;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "mailstore/header_fields.h"
 #include "mailstore/mime.h"
 #include "protocol/imap/imap_parser.h"
 
@@ -30,6 +31,9 @@ class SearchProgram {
   // Evaluation reads the parse cache (header fields, the Date header, the part structure):
   // the caller sets SearchMessage::info. True whenever needs_body() is.
   bool needs_info() const { return needs_info_; }
+  // Evaluation reads header fields the header fields record keeps, and nothing else of the
+  // parse cache: the caller sets SearchMessage::fields (or info). Never with needs_info().
+  bool needs_header_fields() const { return needs_header_fields_; }
   // BODY or TEXT: the caller sets SearchMessage::raw (the whole message).
   bool needs_body() const { return needs_body_; }
   // A MODSEQ key: RFC 7162 3.1.5 wants "(MODSEQ n)" appended to the SEARCH response.
@@ -46,6 +50,7 @@ class SearchProgram {
  private:
   std::shared_ptr<const Node> root_;
   bool needs_info_ = false;
+  bool needs_header_fields_ = false;
   bool needs_body_ = false;
   bool uses_modseq_ = false;
 };
@@ -126,6 +131,9 @@ struct SearchMessage {
   // The parse cache of `raw`, when program.needs_info(). When it is null but `raw` is set,
   // the message is parsed on the spot (slow, but never a wrong answer).
   const MessageInfo* info = nullptr;
+  // The header fields record of `raw`, when program.needs_header_fields(); it answers the
+  // header keys it keeps in place of `info`.
+  const HeaderFieldValues* fields = nullptr;
   std::string_view raw;  // the whole message, when program.needs_body()
 };
 

@@ -66,7 +66,19 @@ bool matches(std::string_view search, const Msg& msg, SearchView view = kView) {
   m.modseq = msg.modseq;
   m.info = msg.info ? &*msg.info : nullptr;
   m.raw = msg.raw;
-  return search_matches(cmd->program, view, m);
+  const bool with_info = search_matches(cmd->program, view, m);
+  if (cmd->program.needs_header_fields() && msg.info) {
+    // What the server does for such a program: the header fields record instead of the parse
+    // cache. It must answer exactly as the parse cache does.
+    const std::string record = encode_header_fields(msg.info->header);
+    HeaderFieldValues fields;
+    EXPECT_TRUE(decode_header_fields(record, fields).is_ok()) << search;
+    m.info = nullptr;
+    m.raw = {};
+    m.fields = &fields;
+    EXPECT_EQ(search_matches(cmd->program, view, m), with_info) << "header fields: " << search;
+  }
+  return with_info;
 }
 
 struct MatchCase {
@@ -466,23 +478,28 @@ TEST(ImapSearchParse, NestingIsBounded) {
 TEST(ImapSearchParse, WhatEvaluationNeeds) {
   struct Case {
     std::string in;
-    bool info, body, modseq;
+    bool info, header_fields, body, modseq;
   };
   const std::vector<Case> cases = {
-      {"SEEN 1:* UID 5 LARGER 3", false, false, false},
-      {"ON 1-Feb-1994", false, false, false},
-      {"FROM x", true, false, false},
-      {"NOT (HEADER X-A b)", true, false, false},
-      {"SENTON 1-Feb-1994", true, false, false},
-      {"BODY x", true, true, false},
-      {"OR SEEN TEXT x", true, true, false},
-      {"OR MODSEQ 5 SEEN", false, false, true},
-      {"NOT MODSEQ 5 SUBJECT x", true, false, true},
+      {"SEEN 1:* UID 5 LARGER 3", false, false, false, false},
+      {"ON 1-Feb-1994", false, false, false, false},
+      {"FROM x", false, true, false, false},
+      {"OR TO x (CC y BCC z)", false, true, false, false},
+      {"HEADER reply-TO x HEADER Sender y HEADER Message-ID z", false, true, false, false},
+      {"NOT (HEADER X-A b)", true, false, false, false},
+      {"FROM x HEADER X-A b", true, false, false, false},
+      {"SENTON 1-Feb-1994", true, false, false, false},
+      {"SUBJECT x SENTON 1-Feb-1994", true, false, false, false},
+      {"BODY x", true, false, true, false},
+      {"OR SEEN TEXT x", true, false, true, false},
+      {"OR MODSEQ 5 SEEN", false, false, false, true},
+      {"NOT MODSEQ 5 SUBJECT x", false, true, false, true},
   };
   for (const Case& c : cases) {
     Result<SearchCommand> cmd = parse(c.in);
     ASSERT_TRUE(cmd.is_ok()) << c.in;
     EXPECT_EQ(cmd->program.needs_info(), c.info) << c.in;
+    EXPECT_EQ(cmd->program.needs_header_fields(), c.header_fields) << c.in;
     EXPECT_EQ(cmd->program.needs_body(), c.body) << c.in;
     EXPECT_EQ(cmd->program.uses_modseq(), c.modseq) << c.in;
   }
@@ -844,6 +861,31 @@ TEST(ImapSearchEval, HeaderFields) {
                              {"SUBJECT subject", true},
                              {"SUBJECT {1}\r\n\xff", false},
                              {"SUBJECT zzz", false}});
+  // The other fields the header fields record keeps, folded, encoded, in odd case, repeated.
+  const Msg kept = message(
+      "from: =?utf-8?b?SsO8cmdlbg==?= <j@example.test>\r\n"
+      "SENDER : list-owner@example.test\r\n"
+      "Reply-To: answers@example.test\r\n"
+      "To: first@example.test,\r\n"
+      "\tsecond@example.test\r\n"
+      "To: third@example.test\r\n"
+      "Message-ID: <abc.123@example.test>\r\n"
+      "Cc:\r\n"
+      "\r\nbody\r\n");
+  expect_matches(kept, {{"FROM \"j\xC3\xBCrgen\"", true},
+                        {"FROM SGVsbG8", false},
+                        {"HEADER Sender list-owner", true},
+                        {"HEADER reply-to answers", true},
+                        {"HEADER Reply-To first", false},
+                        {"TO \"test,\tsecond\"", true},  // unfolded: the tab stays
+                        {"TO third", true},
+                        {"TO fourth", false},
+                        {"HEADER Message-ID \"<abc.123@example.test>\"", true},
+                        {"HEADER MESSAGE-ID abd", false},
+                        {"CC \"\"", true},
+                        {"BCC \"\"", false},
+                        {"NOT BCC \"\"", true},
+                        {"OR SUBJECT x FROM example", true}});
 }
 
 TEST(ImapSearchEval, BodyAndText) {

@@ -1,6 +1,7 @@
 // SEARCH and UID SEARCH (RFC 3501 6.4.4) with ESEARCH replies (RFC 4731, and always under
-// IMAP4rev2) and CONDSTORE's MODSEQ (RFC 7162 3.1.5). The parse cache answers header keys;
-// message bytes are read only for BODY and TEXT.
+// IMAP4rev2) and CONDSTORE's MODSEQ (RFC 7162 3.1.5). The header fields records answer keys
+// on the fields they keep (FROM, SUBJECT...), the parse cache other header keys; message bytes
+// are read only for BODY and TEXT.
 #include "base/log.h"
 #include "protocol/imap/imap_context.h"
 #include "protocol/imap/imap_search.h"
@@ -30,11 +31,15 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
   uint64_t highest_modseq = 0;
   // In slices of the UID space, each one read, one message at a time.
   const UidList& all_uids = view.uids();
+  using Detail = MailStore::ScanDetail;
+  const Detail detail = program.needs_info()            ? Detail::kParseCache
+                        : program.needs_header_fields() ? Detail::kHeaderFields
+                                                        : Detail::kItem;
   for (uint32_t first = 0; first < all_uids.size(); first += kSearchSlice) {
     uint32_t last = std::min<uint32_t>(all_uids.size(), first + kSearchSlice) - 1;
     Status scanned = ctx.store().scan(
-        *ctx.account, view.name(), all_uids.at(first), all_uids.at(last), program.needs_info(),
-        [&](const ItemInfo& item, MessageInfo* info) -> Status {
+        *ctx.account, view.name(), all_uids.at(first), all_uids.at(last), detail,
+        [&](const ItemInfo& item, MessageInfo* info, const HeaderFieldValues* fields) -> Status {
           auto seq = view.seq_of(item.uid);
           if (!seq || view.is_pending_expunge(item.uid)) return Status::ok();
           SearchMessage m;
@@ -46,6 +51,7 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
           m.internal_date_ms = item.internal_date_ms;
           m.modseq = item.modseq;
           m.info = info;
+          m.fields = fields;
           std::string raw;
           if (program.needs_body()) {
             MK_ASSIGN_OR_RETURN(raw, ctx.store().read_message(*ctx.account, item.blob));
