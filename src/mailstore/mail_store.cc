@@ -1105,14 +1105,21 @@ Result<std::vector<ItemInfo>> MailStore::fetch(const Account& account, std::stri
                                                uint32_t lo, uint32_t hi,
                                                std::vector<MessageInfo>* infos) {
   std::vector<ItemInfo> out;
-  if (infos) infos->clear();
   MK_RETURN_IF_ERROR(scan(account, folder_name, lo, hi,
                           infos ? ScanDetail::kParseCache : ScanDetail::kItem,
                           [&](const ItemInfo& item, MessageInfo* info, const HeaderFieldValues*) {
+                            if (infos) {
+                              // Swapped, so scan decodes the next record into the storage of
+                              // a record from the caller's previous call.
+                              if (out.size() < infos->size())
+                                std::swap((*infos)[out.size()], *info);
+                              else
+                                infos->push_back(std::move(*info));
+                            }
                             out.push_back(item);
-                            if (infos) infos->push_back(std::move(*info));
                             return Status::ok();
                           }));
+  if (infos) infos->resize(out.size());
   return out;
 }
 

@@ -287,7 +287,8 @@ class MailStore {
                                         const std::optional<std::vector<uint32_t>>& uids);
 
   // Items with lo <= uid <= hi, in UID order. With `infos`, also each item's parse cache
-  // (same order), read in the same query.
+  // (same order), read in the same query; `infos` is resized to match, and the records it held
+  // lend their storage (a caller reading batch after batch passes the same vector).
   Result<std::vector<ItemInfo>> fetch(const Account& account, std::string_view folder,
                                       uint32_t lo = 1, uint32_t hi = UINT32_MAX,
                                       std::vector<MessageInfo>* infos = nullptr);

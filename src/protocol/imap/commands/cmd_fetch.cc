@@ -195,6 +195,9 @@ struct FetchState {
   // The items of `uids`, one each, when they were read already (CHANGEDSINCE asks the store
   // for exactly those) and nothing more than their rows is wanted; empty: read per batch.
   std::vector<ItemInfo> known;
+  // The parse caches of the batch being answered; kept from batch to batch, so decoding the
+  // next batch reuses their strings and vectors.
+  std::vector<MessageInfo> infos;
   size_t pos = 0;
   bool missing = false;
   Status error;
@@ -394,7 +397,7 @@ bool fetch_batch(ImapContext& ctx, FetchState& st) {
     while (end < st.uids.size() && end - st.pos < kBatchMessages &&
            st.uids[end] - st.uids[st.pos] < 2 * kBatchMessages)
       ++end;
-    std::vector<MessageInfo> infos;
+    std::vector<MessageInfo>& infos = st.infos;
     Result<std::vector<ItemInfo>> found =
         !st.known.empty()
             ? Result<std::vector<ItemInfo>>(
