@@ -1240,6 +1240,24 @@ Result<std::string> MailStore::read_message(const Account& account, const Digest
   return decode_message(account, blob, encoded);
 }
 
+Status MailStore::read_message(const Account& account, const Digest& blob,
+                               BlobBuffers& buffers) {
+  bool is_inline = false;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
+    st.bind_blob(1, as_bytes(blob));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    is_inline = row && !st.column_is_null(0);
+    if (is_inline) buffers.encoded.assign(st.column_blob_view(0));
+    return Status::ok();
+  }));
+  Status s = is_inline ? BlobStore::decode_verified(buffers.encoded, blob, buffers.content)
+                       : account.db->blobs().get(blob, buffers);
+  if (s.code() == ErrorCode::kCorrupt)
+    MK_LOG_ERROR("database {}: {}", account.db->name(), s.message());
+  return s;
+}
+
 Result<std::vector<std::string>> MailStore::read_messages(const Account& account,
                                                           const std::vector<Digest>& blobs) {
   std::vector<std::optional<std::string>> encoded(blobs.size());

@@ -24,6 +24,7 @@ namespace mailark {
 
 class BlobReader;
 class Database;
+struct BlobBuffers;
 class WriteTx;
 class DatabaseSnapshot;
 struct DatabaseState;
@@ -315,6 +316,8 @@ class MailStore {
                                       uint64_t modseq);
   // The raw message, verified against its hash (kCorrupt if it does not match).
   Result<std::string> read_message(const Account& account, const Digest& blob);
+  // The same into `buffers.content`, reusing their memory: for reading many messages in turn.
+  Status read_message(const Account& account, const Digest& blob, BlobBuffers& buffers);
   // The raw message as a stream, for large messages (see BlobReader: a hash mismatch shows
   // only at the end, so read it through once before sending anything).
   Result<std::unique_ptr<BlobReader>> open_message(const Account& account, const Digest& blob);

@@ -31,6 +31,8 @@ class ReadableFile {
   virtual ~ReadableFile() = default;
   // Reads up to `n` bytes at `offset`; fewer only at end of file.
   virtual Result<std::string> read_at(uint64_t offset, size_t n) const = 0;
+  // The same into `buf` (room for `n` bytes); returns how many were read.
+  virtual Result<size_t> read_into(uint64_t offset, char* buf, size_t n) const = 0;
   virtual uint64_t size() const = 0;
 };
 

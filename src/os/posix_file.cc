@@ -67,9 +67,14 @@ class PosixReadableFile : public ReadableFile {
   ~PosixReadableFile() override { ::close(fd_); }
   Result<std::string> read_at(uint64_t offset, size_t n) const override {
     std::string out(n, '\0');
+    MK_ASSIGN_OR_RETURN(size_t got, read_into(offset, out.data(), n));
+    out.resize(got);
+    return out;
+  }
+  Result<size_t> read_into(uint64_t offset, char* buf, size_t n) const override {
     size_t got = 0;
     while (got < n) {
-      ssize_t r = ::pread(fd_, out.data() + got, n - got, static_cast<off_t>(offset + got));
+      ssize_t r = ::pread(fd_, buf + got, n - got, static_cast<off_t>(offset + got));
       if (r < 0) {
         if (errno == EINTR) continue;
         return errno_status("read", path_);
@@ -77,8 +82,7 @@ class PosixReadableFile : public ReadableFile {
       if (r == 0) break;
       got += static_cast<size_t>(r);
     }
-    out.resize(got);
-    return out;
+    return got;
   }
   uint64_t size() const override { return size_; }
 

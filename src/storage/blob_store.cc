@@ -99,11 +99,17 @@ Result<std::string> BlobStore::decode(std::string_view file, const std::string& 
 
 Result<std::string> BlobStore::decode_verified(std::string_view encoded, const Digest& digest) {
   std::string content;
+  MK_RETURN_IF_ERROR(decode_verified(encoded, digest, content));
+  return content;
+}
+
+Status BlobStore::decode_verified(std::string_view encoded, const Digest& digest,
+                                  std::string& content) {
   if (const char* error = decode_into(encoded, content))
     return corrupt("blob " + to_hex(digest) + ": " + error);
   if (sha256(content) != digest)
     return corrupt("blob " + to_hex(digest) + ": content does not match its SHA-256");
-  return content;
+  return Status::ok();
 }
 
 Result<BlobStore::PutResult> BlobStore::put(std::string_view content, const Digest* known_digest) {
@@ -138,6 +144,19 @@ Result<std::string> BlobStore::get(const Digest& digest) const {
     return file.status();
   }
   return decode_verified(*file, digest);
+}
+
+Status BlobStore::get(const Digest& digest, BlobBuffers& buffers) const {
+  auto file = fs_.open_read(path_of(digest));
+  if (!file.is_ok()) {
+    if (file.status().code() == ErrorCode::kNotFound)
+      return not_found("blob " + to_hex(digest) + " missing");
+    return file.status();
+  }
+  buffers.encoded.resize((*file)->size());
+  MK_ASSIGN_OR_RETURN(size_t got, (*file)->read_into(0, buffers.encoded.data(), buffers.encoded.size()));
+  buffers.encoded.resize(got);
+  return decode_verified(buffers.encoded, digest, buffers.content);
 }
 
 Result<std::unique_ptr<BlobReader>> BlobStore::open(const Digest& digest) const {

@@ -51,6 +51,14 @@ class BlobReader {
   Sha256 hash_;
 };
 
+// Memory that reads made one after another reuse (a search going through a folder's
+// messages): kept allocated from one read to the next, so a large body is not allocated,
+// zero-filled and faulted in again for every message.
+struct BlobBuffers {
+  std::string encoded;  // the blob as stored, as read
+  std::string content;  // the verified content: what a read gives
+};
+
 class BlobStore {
  public:
   // `root` is the database's blobs/ directory; created by create_layout().
@@ -76,6 +84,8 @@ class BlobStore {
   // Returns the content, verified against `digest`. A mismatch or undecodable file is
   // kCorrupt naming the blob; a missing file is kNotFound.
   Result<std::string> get(const Digest& digest) const;
+  // The same into `buffers.content`, reusing their memory.
+  Status get(const Digest& digest, BlobBuffers& buffers) const;
   // A streaming reader of the blob; kNotFound when the file is missing.
   Result<std::unique_ptr<BlobReader>> open(const Digest& digest) const;
   // get() without keeping the bytes.
@@ -98,6 +108,9 @@ class BlobStore {
   static Result<std::string> decode(std::string_view file_bytes, const std::string& what);
   // decode() plus the check that the content hashes to `digest` (kCorrupt otherwise).
   static Result<std::string> decode_verified(std::string_view encoded, const Digest& digest);
+  // The same into `content`, reusing its memory.
+  static Status decode_verified(std::string_view encoded, const Digest& digest,
+                                std::string& content);
   // The zstd frame inside an encoded blob ("" when it is stored raw); kCorrupt when the
   // header is damaged. Call after decode_verified().
   static Result<std::string> zstd_frame(std::string_view encoded);

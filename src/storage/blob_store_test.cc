@@ -83,6 +83,47 @@ TEST_F(BlobStoreTest, FlippedByteIsCorruptNeverServed) {
   }
 }
 
+// Reads into reused buffers give what get() gives, whatever came before: larger, smaller, raw,
+// compressed, damaged or missing.
+TEST_F(BlobStoreTest, ReadsIntoReusedBuffersMatchGet) {
+  BlobStore store(posix_fs(), dir_ + "/blobs");
+  ASSERT_TRUE(store.create_layout().is_ok());
+  std::string random(300000, '\0');
+  uint32_t x = 12345;
+  for (char& c : random) c = static_cast<char>((x = x * 1103515245 + 12345) >> 24);
+  const std::vector<std::string> contents = {text_message(200000), text_message(10), random,
+                                             random.substr(0, 70000), "", text_message(5000)};
+  std::vector<Digest> digests;
+  for (const std::string& c : contents) {
+    auto put = store.put(c);
+    ASSERT_TRUE(put.is_ok());
+    digests.push_back(put->digest);
+  }
+  BlobBuffers buffers;
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < contents.size(); ++i) {
+      ASSERT_TRUE(store.get(digests[i], buffers).is_ok()) << i;
+      EXPECT_EQ(buffers.content, contents[i]) << i;
+      ASSERT_TRUE(
+          BlobStore::decode_verified(BlobStore::encode(contents[i]), digests[i], buffers.content)
+              .is_ok());
+      EXPECT_EQ(buffers.content, contents[i]) << i;
+    }
+  }
+  EXPECT_EQ(store.get(sha256("nothing"), buffers).code(), ErrorCode::kNotFound);
+  const std::string path = store.path_of(digests[0]);
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) - 3));
+  f.put('\xff');
+  f.close();
+  Status damaged = store.get(digests[0], buffers);
+  EXPECT_EQ(damaged.code(), ErrorCode::kCorrupt);
+  EXPECT_NE(damaged.message().find(to_hex(digests[0])), std::string::npos);
+  EXPECT_EQ(BlobStore::decode_verified(BlobStore::encode("other"), digests[1], buffers.content)
+                .code(),
+            ErrorCode::kCorrupt);
+}
+
 TEST_F(BlobStoreTest, MissingAndGarbageFiles) {
   BlobStore store(posix_fs(), dir_ + "/blobs");
   ASSERT_TRUE(store.create_layout().is_ok());

@@ -36,13 +36,18 @@ bool compress(std::string_view plain, int level, std::string& out) {
   return true;
 }
 
-bool decompress(std::string_view frame, uint64_t size, std::string& out) {
+bool decompress(std::string_view frame, uint64_t size, char* out) {
   Contexts& c = contexts();
   if (!c.dctx && !(c.dctx = ZSTD_createDCtx())) return false;
   if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != size) return false;
-  out.resize(size);
-  size_t n = ZSTD_decompressDCtx(c.dctx, out.data(), out.size(), frame.data(), frame.size());
+  size_t n = ZSTD_decompressDCtx(c.dctx, out, size, frame.data(), frame.size());
   return !ZSTD_isError(n) && n == size;
+}
+
+bool decompress(std::string_view frame, uint64_t size, std::string& out) {
+  if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != size) return false;
+  out.resize(size);
+  return decompress(frame, size, out.data());
 }
 
 }  // namespace mailark::zstd

@@ -15,5 +15,7 @@ bool compress(std::string_view plain, int level, std::string& out);
 // The `size` bytes a frame decompresses to; false if the frame is damaged or its content is
 // not exactly `size` bytes.
 bool decompress(std::string_view frame, uint64_t size, std::string& out);
+// The same into `out`, which has room for `size` bytes.
+bool decompress(std::string_view frame, uint64_t size, char* out);
 
 }  // namespace mailark::zstd

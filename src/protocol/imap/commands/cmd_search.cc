@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "protocol/imap/imap_context.h"
 #include "protocol/imap/imap_search.h"
+#include "storage/blob_store.h"
 
 namespace mailark::imap {
 
@@ -31,6 +32,7 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
   uint64_t highest_modseq = 0;
   // In slices of the UID space, each one read, one message at a time.
   const UidList& all_uids = view.uids();
+  BlobBuffers buffers;  // BODY and TEXT read every message: one allocation for all
   using Detail = MailStore::ScanDetail;
   const Detail detail = program.needs_info()            ? Detail::kParseCache
                         : program.needs_header_fields() ? Detail::kHeaderFields
@@ -52,10 +54,9 @@ void cmd_search(ImapContext& ctx, const Command& cmd) {
           m.modseq = item.modseq;
           m.info = info;
           m.fields = fields;
-          std::string raw;
           if (program.needs_body()) {
-            MK_ASSIGN_OR_RETURN(raw, ctx.store().read_message(*ctx.account, item.blob));
-            m.raw = raw;
+            MK_RETURN_IF_ERROR(ctx.store().read_message(*ctx.account, item.blob, buffers));
+            m.raw = buffers.content;
           }
           if (!search_matches(program, search_view, m)) return Status::ok();
           found.push_back(cmd.uid ? item.uid : *seq);
