@@ -124,34 +124,129 @@ void fold_unicode(std::string_view s, std::string& out) {
   out.append(composed ? composed.get() : folded.get());
 }
 
-// The form both needles and haystacks are compared in: ASCII lower case for ASCII text,
-// Unicode case folding then NFC for other UTF-8, ASCII lower case of the bytes otherwise.
-// GLib only sees the non-ASCII runs, each with the character before it (a base letter a
-// combining mark may compose with): folding is per character and NFC never joins anything
-// else across an ASCII character, so the result is the same as folding the whole text, and
-// mostly-ASCII mail folds several times faster.
-std::string fold(std::string s) {
-  if (is_ascii(s) || !is_utf8(s)) {
+void append_lower(std::string_view s, std::string& out) {
+  const size_t old = out.size();
+  out.append(s);
+  for (size_t i = old; i < out.size(); ++i) out[i] = ascii_lower(out[i]);
+}
+
+// The folded form of each two-byte UTF-8 character (U+0080..U+07FF: Latin, Greek, Cyrillic,
+// Armenian, Hebrew, Arabic...), taken from GLib once, for the characters that can be folded
+// on their own: where NFC cannot join anything before them to them. That holds when the first
+// character of their case folding is a starter (combining class 0) that does not compose
+// with a preceding character, and neither does the first character of its decomposition.
+// Text made only of those, between ASCII, folds character by character without GLib.
+class TwoByteFolds {
+ public:
+  static const TwoByteFolds& get() {
+    static const TwoByteFolds folds;
+    return folds;
+  }
+  // Null when `cp` must go through GLib with its neighbours.
+  const std::string* of(uint32_t cp) const {
+    return cp < kEnd && simple_[cp] ? &folded_[cp] : nullptr;
+  }
+
+ private:
+  static constexpr uint32_t kEnd = 0x800;
+
+  TwoByteFolds() {
+    // The second characters of canonical compositions: they may join what precedes them.
+    // Canonical composites are all below U+30000.
+    std::vector<bool> composes_backward(0x30000, false);
+    for (gunichar cp = 0xC0; cp < 0x30000; ++cp) {
+      gunichar a = 0, b = 0;
+      if (g_unichar_decompose(cp, &a, &b) && b != 0 && b < composes_backward.size())
+        composes_backward[b] = true;
+    }
+    auto boundary_before = [&](gunichar c) {
+      for (int depth = 0; depth < 8; ++depth) {
+        if (g_unichar_combining_class(c) != 0) return false;
+        if (c < composes_backward.size() && composes_backward[c]) return false;
+        gunichar a = 0, b = 0;
+        if (!g_unichar_decompose(c, &a, &b) || a == c) return true;
+        c = a;
+      }
+      return false;
+    };
+    for (uint32_t cp = 0x80; cp < kEnd; ++cp) {
+      char utf8[8];
+      const int n = g_unichar_to_utf8(cp, utf8);
+      GText folded(g_utf8_casefold(utf8, n));
+      if (!folded || !*folded.get()) continue;
+      if (!boundary_before(g_utf8_get_char(folded.get()))) continue;
+      fold_unicode(std::string_view(utf8, static_cast<size_t>(n)), folded_[cp]);
+      simple_[cp] = true;
+    }
+  }
+
+  std::array<std::string, kEnd> folded_;
+  std::array<bool, kEnd> simple_{};
+};
+
+// fold() for text known to be valid UTF-8.
+std::string fold_utf8(std::string s) {
+  auto is_high = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
+  if (std::none_of(s.begin(), s.end(), is_high)) {
     for (char& c : s) c = ascii_lower(c);
     return s;
   }
-  auto is_high = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
+  const TwoByteFolds& folds = TwoByteFolds::get();
   std::string out;
-  out.reserve(s.size());
+  out.reserve(s.size() + s.size() / 8);
+  const std::string_view text(s);
   size_t pos = 0;
-  while (pos < s.size()) {
+  while (pos < text.size()) {
     size_t run = pos;
-    while (run < s.size() && !is_high(s[run])) ++run;
-    const size_t ascii_end = run < s.size() && run > pos ? run - 1 : run;
-    for (size_t i = pos; i < ascii_end; ++i) out.push_back(ascii_lower(s[i]));
-    if (run == s.size()) break;
+    while (run < text.size() && !is_high(text[run])) ++run;
+    if (run == text.size()) {
+      append_lower(text.substr(pos), out);
+      break;
+    }
     size_t end = run;
-    while (end < s.size() && is_high(s[end])) ++end;  // whole characters: s is valid UTF-8
-    fold_unicode(std::string_view(s).substr(ascii_end, end - ascii_end), out);
+    while (end < text.size() && is_high(text[end])) ++end;  // whole characters: valid UTF-8
+    // Two-byte characters that fold on their own need neither GLib nor the character before.
+    bool simple = true;
+    for (size_t i = run; i < end && simple; i += 2) {
+      const auto lead = static_cast<unsigned char>(text[i]);
+      simple = lead >= 0xC2 && lead <= 0xDF && i + 1 < end &&
+               folds.of(((lead & 0x1Fu) << 6) | (static_cast<unsigned char>(text[i + 1]) & 0x3Fu));
+    }
+    if (simple) {
+      append_lower(text.substr(pos, run - pos), out);
+      for (size_t i = run; i < end; i += 2) {
+        const auto lead = static_cast<unsigned char>(text[i]);
+        out += *folds.of(((lead & 0x1Fu) << 6) | (static_cast<unsigned char>(text[i + 1]) & 0x3Fu));
+      }
+    } else {
+      // GLib sees the run with the character before it (a base letter a combining mark may
+      // compose with): folding is per character and NFC never joins anything else across an
+      // ASCII character, so the result is the same as folding the whole text.
+      const size_t ascii_end = run > pos ? run - 1 : run;
+      append_lower(text.substr(pos, ascii_end - pos), out);
+      fold_unicode(text.substr(ascii_end, end - ascii_end), out);
+    }
     pos = end;
   }
   return out;
 }
+
+}  // namespace
+
+// Unicode case folding then NFC for UTF-8, ASCII lower case of the bytes otherwise. GLib only
+// sees the runs of characters that need it, so mostly-ASCII or Latin mail folds many times
+// faster than folding the whole text, with the same result.
+std::string fold_for_search(std::string s) {
+  if (!is_utf8(s)) {
+    for (char& c : s) c = ascii_lower(c);
+    return s;
+  }
+  return fold_utf8(std::move(s));
+}
+
+namespace {
+
+std::string fold(std::string s) { return fold_for_search(std::move(s)); }
 
 // `needle_lower` is ASCII lower case; `haystack` is ASCII. No allocation.
 bool contains_ascii_ci(std::string_view haystack, std::string_view needle_lower) {
@@ -743,25 +838,23 @@ void append_header_text(std::string_view header, std::string& out) {
   });
 }
 
-std::string decode_transfer_encoding(std::string_view body, const std::string& encoding) {
+// The body with its transfer encoding undone: a view of `body` itself, or of `decoded`.
+std::string_view decode_transfer_encoding(std::string_view body, const std::string& encoding,
+                                          std::string& decoded) {
   const GMimeContentEncoding e = g_mime_content_encoding_from_string(encoding.c_str());
   // x-uuencode is left as it is: it needs the "begin" line found first, and is not a MIME
   // transfer encoding anyway.
   if (e != GMIME_CONTENT_ENCODING_BASE64 && e != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
-    return std::string(body);
+    return body;
   }
   GMimeEncoding state;
   g_mime_encoding_init_decode(&state, e);
-  std::string out(g_mime_encoding_outlen(&state, body.size()), '\0');
-  out.resize(g_mime_encoding_flush(&state, body.data(), body.size(), out.data()));
-  return out;
+  decoded.resize(g_mime_encoding_outlen(&state, body.size()));
+  decoded.resize(g_mime_encoding_flush(&state, body.data(), body.size(), decoded.data()));
+  return decoded;
 }
 
 std::string to_utf8(std::string bytes, std::string_view charset) {
-  if (charset.empty() || iequals(charset, "us-ascii") || iequals(charset, "utf-8") ||
-      iequals(charset, "utf8") || !is_ascii(charset)) {
-    return make_valid_utf8(std::move(bytes));
-  }
   if (auto clean = convert_to_utf8(charset, bytes)) return make_valid_utf8(std::move(*clean));
   // Bytes the charset does not have, or a name only GMime's aliases know: GMime skips what
   // it cannot convert.
@@ -803,7 +896,18 @@ void append_body_text(std::string_view raw, const MimePart& part, std::string& o
   } else if (part.type == "text") {
     std::optional<std::string_view> body = slice(raw, part.body_offset, part.body_size);
     if (!body) return;
-    out += to_utf8(decode_transfer_encoding(*body, part.encoding), param(part.params, "charset"));
+    std::string decoded;
+    const std::string_view bytes = decode_transfer_encoding(*body, part.encoding, decoded);
+    const std::string_view charset = param(part.params, "charset");
+    if (charset.empty() || iequals(charset, "us-ascii") || iequals(charset, "utf-8") ||
+        iequals(charset, "utf8") || !is_ascii(charset)) {
+      if (is_ascii(bytes) || is_utf8(bytes))
+        out.append(bytes);
+      else
+        out += make_valid_utf8(std::string(bytes));
+    } else {
+      out += to_utf8(std::string(bytes), charset);
+    }
     out.push_back('\n');  // no match across parts
   }
 }
@@ -903,7 +1007,7 @@ class Evaluation {
         init_gmime_once();
         append_body_text(m_.raw, i->body, text);
       }
-      body_ = fold(std::move(text));
+      body_ = fold_utf8(std::move(text));  // valid UTF-8: made so part by part
     }
     return *body_;
   }
@@ -912,7 +1016,7 @@ class Evaluation {
     if (!header_text_) {
       std::string text;
       if (const MessageInfo* i = info()) append_header_text(i->header, text);
-      header_text_ = fold(std::move(text));
+      header_text_ = fold_utf8(std::move(text));  // valid UTF-8: header_field_text()
     }
     return *header_text_;
   }

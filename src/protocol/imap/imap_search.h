@@ -137,6 +137,11 @@ struct SearchMessage {
   std::string_view raw;  // the whole message, when program.needs_body()
 };
 
+// The form needles and texts are compared in: Unicode case folding then NFC (GLib's) for
+// UTF-8, ASCII lower case of the bytes for anything else. Exposed for the test that holds it
+// to GLib folding the whole text at once.
+std::string fold_for_search(std::string s);
+
 // Whether `m` matches. Never fails: a key whose data is missing or unusable (no Date header,
 // no parse cache, a cache whose offsets do not fit `raw`) simply does not match.
 // Matching rules (choices where the RFCs leave room):

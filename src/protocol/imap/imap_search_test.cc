@@ -2,7 +2,10 @@
 // evaluated against messages whose parse cache comes from the real parse_message().
 #include "protocol/imap/imap_search.h"
 
+#include <glib.h>
 #include <gtest/gtest.h>
+
+#include <random>
 
 #include <chrono>
 #include <optional>
@@ -1032,6 +1035,57 @@ constexpr std::string_view kMultipart =
     "<p>html =E2=82=AC part</p>\r\n"
     "--b1--\r\n"
     "epilogue words\r\n";
+
+// GLib folding the whole text at once: what fold_for_search() must always equal on UTF-8.
+std::string reference_fold(const std::string& s) {
+  gchar* folded = g_utf8_casefold(s.data(), static_cast<gssize>(s.size()));
+  gchar* composed = g_utf8_normalize(folded, -1, G_NORMALIZE_DEFAULT_COMPOSE);
+  std::string out = composed ? composed : folded;
+  g_free(composed);
+  g_free(folded);
+  return out;
+}
+
+std::string utf8_of(gunichar c) {
+  char buf[8];
+  return std::string(buf, static_cast<size_t>(g_unichar_to_utf8(c, buf)));
+}
+
+TEST(ImapSearchFold, EqualsGLibOnTheWholeText) {
+  // Every character below U+0800 alone, after each of a few letters, and before combining
+  // marks that compose with some of them (U+0301 acute, U+0308 diaeresis, U+0327 cedilla,
+  // U+0342 Greek perispomeni, U+0653 Arabic maddah).
+  const std::vector<std::string> before = {"", "a", "E", "i", "o", "u", "n", "s", "K", " ", "\n"};
+  const std::vector<gunichar> marks = {0x301, 0x308, 0x327, 0x342, 0x653, 0x345};
+  for (gunichar c = 0x80; c < 0x800; ++c) {
+    for (const std::string& b : before) {
+      const std::string s = b + utf8_of(c) + "x";
+      ASSERT_EQ(fold_for_search(s), reference_fold(s)) << std::hex << c;
+    }
+    for (gunichar m : marks) {
+      const std::string s = utf8_of(c) + utf8_of(m) + utf8_of(0xE9) + utf8_of(m);
+      ASSERT_EQ(fold_for_search(s), reference_fold(s)) << std::hex << c << " " << m;
+    }
+  }
+  // Random text mixing ASCII, two-byte characters, combining marks, Hangul and other
+  // three- and four-byte characters.
+  std::mt19937 rng(20261130);
+  const std::vector<std::pair<gunichar, gunichar>> ranges = {
+      {0x20, 0x7E},     {0x20, 0x7E},   {0x80, 0x7FF},     {0xC0, 0x17F},  {0x370, 0x3FF},
+      {0x400, 0x4FF},   {0x300, 0x36F}, {0x1100, 0x1112},  {0x1161, 0x1175}, {0xAC00, 0xAC40},
+      {0x1E00, 0x1FFF}, {0x2126, 0x212B}, {0xFB00, 0xFB06}, {0x10400, 0x1044F}};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    const int len = static_cast<int>(rng() % 12) + 1;
+    for (int j = 0; j < len; ++j) {
+      const auto& [lo, hi] = ranges[rng() % ranges.size()];
+      s += utf8_of(lo + rng() % (hi - lo + 1));
+    }
+    ASSERT_EQ(fold_for_search(s), reference_fold(s)) << testing::PrintToString(s);
+  }
+  // Not UTF-8: ASCII lower case of the bytes.
+  EXPECT_EQ(fold_for_search("AbC \xff\xc3"), "abc \xff\xc3");
+}
 
 TEST(ImapSearchEval, MultipartWithAttachmentAndMessage) {
   const Msg m = message(kMultipart);
