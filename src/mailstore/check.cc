@@ -153,8 +153,9 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   run_query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='header_fields'",
             [&](const SqliteStatement&) { has_header_fields = true; });
   if (!has_header_fields) {
-    report.notes.push_back({"header_fields table", "absent: mailark makes it when it next opens "
-                                                   "the database"});
+    report.notes.push_back({"header_fields table",
+                            "absent: mailark makes it when it next opens "
+                            "the database"});
   } else {
     uint64_t missing = 0;
     HeaderFieldValues fields;
@@ -176,14 +177,15 @@ CheckReport check_database(const std::string& dir, const std::string& name,
           }
           auto info = deserialize_message_info(st.column_blob_view(1));
           if (info.is_ok() && encode_header_fields(info->header) != st.column_blob_view(2))
-            problem(where, "header fields record differs from the message's header: searches "
-                           "on Subject, From, To... would answer wrongly");
+            problem(where,
+                    "header fields record differs from the message's header: searches "
+                    "on Subject, From, To... would answer wrongly");
         });
     if (missing)
-      report.notes.push_back({"header_fields table",
-                              std::to_string(missing) +
-                                  " messages have no record (stored by an older mailark; "
-                                  "searches make it from the parse cache)"});
+      report.notes.push_back(
+          {"header_fields table", std::to_string(missing) +
+                                      " messages have no record (stored by an older mailark; "
+                                      "searches make it from the parse cache)"});
   }
 
   std::vector<std::string> strays;

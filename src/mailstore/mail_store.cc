@@ -385,9 +385,10 @@ static Status fill_header_fields(Database& db, const std::string& name) {
     }));
   }
   if (made || undecodable)
-    MK_LOG_INFO("database {}: made the header fields records of {} messages ({} parse caches "
-                "did not decode)",
-                name, made, undecodable);
+    MK_LOG_INFO(
+        "database {}: made the header fields records of {} messages ({} parse caches "
+        "did not decode)",
+        name, made, undecodable);
   return Status::ok();
 }
 
@@ -1240,8 +1241,7 @@ Result<std::string> MailStore::read_message(const Account& account, const Digest
   return decode_message(account, blob, encoded);
 }
 
-Status MailStore::read_message(const Account& account, const Digest& blob,
-                               BlobBuffers& buffers) {
+Status MailStore::read_message(const Account& account, const Digest& blob, BlobBuffers& buffers) {
   bool is_inline = false;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));

@@ -290,12 +290,14 @@ TEST_F(MailStoreTest, HeaderFieldsRecordsAreWrittenMadeForOlderDatabasesAndCheck
   };
   auto count = [&](const std::string& query) {
     int64_t n = -1;
-    EXPECT_TRUE(alice_.db->read([&](SqliteDb& db) -> Status {
-      MK_ASSIGN_OR_RETURN(auto st, db.prepare(query));
-      MK_ASSIGN_OR_RETURN(bool row, st.step());
-      if (row) n = st.column_int(0);
-      return Status::ok();
-    }).is_ok());
+    EXPECT_TRUE(alice_.db
+                    ->read([&](SqliteDb& db) -> Status {
+                      MK_ASSIGN_OR_RETURN(auto st, db.prepare(query));
+                      MK_ASSIGN_OR_RETURN(bool row, st.step());
+                      if (row) n = st.column_int(0);
+                      return Status::ok();
+                    })
+                    .is_ok());
     return n;
   };
   EXPECT_EQ(count("SELECT COUNT(*) FROM header_fields"), 3);

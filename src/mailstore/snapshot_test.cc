@@ -204,7 +204,8 @@ TEST_F(SnapshotTest, BuiltDatabaseReadsBackEqual) {
   // Its derived records are whole: every message has its header fields record.
   const CheckReport report = check_database(store_->database_dir("copy"), "copy");
   EXPECT_TRUE(report.ok()) << (report.problems.empty() ? "" : report.problems[0].what);
-  for (const auto& note : report.notes) EXPECT_EQ(note.what.find("have no record"), std::string::npos);
+  for (const auto& note : report.notes)
+    EXPECT_EQ(note.what.find("have no record"), std::string::npos);
   // The copy works as a live database: a new change continues its journal.
   auto alice_copy = store_->account("copy", "alice@acme.test").value();
   ASSERT_TRUE(store_->append(alice_copy, "Sent", msg("after")).is_ok());

@@ -154,7 +154,8 @@ Status BlobStore::get(const Digest& digest, BlobBuffers& buffers) const {
     return file.status();
   }
   buffers.encoded.resize((*file)->size());
-  MK_ASSIGN_OR_RETURN(size_t got, (*file)->read_into(0, buffers.encoded.data(), buffers.encoded.size()));
+  MK_ASSIGN_OR_RETURN(size_t got,
+                      (*file)->read_into(0, buffers.encoded.data(), buffers.encoded.size()));
   buffers.encoded.resize(got);
   return decode_verified(buffers.encoded, digest, buffers.content);
 }

@@ -91,8 +91,9 @@ TEST_F(BlobStoreTest, ReadsIntoReusedBuffersMatchGet) {
   std::string random(300000, '\0');
   uint32_t x = 12345;
   for (char& c : random) c = static_cast<char>((x = x * 1103515245 + 12345) >> 24);
-  const std::vector<std::string> contents = {text_message(200000), text_message(10), random,
-                                             random.substr(0, 70000), "", text_message(5000)};
+  const std::vector<std::string> contents = {
+      text_message(200000), text_message(10), random, random.substr(0, 70000), "",
+      text_message(5000)};
   std::vector<Digest> digests;
   for (const std::string& c : contents) {
     auto put = store.put(c);
@@ -119,9 +120,9 @@ TEST_F(BlobStoreTest, ReadsIntoReusedBuffersMatchGet) {
   Status damaged = store.get(digests[0], buffers);
   EXPECT_EQ(damaged.code(), ErrorCode::kCorrupt);
   EXPECT_NE(damaged.message().find(to_hex(digests[0])), std::string::npos);
-  EXPECT_EQ(BlobStore::decode_verified(BlobStore::encode("other"), digests[1], buffers.content)
-                .code(),
-            ErrorCode::kCorrupt);
+  EXPECT_EQ(
+      BlobStore::decode_verified(BlobStore::encode("other"), digests[1], buffers.content).code(),
+      ErrorCode::kCorrupt);
 }
 
 TEST_F(BlobStoreTest, MissingAndGarbageFiles) {

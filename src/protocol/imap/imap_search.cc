@@ -53,8 +53,9 @@ struct SearchProgram::Node {
   std::vector<SeqRange> ranges;       // without '*': sorted by lo, disjoint, not adjacent
   std::vector<SeqRange> star_ranges;  // with '*' (UINT32_MAX) at one end
   std::string name;
-  std::optional<HeaderField> field;  // kHeader: the name's code when the header fields record keeps it
-  std::string needle;                // case-folded (fold())
+  std::optional<HeaderField>
+      field;           // kHeader: the name's code when the header fields record keeps it
+  std::string needle;  // case-folded (fold())
   uint64_t number = 0;
   int64_t day = 0;  // days since 1970-01-01
   // What evaluating it reads: 0 message attributes, 1 the parse cache, 2 the body.
@@ -246,7 +247,9 @@ std::string fold_for_search(std::string s) {
 
 namespace {
 
-std::string fold(std::string s) { return fold_for_search(std::move(s)); }
+std::string fold(std::string s) {
+  return fold_for_search(std::move(s));
+}
 
 // `needle_lower` is ASCII lower case; `haystack` is ASCII. No allocation.
 bool contains_ascii_ci(std::string_view haystack, std::string_view needle_lower) {
