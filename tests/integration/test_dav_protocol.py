@@ -501,11 +501,15 @@ class DavProtocolTest(h.MailarkTestCase):
         self.assertTrue(r.header("Content-Type", "").startswith("text/calendar"), str(r))
         r = cl.head(res)
         self.assertEqual((r.status, r.body, r.etag), (200, b"", e1), str(r))
+        # HEAD announces the length GET would send; 204 and 304 carry no length at all
+        # (RFC 9110 8.6), so a keep-alive client never waits for a body that is not coming.
+        self.assertEqual(r.header("Content-Length"), str(len(v1)), str(r))
         # If-None-Match on GET (RFC 7232 3.2)
         for inm in (e1, f'"{"0" * 64}", {e1}', "*"):
             r = cl.get(res, headers={"If-None-Match": inm})
             self.assertEqual((r.status, r.body), (304, b""), f"If-None-Match: {inm}\n{r}")
             self.assertEqual(r.etag, e1, str(r))
+            self.assertIsNone(r.header("Content-Length"), str(r))
         r = cl.get(res, headers={"If-None-Match": f'"{"0" * 64}"'})
         self.assertEqual((r.status, r.body), (200, v1), str(r))
         # PUT If-None-Match: * on an existing resource
@@ -522,6 +526,7 @@ class DavProtocolTest(h.MailarkTestCase):
         # a matching If-Match replaces: 204 with the new ETag (here one of a list)
         r = cl.put(res, v2, if_match=f'"{"0" * 64}", {e1}')
         self.expect(r, 204)
+        self.assertIsNone(r.header("Content-Length"), str(r))
         e2 = etag_of(v2)
         self.assertEqual(r.etag, e2, str(r))
         self.assertEqual(cl.get(res).body, v2)

@@ -2,7 +2,12 @@
 // limits answered with 431/413 and a close, an idle deadline, and drain on shutdown.
 #include "protocol/http/http_server.h"
 
+#include <errno.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
@@ -93,6 +98,85 @@ namespace {
 constexpr uint64_t kBodyReadAhead = 256 * 1024;
 constexpr size_t kIdleBuffer = 16 * 1024;
 
+// A header name or value as sent: a CR or LF would end the field early (and let a value
+// that came from a request inject fields), so each becomes a space.
+void append_field_text(std::string& out, std::string_view text) {
+  for (char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+}
+
+// An answer as it goes on the wire: status line and fields, then the body (none for HEAD),
+// and how much of that has been written.
+struct Wire {
+  std::string head;
+  std::string body;
+  std::chrono::milliseconds delay{0};
+  bool close = false;
+  size_t sent = 0;
+  bool failed = false;  // a write failed: the peer is gone
+
+  size_t size() const { return head.size() + body.size(); }
+  // The bytes not yet written.
+  std::array<asio::const_buffer, 2> rest() const {
+    if (sent < head.size())
+      return {asio::buffer(head.data() + sent, head.size() - sent), asio::buffer(body)};
+    return {asio::buffer(body.data() + (sent - head.size()), size() - sent), asio::const_buffer()};
+  }
+  // Writes as much as the socket takes now, without waiting for room.
+  void write_now(int fd) {
+    while (sent < size() && !failed) {
+      std::array<asio::const_buffer, 2> bufs = rest();
+      iovec iov[2];
+      msghdr msg{};
+      msg.msg_iov = iov;
+      for (const auto& b : bufs) {
+        if (b.size() == 0) continue;
+        iov[msg.msg_iovlen].iov_base = const_cast<void*>(b.data());
+        iov[msg.msg_iovlen].iov_len = b.size();
+        ++msg.msg_iovlen;
+      }
+      ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) failed = true;
+        return;
+      }
+      sent += static_cast<size_t>(n);
+    }
+  }
+};
+
+Wire to_wire(Response response, const std::string& server, bool head, bool keep_alive) {
+  Wire wire;
+  wire.delay = response.delay;
+  wire.close = !keep_alive || response.close;
+  const int status = response.status;
+  std::string& h = wire.head;
+  h.reserve(256);
+  h += "HTTP/1.1 ";
+  h += std::to_string(status);
+  h += ' ';
+  h += status_text(status);
+  h += "\r\nServer: ";
+  append_field_text(h, server);
+  h += "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    append_field_text(h, name);
+    h += ": ";
+    append_field_text(h, value);
+    h += "\r\n";
+  }
+  if (wire.close) h += "Connection: close\r\n";
+  // 1xx, 204 and 304 answers have no body and no length (RFC 9110 8.6).
+  if (status >= 200 && status != 204 && status != 304) {
+    h += "Content-Length: ";
+    h += std::to_string(response.body.size());
+    h += "\r\n";
+  }
+  h += "\r\n";
+  if (!head && status != 204 && status != 304) wire.body = std::move(response.body);
+  return wire;
+}
+
 // One connection's loop over its requests, for a plain or a TLS stream.
 template <typename Stream>
 class HttpConnection {
@@ -109,7 +193,9 @@ class HttpConnection {
   awaitable<void> run();
 
  private:
-  awaitable<bool> send(Response response, bool head, bool keep_alive);
+  // Writes what the pool thread did not (after the answer's delay); false when the
+  // connection ends here.
+  awaitable<bool> send(Wire wire);
   awaitable<void> send_error(int status, const char* text);
 
   HttpService& service_;
@@ -122,27 +208,22 @@ class HttpConnection {
 };
 
 template <typename Stream>
-awaitable<bool> HttpConnection<Stream>::send(Response response, bool head, bool keep_alive) {
-  if (response.delay.count() > 0) {
+awaitable<bool> HttpConnection<Stream>::send(Wire wire) {
+  if (wire.delay.count() > 0) {
     asio::steady_timer wait(lowest_.get_executor());
-    wait.expires_after(response.delay);
+    wait.expires_after(wire.delay);
     boost::system::error_code ignored;
     co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
-  bhttp::response<bhttp::string_body> res;
-  res.version(11);
-  res.result(static_cast<unsigned>(response.status));
-  res.set(bhttp::field::server, service_.options().server_name);
-  for (auto& [k, v] : response.headers) res.insert(k, v);
-  const bool close = !keep_alive || response.close;
-  res.keep_alive(!close);
-  size_t length = response.body.size();
-  if (!head) res.body() = std::move(response.body);
-  res.content_length(length);
-  boost::system::error_code ec;
-  lowest_.expires_after(std::chrono::seconds(service_.options().timeout_s));
-  co_await bhttp::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
-  co_return !ec && !close;
+  if (wire.failed) co_return false;
+  if (wire.sent < wire.size()) {
+    std::array<asio::const_buffer, 2> rest = wire.rest();
+    boost::system::error_code ec;
+    lowest_.expires_after(std::chrono::seconds(service_.options().timeout_s));
+    co_await asio::async_write(stream_, rest, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return false;
+  }
+  co_return !wire.close;
 }
 
 template <typename Stream>
@@ -152,7 +233,7 @@ awaitable<void> HttpConnection<Stream>::send_error(int status, const char* text)
   r.set("Content-Type", "text/plain; charset=utf-8");
   r.body = std::string(text) + "\n";
   r.close = true;
-  co_await send(std::move(r), false, false);
+  co_await send(to_wire(std::move(r), service_.options().server_name, false, false));
 }
 
 template <typename Stream>
@@ -234,20 +315,29 @@ awaitable<void> HttpConnection<Stream>::run() {
     const bool keep_alive = message.keep_alive();
     const bool head = request->method == "HEAD";
     HttpService* service = &service_;
-    auto handle = [service, request]() -> Response {
+    // A plain connection's answer is written by the pool thread that made it, as far as the
+    // socket takes it without waiting: handing it back to the I/O thread first would put
+    // one more thread wake-up between the request and its answer. Nothing else uses the
+    // socket meanwhile (the session is busy, so shutdown leaves it alone, and no operation
+    // is pending that a deadline could cancel). TLS records are written by the I/O thread.
+    const int fd = tls_ ? -1 : lowest_.socket().native_handle();
+    auto handle = [service, request, head, keep_alive, fd]() -> Wire {
+      Response response;
       try {
-        return service->handler()(*request);
+        response = service->handler()(*request);
       } catch (const std::exception& e) {
         MK_LOG_WARN("http: {} {} failed: {}", request->method, request->target, e.what());
-        Response r;
-        r.status = 500;
-        r.body = "Internal error\n";
-        r.close = true;
-        return r;
+        response = Response();
+        response.status = 500;
+        response.body = "Internal error\n";
+        response.close = true;
       }
+      Wire wire = to_wire(std::move(response), service->options().server_name, head, keep_alive);
+      if (fd >= 0 && wire.delay.count() == 0) wire.write_now(fd);
+      return wire;
     };
-    Response response = co_await service_.pool().run(std::move(handle));
-    bool go_on = co_await send(std::move(response), head, keep_alive);
+    Wire wire = co_await service_.pool().run(std::move(handle));
+    bool go_on = co_await send(std::move(wire));
     sessions.set_busy(id, false);
     // An idle keep-alive connection keeps no large body buffer.
     if (buffer_.capacity() > kIdleBuffer) buffer_.shrink_to_fit();
