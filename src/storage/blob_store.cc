@@ -18,6 +18,10 @@ constexpr uint8_t kRaw = 0;
 constexpr uint8_t kZstd = 1;
 constexpr size_t kHeaderSize = 16;
 constexpr uint64_t kMaxBlobSize = uint64_t{4} << 30;
+// Smaller bodies (most calendar events and contacts) are stored raw: decoding a zstd frame
+// has a fixed cost (its entropy tables, a cold decoder context) larger than copying the
+// whole body, and would save only a few hundred bytes.
+constexpr size_t kMinCompressed = 1024;
 
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -47,12 +51,16 @@ Status BlobStore::create_layout() {
 
 std::string BlobStore::encode(std::string_view content) {
   std::string out;
-  out.reserve(kHeaderSize + ZSTD_compressBound(content.size()));  // zstd::compress's room
+  const bool try_zstd = content.size() >= kMinCompressed;
+  out.reserve(kHeaderSize +
+              (try_zstd ? ZSTD_compressBound(content.size()) : content.size()));  // zstd's room
   out.append(kMagic, 4);
   out.push_back(static_cast<char>(kZstd));
   out.append(3, '\0');
   put_u64(out, content.size());
-  if (zstd::compress(content, 1, out) && out.size() + 64 < kHeaderSize + content.size()) return out;
+  if (try_zstd && zstd::compress(content, 1, out) &&
+      out.size() + 64 < kHeaderSize + content.size())
+    return out;
   out.resize(kHeaderSize);
   out[4] = static_cast<char>(kRaw);
   out.append(content);

@@ -138,6 +138,27 @@ TEST_F(BlobStoreTest, MissingAndGarbageFiles) {
   EXPECT_EQ(BlobStore::decode(enc, "t").status().code(), ErrorCode::kCorrupt);
 }
 
+// Content under 1 KiB is stored raw however well it would compress; larger content is
+// compressed when that saves more than 64 bytes (docs/formats/blob.md). Both decode.
+TEST(BlobEncoding, SmallContentRawLargerCompressed) {
+  const std::string small(1023, 'a');
+  const std::string large(1024, 'a');
+  std::string incompressible(4096, '\0');
+  uint32_t x = 7;
+  for (char& c : incompressible) c = static_cast<char>((x = x * 1103515245 + 12345) >> 24);
+  const std::pair<const std::string*, char> cases[] = {
+      {&small, 0}, {&large, 1}, {&incompressible, 0}};
+  for (const auto& [content, encoding] : cases) {
+    const std::string enc = BlobStore::encode(*content);
+    ASSERT_GE(enc.size(), 16u);
+    EXPECT_EQ(enc[4], encoding) << content->size();
+    if (encoding == 0) EXPECT_EQ(enc.substr(16), *content);
+    auto back = BlobStore::decode(enc, "t");
+    ASSERT_TRUE(back.is_ok());
+    EXPECT_EQ(*back, *content);
+  }
+}
+
 TEST_F(BlobStoreTest, EntryLostInCrashUnlessDirectorySynced) {
   FaultInjectingFileSystem fs(posix_fs());
   BlobStore store(fs, dir_ + "/blobs");

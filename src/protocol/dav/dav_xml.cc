@@ -84,19 +84,31 @@ bool is_valid_utf8(std::string_view s) {
 
 // Escapes for element content, or (in_attribute) for a double-quoted attribute value, where
 // tab and LF must be references too or attribute-value normalization turns them into spaces.
+// Printable ASCII other than the four markup characters (and, in content, tab and LF) is
+// copied as it is; calendar data is nearly all of that, so it goes in runs.
+struct PlainBytes {
+  bool content[256] = {};
+  bool attribute[256] = {};
+};
+
+constexpr PlainBytes make_plain_bytes() {
+  PlainBytes t;
+  for (int c = 0x20; c < 0x7F; ++c)
+    t.content[c] = t.attribute[c] = c != '&' && c != '<' && c != '>' && c != '"';
+  t.content['\n'] = t.content['\t'] = true;
+  return t;
+}
+
+constexpr PlainBytes kPlainBytes = make_plain_bytes();
+
 void append_escaped(std::string& out, std::string_view text, bool in_attribute) {
   constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-  // Printable ASCII other than the four markup characters (and, in content, tab and LF) is
-  // copied as it is; calendar data is nearly all of that, so it goes in runs.
-  auto plain = [in_attribute](unsigned char c) {
-    if (c >= 0x20 && c < 0x7F) return c != '&' && c != '<' && c != '>' && c != '"';
-    return !in_attribute && (c == '\n' || c == '\t');
-  };
+  const bool* plain = in_attribute ? kPlainBytes.attribute : kPlainBytes.content;
   for (size_t i = 0; i < text.size();) {
     unsigned char c = static_cast<unsigned char>(text[i]);
-    if (plain(c)) {
+    if (plain[c]) {
       size_t run = i + 1;
-      while (run < text.size() && plain(static_cast<unsigned char>(text[run]))) ++run;
+      while (run < text.size() && plain[static_cast<unsigned char>(text[run])]) ++run;
       out.append(text.data() + i, run - i);
       i = run;
       continue;
