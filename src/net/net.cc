@@ -9,9 +9,75 @@
 
 #include "base/log.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace mailark::net {
+
+struct BlockingPool::Worker {
+  std::condition_variable wake;
+  std::unique_ptr<JobBase> job;  // handed over by post() while this worker was idle
+};
+
+BlockingPool::BlockingPool(int threads) {
+  threads_.reserve(static_cast<size_t>(std::max(threads, 1)));
+  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { work(); });
+}
+
+void BlockingPool::post(std::unique_ptr<JobBase> job) {
+  std::unique_lock lock(mu_);
+  if (stopping_) return;
+  if (idle_.empty()) {
+    queue_.push_back(std::move(job));
+    return;
+  }
+  Worker* worker = idle_.back();
+  idle_.pop_back();
+  worker->job = std::move(job);
+  lock.unlock();
+  worker->wake.notify_one();
+}
+
+void BlockingPool::work() {
+  Worker self;
+  std::unique_lock lock(mu_);
+  while (true) {
+    std::unique_ptr<JobBase> job;
+    if (!queue_.empty()) {
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    } else if (stopping_) {
+      return;
+    } else {
+      idle_.push_back(&self);
+      self.wake.wait(lock, [&] { return self.job != nullptr || stopping_; });
+      if (!self.job) {  // stopping: leave the idle stack before `self` goes away
+        idle_.erase(std::find(idle_.begin(), idle_.end(), &self));
+        continue;
+      }
+      job = std::move(self.job);
+    }
+    lock.unlock();
+    job->run();
+    job.reset();  // the job's captures die off the lock
+    lock.lock();
+  }
+}
+
+size_t BlockingPool::idle_threads() {
+  std::lock_guard lock(mu_);
+  return idle_.size();
+}
+
+void BlockingPool::join() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (Worker* w : idle_) w->wake.notify_one();
+  }
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
 
 struct TlsContext::Impl {
   asio::ssl::context context{asio::ssl::context::tls_server};

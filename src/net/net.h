@@ -14,15 +14,18 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/status.h"
 
@@ -37,11 +40,17 @@ using tcp = asio::ip::tcp;
 template <typename T>
 using awaitable = asio::awaitable<T>;
 
-// Runs blocking work (SQLite, fsync, argon2) off the I/O threads.
+// Runs blocking work (SQLite, fsync, argon2) off the I/O threads. The thread that became
+// idle last takes the next job: under light load one warm thread (its stack, its malloc
+// cache, the CPU caches it left) does the work, where a shared condition variable would
+// hand the jobs round every thread of the pool in turn.
 class BlockingPool {
  public:
-  explicit BlockingPool(int threads) : pool_(static_cast<size_t>(threads)) {}
-  ~BlockingPool() { pool_.join(); }
+  explicit BlockingPool(int threads);
+  ~BlockingPool() { join(); }
+  BlockingPool(const BlockingPool&) = delete;
+  BlockingPool& operator=(const BlockingPool&) = delete;
+
   // Runs `fn` on the pool and resumes the caller on its own executor with the result.
   // Callers pass a named function object (see the note on temporaries below).
   template <typename F>
@@ -52,7 +61,7 @@ class BlockingPool {
     // full-expression twice.
     auto initiation = [this, work](auto handler) {
       auto ex = asio::get_associated_executor(handler);
-      asio::post(pool_, [work, ex, handler = std::move(handler)]() mutable {
+      auto job = [work, ex, handler = std::move(handler)]() mutable {
         // An exception (bad_alloc from a hostile request, say) goes back to the caller's
         // coroutine, ending that session; escaping here would terminate the process.
         auto result = std::make_shared<std::optional<R>>();
@@ -65,7 +74,8 @@ class BlockingPool {
         asio::post(ex, [result, error, handler = std::move(handler)]() mutable {
           std::move(handler)(error, std::move(*result));
         });
-      });
+      };
+      post(std::make_unique<Job<decltype(job)>>(std::move(job)));
     };
     auto operation = asio::async_initiate<decltype(asio::use_awaitable),
                                           void(std::exception_ptr, std::optional<R>)>(
@@ -73,10 +83,32 @@ class BlockingPool {
     std::optional<R> out = co_await std::move(operation);
     co_return std::move(*out);
   }
-  void join() { pool_.join(); }
+  // Runs the jobs already posted, then stops the threads. Jobs posted afterwards never run.
+  void join();
+  // Threads waiting for a job.
+  size_t idle_threads();
 
  private:
-  asio::thread_pool pool_;
+  struct JobBase {
+    virtual ~JobBase() = default;
+    virtual void run() = 0;
+  };
+  template <typename Fn>
+  struct Job : JobBase {
+    explicit Job(Fn fn) : fn(std::move(fn)) {}
+    void run() override { fn(); }
+    Fn fn;
+  };
+  struct Worker;
+
+  void post(std::unique_ptr<JobBase> job);
+  void work();
+
+  std::mutex mu_;
+  std::deque<std::unique_ptr<JobBase>> queue_;  // jobs no idle thread has taken yet
+  std::vector<Worker*> idle_;                   // the last one became idle last
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
 };
 
 // A server certificate and key loaded for TLS (OpenSSL through Asio), shared by every
