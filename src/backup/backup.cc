@@ -11,6 +11,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_set>
 
 #include "backup/trees.h"
 #include "base/log.h"
@@ -513,7 +514,10 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     };
     json accounts = json::array();
     json trees = json::object();
-    std::set<Digest> seen;
+    std::unordered_set<Digest, DigestHash> seen;
+    uint64_t all_items = 0;
+    for (const auto& [g, a] : state.accounts) all_items += a.items();
+    seen.reserve(static_cast<size_t>(all_items));
     for (const auto& [ag, a] : state.accounts) {
       json folder_ids = json::array();
       for (const auto& [fg, f] : a.folders) {

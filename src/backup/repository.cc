@@ -458,7 +458,9 @@ Status Repository::write_index() {
     if (wanted.count(loc.pack)) by_pack[loc.pack].emplace_back(id, loc);
   std::string b;
   put_u32(b, static_cast<uint32_t>(by_pack.size()));
-  for (const auto& [pack, entries] : by_pack) {
+  for (auto& [pack, entries] : by_pack) {
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
     b.append(as_bytes(pack));
     put_u64(b, pack_sizes_[pack]);
     put_u32(b, static_cast<uint32_t>(entries.size()));
@@ -625,8 +627,13 @@ Status Repository::verify_pack(const Digest& pack, std::vector<RepositoryProblem
   if (sha256(*bytes) != pack) {
     problems->push_back({where, "damaged: content does not match its name"});
   }
-  for (const auto& [id, loc] : index_) {
-    if (loc.pack != pack) continue;
+  std::vector<std::pair<Digest, ObjectLocation>> objects;
+  for (const auto& [id, loc] : index_)
+    if (loc.pack == pack) objects.emplace_back(id, loc);
+  std::sort(objects.begin(), objects.end(), [](const auto& x, const auto& y) {
+    return x.second.offset < y.second.offset;
+  });
+  for (const auto& [id, loc] : objects) {
     std::string owhere = "object " + to_hex(id) + " in " + where;
     if (loc.offset + loc.length > bytes->size()) {
       problems->push_back({owhere, "beyond the end of the pack"});

@@ -15,6 +15,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backup/backend.h"
@@ -161,7 +163,7 @@ class Repository {
   Cipher cipher_ = Cipher::kAes256Gcm;
   std::optional<BackupKey> key_;
 
-  std::map<Digest, ObjectLocation> index_;
+  std::unordered_map<Digest, ObjectLocation, DigestHash> index_;
   std::map<Digest, uint64_t> pack_sizes_;
   // Packs written (or found unindexed) whose entries are not in an index file yet.
   std::vector<Digest> unindexed_packs_;
@@ -173,7 +175,7 @@ class Repository {
     ObjectLocation location;
   };
   std::vector<PendingEntry> pending_;
-  std::set<Digest> pending_ids_;
+  std::unordered_set<Digest, DigestHash> pending_ids_;
   uint64_t bytes_uploaded_ = 0;
   std::string last_index_written_;
 };

@@ -1,6 +1,10 @@
 // Unit tests for base: hashing, GUIDs, time and size parsing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <unordered_set>
+#include <vector>
+
 #include "base/hash.h"
 #include "base/status.h"
 #include "base/time.h"
@@ -38,6 +42,30 @@ TEST(Hash, HexRoundTripAndRejects) {
   EXPECT_EQ(digest_from_hex(to_hex(d)), d);
   EXPECT_FALSE(digest_from_hex("zz"));
   EXPECT_FALSE(digest_from_hex(std::string(64, 'g')));
+}
+
+// Chosen, nearly equal digests (a counter in two bytes, the rest zero) spread over the
+// buckets; equal digests hash alike.
+TEST(Hash, DigestHashSpreadsChosenDigests) {
+  DigestHash hash;
+  Digest d = sha256("x");
+  EXPECT_EQ(hash(d), hash(Digest(d)));
+  constexpr size_t kBuckets = 1021;
+  std::vector<int> count(kBuckets);
+  for (int i = 0; i < 4096; ++i) {
+    Digest x{};
+    x[0] = static_cast<uint8_t>(i);
+    x[9] = static_cast<uint8_t>(i >> 8);
+    ++count[hash(x) % kBuckets];
+  }
+  // 4096 keys over 1021 buckets average 4; taking the first word as it is would put all of
+  // them into 256 buckets or fewer.
+  EXPECT_LT(*std::max_element(count.begin(), count.end()), 20);
+  std::unordered_set<Digest, DigestHash> set;
+  for (int i = 0; i < 1000; ++i) set.insert(sha256(std::to_string(i)));
+  EXPECT_EQ(set.size(), 1000u);
+  EXPECT_EQ(set.count(sha256("17")), 1u);
+  EXPECT_EQ(set.count(sha256("1000")), 0u);
 }
 
 TEST(Guid, RandomDiffersDerivedIsStable) {

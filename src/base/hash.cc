@@ -124,6 +124,22 @@ std::optional<Digest> digest_from_bytes(std::string_view bytes) {
   return d;
 }
 
+size_t DigestHash::operator()(const Digest& d) const {
+  static const uint64_t key = [] {
+    uint64_t k = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&k), sizeof k) != 1) std::abort();
+    return k | 1;
+  }();
+  uint64_t a = 0, b = 0;
+  std::memcpy(&a, d.data(), 8);
+  std::memcpy(&b, d.data() + 8, 8);
+  // Multiply-xorshift of two words under the key: bucket indexes depend on every bit of
+  // them and on the key.
+  uint64_t h = (a ^ key) * 0x9E3779B97F4A7C15ull;
+  h ^= (b + key) * 0xC2B2AE3D27D4EB4Full;
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
 Guid Guid::random() {
   Guid g;
   if (RAND_bytes(g.bytes.data(), static_cast<int>(g.bytes.size())) != 1) std::abort();

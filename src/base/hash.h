@@ -42,6 +42,13 @@ inline std::string_view as_bytes(const Digest& d) {
 }
 std::optional<Digest> digest_from_bytes(std::string_view bytes);
 
+// Hash for unordered containers of digests. A SHA-256 is uniform already, but its bytes can
+// be chosen (brute force over message contents) to crowd one bucket, so they are mixed with
+// a key drawn once per process.
+struct DigestHash {
+  size_t operator()(const Digest& d) const;
+};
+
 // A 128-bit identifier. Random for new items; derived (hash-based) where a later replay of
 // the same event must produce the same id.
 struct Guid {
