@@ -430,11 +430,13 @@ class SqlSnapshot : public DatabaseSnapshot {
   Result<std::vector<JournalRecord>> journal(int64_t after, int64_t limit) override {
     limit = std::min(limit, seq_ - after);
     if (limit <= 0) return std::vector<JournalRecord>{};
+    MK_RETURN_IF_ERROR(map_file());
     return journal::read(sql_, after, limit);
   }
 
   Result<int64_t> verify_journal(const std::function<void(int64_t, const std::string&)>& problem,
                                  int64_t from_seq, const Digest& from_hash) override {
+    if (from_seq <= 0) MK_RETURN_IF_ERROR(map_file());
     // Records committed after this snapshot began are not visible to its transaction.
     MK_ASSIGN_OR_RETURN(
         int64_t n, journal::verify_chain(
@@ -471,6 +473,7 @@ class SqlSnapshot : public DatabaseSnapshot {
 
   Status scan_stored(const std::set<Digest>& wanted,
                      const std::function<Status(const Digest&, StoredBytes&&)>& fn) override {
+    MK_RETURN_IF_ERROR(map_file());
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT blob, data FROM messages"));
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -494,7 +497,22 @@ class SqlSnapshot : public DatabaseSnapshot {
     return Status::ok();
   }
 
+  // The connection starts unmapped: from a cold cache, mmap's readahead around each
+  // metadata page would pull in the bodies stored beside it (an incremental backup read the
+  // whole file for its items). Bodies, once the first is wanted, and a walk of the whole
+  // journal are read through a mapping: a body in a row's overflow pages is then copied out
+  // of the page cache instead of read with one pread per 4 KiB page, and the readahead is
+  // what a scan, a scrub slice or a first backup wants. (Base backup of 2.5 GB with the page
+  // cache dropped: 20 s -> 16-17 s; with a scrub slice of 1/8: 4.7 s -> 3.0 s.)
+  Status map_file() {
+    if (mapped_) return Status::ok();
+    MK_RETURN_IF_ERROR(sql_.exec("PRAGMA mmap_size=4294967296"));
+    mapped_ = true;
+    return Status::ok();
+  }
+
   Result<std::string> read_stored(const Digest& blob, bool* is_file) {
+    MK_RETURN_IF_ERROR(map_file());
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT data FROM messages WHERE blob=?"));
     st.bind_blob(1, as_bytes(blob));
     MK_ASSIGN_OR_RETURN(bool row, st.step());
@@ -516,6 +534,7 @@ class SqlSnapshot : public DatabaseSnapshot {
  private:
   Database& db_;
   SqliteDb& sql_;
+  bool mapped_ = false;
   std::string guid_;
   int64_t seq_ = 0;
   Digest head_{};
