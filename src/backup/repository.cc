@@ -630,9 +630,8 @@ Status Repository::verify_pack(const Digest& pack, std::vector<RepositoryProblem
   std::vector<std::pair<Digest, ObjectLocation>> objects;
   for (const auto& [id, loc] : index_)
     if (loc.pack == pack) objects.emplace_back(id, loc);
-  std::sort(objects.begin(), objects.end(), [](const auto& x, const auto& y) {
-    return x.second.offset < y.second.offset;
-  });
+  std::sort(objects.begin(), objects.end(),
+            [](const auto& x, const auto& y) { return x.second.offset < y.second.offset; });
   for (const auto& [id, loc] : objects) {
     std::string owhere = "object " + to_hex(id) + " in " + where;
     if (loc.offset + loc.length > bytes->size()) {

@@ -58,8 +58,7 @@ std::string BlobStore::encode(std::string_view content) {
   out.push_back(static_cast<char>(kZstd));
   out.append(3, '\0');
   put_u64(out, content.size());
-  if (try_zstd && zstd::compress(content, 1, out) &&
-      out.size() + 64 < kHeaderSize + content.size())
+  if (try_zstd && zstd::compress(content, 1, out) && out.size() + 64 < kHeaderSize + content.size())
     return out;
   out.resize(kHeaderSize);
   out[4] = static_cast<char>(kRaw);
