@@ -42,6 +42,7 @@ import shutil
 import subprocess
 import threading
 import time
+import tomllib
 from typing import Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -886,6 +887,8 @@ class Bench:
         if args.diagnostics:
             log("diagnostics: mailark `backup run` again (not in the table):")
             self.diagnostics = {}
+            with open(self.mk.conf, "rb") as f:
+                configured = tomllib.load(f).get("backup", {}).get("scrub_rotation", 24)
             for key, what, rotation in (
                     ("after_restore", "after the account restore (its journal records)", None),
                     ("no_changes", "nothing changed, default scrub_rotation", None),
@@ -894,7 +897,7 @@ class Bench:
                     servers.set_toml_key(self.mk.conf, "backup", "scrub_rotation", rotation)
                 r = mk.backup()
                 if rotation:
-                    servers.set_toml_key(self.mk.conf, "backup", "scrub_rotation", 8)
+                    servers.set_toml_key(self.mk.conf, "backup", "scrub_rotation", configured)
                 r["what"] = what
                 self.diagnostics[key] = r
                 log("     %-48s %6.1f s  CPU %5.1f s  read %9s%s" % (

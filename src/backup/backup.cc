@@ -490,6 +490,9 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     out.archive = range;
     out.verified_messages += shipped.size();
 
+    // Re-reading a large share of the bodies goes faster through a mapping of the file; a
+    // thin slice (the default 1/24) reads only its bodies, without readahead around each.
+    if (verify_all || rotation <= 8) MK_RETURN_IF_ERROR(snap.map_file());
     uint64_t total = 0;
     for (const auto& [g, a] : state.accounts) total += a.bytes();
     progress.start("backup " + db, total);

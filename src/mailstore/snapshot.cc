@@ -430,7 +430,6 @@ class SqlSnapshot : public DatabaseSnapshot {
   Result<std::vector<JournalRecord>> journal(int64_t after, int64_t limit) override {
     limit = std::min(limit, seq_ - after);
     if (limit <= 0) return std::vector<JournalRecord>{};
-    MK_RETURN_IF_ERROR(map_file());
     return journal::read(sql_, after, limit);
   }
 
@@ -497,14 +496,13 @@ class SqlSnapshot : public DatabaseSnapshot {
     return Status::ok();
   }
 
-  // The connection starts unmapped: from a cold cache, mmap's readahead around each
-  // metadata page would pull in the bodies stored beside it (an incremental backup read the
-  // whole file for its items). Bodies, once the first is wanted, and a walk of the whole
-  // journal are read through a mapping: a body in a row's overflow pages is then copied out
-  // of the page cache instead of read with one pread per 4 KiB page, and the readahead is
-  // what a scan, a scrub slice or a first backup wants. (Base backup of 2.5 GB with the page
-  // cache dropped: 20 s -> 16-17 s; with a scrub slice of 1/8: 4.7 s -> 3.0 s.)
-  Status map_file() {
+  // The connection starts unmapped: from a cold cache, mmap's readahead around each page
+  // read would pull in the bodies stored beside it (an incremental backup read the whole file
+  // for its items). Dense reads map it (see DatabaseSnapshot::map_file): a body in a row's
+  // overflow pages is then copied out of the page cache instead of read with one pread per
+  // 4 KiB page. (Base backup of 2.5 GB with the page cache dropped: 20 s -> 16-17 s; with a
+  // scrub slice of 1/8: 4.7 s -> 3.0 s.)
+  Status map_file() override {
     if (mapped_) return Status::ok();
     MK_RETURN_IF_ERROR(sql_.exec("PRAGMA mmap_size=4294967296"));
     mapped_ = true;
@@ -512,7 +510,6 @@ class SqlSnapshot : public DatabaseSnapshot {
   }
 
   Result<std::string> read_stored(const Digest& blob, bool* is_file) {
-    MK_RETURN_IF_ERROR(map_file());
     MK_ASSIGN_OR_RETURN(auto st, sql_.prepare("SELECT data FROM messages WHERE blob=?"));
     st.bind_blob(1, as_bytes(blob));
     MK_ASSIGN_OR_RETURN(bool row, st.step());

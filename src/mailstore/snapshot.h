@@ -143,6 +143,12 @@ class DatabaseSnapshot {
   // Last modification of the message's blob file (ms), or 0 when the body is kept inline in
   // the database. Lets an incremental backup re-read files changed since the last one.
   virtual int64_t message_file_mtime(const Digest& blob) = 0;
+  // From now on reads go through a mapping of the database file: for a reader about to read
+  // a large share of the bodies (a scrub slice of 1/8, say), which the page cache and
+  // readahead then serve instead of a pread per 4 KiB page. Sparse reads are better off
+  // without: readahead around each mapped page can be megabytes (the kernel's read_ahead_kb).
+  // scan_stored() and a walk of the whole journal map the file by themselves.
+  virtual Status map_file() = 0;
 };
 
 }  // namespace mailark
