@@ -27,6 +27,9 @@ constexpr int64_t kSegmentRecords = 5000;
 // A base backup with at least this many new bodies, and an eighth of all, reads them in one
 // scan of the message table.
 constexpr size_t kScanMinimum = 32;
+// A scrub slice of 1/N with N at most this re-reads its bodies through a mapping of the
+// database file (DatabaseSnapshot::map_file).
+constexpr int kMappedScrubRotation = 8;
 
 std::string hostname() {
   char buf[256] = {0};
@@ -449,13 +452,13 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
           (broken.size() > 1 ? " (and " + std::to_string(broken.size() - 1) + " more)" : ""));
     MK_ASSIGN_OR_RETURN(DatabaseState state, snap.state());
     std::set<Digest> shipped;  // bodies read, verified and stored just now
+    uint64_t items = 0;
+    for (const auto& [g, a] : state.accounts) items += a.items();
     // Many new bodies (a first backup): read them in one scan of the message table, in its
     // order, instead of one lookup each in the order of the journal or the folders.
     {
       std::set<Digest> wanted;
-      uint64_t items = 0;
       for (const auto& [g, a] : state.accounts) {
-        items += a.items();
         for (const auto& [fg, f] : a.folders)
           for (const auto& [uid, it] : f.items)
             if (!repo.has_object(it.blob)) wanted.insert(it.blob);
@@ -492,7 +495,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
 
     // Re-reading a large share of the bodies goes faster through a mapping of the file; a
     // thin slice (the default 1/24) reads only its bodies, without readahead around each.
-    if (verify_all || rotation <= 8) MK_RETURN_IF_ERROR(snap.map_file());
+    if (verify_all || rotation <= kMappedScrubRotation) MK_RETURN_IF_ERROR(snap.map_file());
     uint64_t total = 0;
     for (const auto& [g, a] : state.accounts) total += a.bytes();
     progress.start("backup " + db, total);
@@ -518,9 +521,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     json accounts = json::array();
     json trees = json::object();
     std::unordered_set<Digest, DigestHash> seen;
-    uint64_t all_items = 0;
-    for (const auto& [g, a] : state.accounts) all_items += a.items();
-    seen.reserve(static_cast<size_t>(all_items));
+    seen.reserve(static_cast<size_t>(items));
     for (const auto& [ag, a] : state.accounts) {
       json folder_ids = json::array();
       for (const auto& [fg, f] : a.folders) {

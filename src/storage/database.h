@@ -68,8 +68,8 @@ class Database {
   Status read(const std::function<Status(SqliteDb&)>& fn);
   // read() on a connection of its own that does not map the file: for a long read of much of
   // the database (a backup), where mmap's readahead would pull in the bodies stored between
-  // the metadata pages and page cache would fill with what is read once. (The backup's
-  // snapshot maps it itself once it reads bodies; see SqlSnapshot::map_file.)
+  // the metadata pages and page cache would fill with what is read once. (A backup's
+  // snapshot maps it for dense reads; see DatabaseSnapshot::map_file.)
   Status read_bulk(const std::function<Status(SqliteDb&)>& fn);
 
   GroupCommitStats commit_stats() const;

@@ -15,7 +15,10 @@ and mailark's spec, response by response:
 - addressbook-query (text-match on FN/EMAIL/TEL, match types, collations, anyof/allof,
   negation, is-not-defined, nresults), addressbook-multiget, address-data with a prop subset."""
 
+import re
+import socket
 import threading
+import time
 import urllib.parse
 
 import dav_client as dc
@@ -555,6 +558,52 @@ class DavProtocolTest(h.MailarkTestCase):
         self.assertTrue(r.header("Content-Type", "").startswith("text/vcard"), str(r))
         self.expect(cl.put(bres, c1, if_none_match="*"), 412)
         self.expect(cl.delete(bres, if_match=etag_of(c1)), 204)
+
+    def test_large_answer_to_a_slow_reader(self):
+        """An answer larger than the socket takes at once: the pool thread writes what fits,
+        the I/O thread the rest, and the client gets every byte in order."""
+        cl = self.client()
+        path = self.new_calendar(cl, "large")
+        hrefs = []
+        for i in range(250):  # about 3.5 KB each (max_resource_size is 4 KB here)
+            text = "".join(chr(0x41 + (i + k) % 26) for k in range(3300))
+            self.expect(cl.put(path + f"e{i}.ics", dc.event(f"large-{i}", extra=[
+                "DESCRIPTION:" + text])), 201)
+            hrefs.append(path + f"e{i}.ics")
+        # Each href eight times (each is answered): 7 MB, more than a loopback socket's
+        # send buffer takes at once.
+        body = dc.multiget_body("calendar", hrefs * 8,
+                                [d("getetag"), dc.calendar_data()]).encode()
+        expected = cl.report(path, body, depth=1)
+        self.assertEqual(expected.status, 207, str(expected))
+        self.assertGreater(len(expected.body), 6_000_000)
+        request = (f"REPORT {path} HTTP/1.1\r\nHost: localhost\r\n"
+                   f"Authorization: {cl.auth_header()}\r\nDepth: 1\r\n"
+                   f"Content-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+                   ).encode() + body
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        s.settimeout(60)
+        s.connect(("127.0.0.1", self.port))
+        try:
+            for round_ in range(2):  # the connection stays usable after a partial write
+                s.sendall(request)
+                time.sleep(0.5)  # the answer is made and partly written meanwhile
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "closed before the header")
+                    buf += chunk
+                head, got = buf.split(b"\r\n\r\n", 1)
+                self.assertTrue(head.startswith(b"HTTP/1.1 207 "), head)
+                length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+                while len(got) < length:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, f"closed after {len(got)} of {length} bytes")
+                    got += chunk
+                self.assertEqual(got, expected.body, f"round {round_}")
+        finally:
+            s.close()
 
     def race(self, n, fn):
         """Runs fn(i) on n threads released together; returns the results in order."""
