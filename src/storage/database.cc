@@ -1,12 +1,16 @@
 // Database lifecycle, schema and group commit.
 //
-// Group commit: writers enqueue a closure and block; one committer thread takes everything
-// queued, fsyncs the blob directories the batch needs, runs each closure under its own
-// SAVEPOINT inside one BEGIN IMMEDIATE .. COMMIT, and wakes the writers. With
-// synchronous=FULL the COMMIT is one WAL fsync shared by the whole batch.
+// Group commit: writers enqueue a closure and block. When no commit is running, the writer
+// that finds it so leads one: it takes everything queued (its own closure among it), fsyncs
+// the blob directories the batch needs, runs each closure under its own SAVEPOINT inside one
+// BEGIN IMMEDIATE .. COMMIT, and wakes the writers; whoever queued meanwhile is committed by
+// the next leader. With synchronous=FULL the COMMIT is one WAL fsync shared by the whole
+// batch. (A leader instead of a committer thread: a lone writer commits on its own thread,
+// without two thread hand-offs per transaction.)
 #include "storage/database.h"
 
 #include <atomic>
+#include <exception>
 
 #include "base/hash.h"
 #include "base/log.h"
@@ -107,9 +111,12 @@ Database::~Database() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  work_cv_.notify_all();
   checkpoint_cv_.notify_all();
-  if (committer_.joinable()) committer_.join();
+  {
+    // Writers already queued are still committed (by themselves, as leaders).
+    std::unique_lock lock(mu_);
+    done_cv_.wait(lock, [&] { return queue_.empty() && !committing_; });
+  }
   if (checkpointer_.joinable()) checkpointer_.join();
   // Never waits for readers of other processes; the last connection to close checkpoints
   // the rest and removes the WAL by itself.
@@ -223,7 +230,6 @@ CREATE TABLE IF NOT EXISTS header_fields(
   MK_RETURN_IF_ERROR(convert_messages_table());
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
-  committer_ = std::thread([this] { committer_loop(); });
   checkpointer_ = std::thread([this] { checkpointer_loop(); });
   return Status::ok();
 }
@@ -233,8 +239,27 @@ Status Database::write(const std::function<Status(WriteTx&)>& fn, std::set<std::
   std::unique_lock lock(mu_);
   if (stopping_) return temporary("database " + name_ + " is closing");
   queue_.push_back(&pending);
-  work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return pending.done; });
+  std::vector<PendingWrite*> batch;
+  while (!pending.done) {
+    if (committing_) {
+      done_cv_.wait(lock);
+      continue;
+    }
+    committing_ = true;
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    bool committed = commit_batch(batch);
+    lock.lock();
+    stats_.transactions += batch.size();
+    if (committed) stats_.commits += 1;
+    for (auto* p : batch) p->done = true;
+    batch.clear();
+    committing_ = false;
+    done_cv_.notify_all();
+  }
   return pending.result;
 }
 
@@ -272,58 +297,48 @@ ALTER TABLE messages_new RENAME TO messages;
   return tx.commit();
 }
 
-void Database::committer_loop() {
-  std::vector<PendingWrite*> batch;
-  while (true) {
-    {
-      std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-    }
-    std::set<std::string> dirs;
-    for (auto* p : batch) dirs.insert(p->sync_dirs.begin(), p->sync_dirs.end());
-    Status batch_status = blobs_.sync_dirs(dirs);
-    bool any_ok = false;
-    if (batch_status.is_ok()) batch_status = writer_->exec("BEGIN IMMEDIATE");
-    if (batch_status.is_ok()) {
-      WriteTx tx(*writer_, now_ms());
-      for (auto* p : batch) {
-        Status s = writer_->exec("SAVEPOINT w");
-        if (s.is_ok()) s = (*p->fn)(tx);
-        if (s.is_ok()) {
-          s = writer_->exec("RELEASE w");
-          any_ok = any_ok || s.is_ok();
-        } else {
-          (void)writer_->exec("ROLLBACK TO w");
-          (void)writer_->exec("RELEASE w");
-        }
-        p->result = s;
-      }
-      // The journal head is kept in meta too, so a lost tail of the journal is detectable.
-      Status c = any_ok ? record_journal_head() : Status::ok();
-      if (c.is_ok()) c = writer_->exec("COMMIT");
-      if (!c.is_ok()) {
-        MK_LOG_ERROR("database {}: group commit failed: {}", name_, c.to_string());
-        (void)writer_->exec("ROLLBACK");
-        for (auto* p : batch)
-          if (p->result.is_ok()) p->result = c;
-      }
-    } else {
-      for (auto* p : batch) p->result = batch_status;
-    }
-    {
-      std::lock_guard lock(mu_);
-      stats_.transactions += batch.size();
-      if (any_ok) stats_.commits += 1;
-      for (auto* p : batch) p->done = true;
-    }
-    done_cv_.notify_all();
-    batch.clear();
+bool Database::commit_batch(const std::vector<PendingWrite*>& batch) {
+  std::set<std::string> dirs;
+  for (auto* p : batch) dirs.insert(p->sync_dirs.begin(), p->sync_dirs.end());
+  Status batch_status = blobs_.sync_dirs(dirs);
+  if (batch_status.is_ok()) batch_status = writer_->exec("BEGIN IMMEDIATE");
+  if (!batch_status.is_ok()) {
+    for (auto* p : batch) p->result = batch_status;
+    return false;
   }
+  bool any_ok = false;
+  WriteTx tx(*writer_, now_ms());
+  for (auto* p : batch) {
+    Status s = writer_->exec("SAVEPOINT w");
+    if (s.is_ok()) {
+      // The leader runs other writers' closures: one that throws fails alone, and the
+      // leader still finishes the batch (and hands on the lead).
+      try {
+        s = (*p->fn)(tx);
+      } catch (const std::exception& e) {
+        s = temporary(std::string("write failed: ") + e.what());
+      }
+    }
+    if (s.is_ok()) {
+      s = writer_->exec("RELEASE w");
+      any_ok = any_ok || s.is_ok();
+    } else {
+      (void)writer_->exec("ROLLBACK TO w");
+      (void)writer_->exec("RELEASE w");
+    }
+    p->result = s;
+  }
+  // The journal head is kept in meta too, so a lost tail of the journal is detectable.
+  Status c = any_ok ? record_journal_head() : Status::ok();
+  if (c.is_ok()) c = writer_->exec("COMMIT");
+  if (!c.is_ok()) {
+    MK_LOG_ERROR("database {}: group commit failed: {}", name_, c.to_string());
+    (void)writer_->exec("ROLLBACK");
+    for (auto* p : batch)
+      if (p->result.is_ok()) p->result = c;
+    return false;
+  }
+  return any_ok;
 }
 
 Status Database::record_journal_head() {
@@ -337,7 +352,7 @@ Status Database::record_journal_head() {
 
 void Database::checkpointer_loop() {
   // Its own connection: a PASSIVE checkpoint copies committed WAL frames into the database
-  // file without blocking the committer, every 200 ms while there is work.
+  // file without blocking writers, every 200 ms while there is work.
   auto db = SqliteDb::open(sqlite_path(), false);
   if (!db.is_ok()) {
     MK_LOG_ERROR("database {}: no checkpoint connection: {}", name_, db.status().to_string());

@@ -79,10 +79,13 @@ class Database {
   Status open_connections(bool create);
   Status convert_messages_table();
   Status replace_messages_table();
-  void committer_loop();
   Status record_journal_head();
   Result<std::unique_ptr<SqliteDb>> acquire_reader();
   void release_reader(std::unique_ptr<SqliteDb> db);
+
+  struct PendingWrite;
+  // Commits one batch on writer_ (results in each PendingWrite); true if something committed.
+  bool commit_batch(const std::vector<PendingWrite*>& batch);
 
   struct PendingWrite {
     const std::function<Status(WriteTx&)>* fn;
@@ -95,15 +98,14 @@ class Database {
   std::string dir_;
   std::string name_;
   BlobStore blobs_;
-  std::unique_ptr<SqliteDb> writer_;  // used only by the committer thread
+  std::unique_ptr<SqliteDb> writer_;  // used only by the writer leading a commit
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;
   std::condition_variable done_cv_;
   std::deque<PendingWrite*> queue_;
   bool stopping_ = false;
+  bool committing_ = false;  // a writer is leading a commit
   GroupCommitStats stats_;
-  std::thread committer_;
   // WAL checkpoints run here instead of inside a commit, so a batch never waits for one.
   std::thread checkpointer_;
   std::condition_variable checkpoint_cv_;

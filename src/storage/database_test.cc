@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
 
 namespace mailark {
@@ -101,6 +102,38 @@ TEST_F(DatabaseTest, FailingWriterRollsBackOnlyItself) {
                   })
                   .is_ok());
   EXPECT_TRUE(problems.empty());
+}
+
+// The writer leading a commit runs the other writers' closures: one that throws fails alone,
+// the batch commits, and the lead passes on (the next writes still commit).
+TEST_F(DatabaseTest, ThrowingWriterFailsAloneAndTheLeadPassesOn) {
+  auto db = Database::create(posix_fs(), dir_ + "/d", "d");
+  ASSERT_TRUE(db.is_ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0}, failed{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        Status s = (*db)->write([&](WriteTx& tx) -> Status {
+          MK_RETURN_IF_ERROR(tx.journal("test", Guid{}, Guid::random(), "{}").status());
+          if (t == 3 && i % 4 == 0) throw std::runtime_error("deliberate");
+          return Status::ok();
+        });
+        (s.is_ok() ? ok : failed)++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 5);
+  EXPECT_EQ(ok, 155);
+  int64_t count = 0;
+  ASSERT_TRUE((*db)
+                  ->read([&](SqliteDb& sql) {
+                    count = journal::count(sql).value();
+                    return Status::ok();
+                  })
+                  .is_ok());
+  EXPECT_EQ(count, 155);
 }
 
 // Databases written before `messages` became an ordinary table are converted at open: same
