@@ -8,8 +8,11 @@
   failures even the right password gets NO [UNAVAILABLE] for that address (not for others);
 - plaintext_auth = "never": LOGINDISABLED, LOGIN and AUTHENTICATE refused in the clear,
   accepted after STARTTLS and on imaps; no STARTTLS command injection;
-- login_timeout_s: an idle unauthenticated connection gets "* BYE" and is closed."""
+- login_timeout_s: an idle unauthenticated connection gets "* BYE" and is closed, an
+  authenticated one is not; the server refuses an authenticated timeout_s under the 30
+  minutes of RFC 3501 5.4."""
 
+import os
 import ssl
 import time
 
@@ -402,6 +405,25 @@ class LoopbackPolicyTest(h.MailarkTestCase):
             self.assertTrue(local.cmd(f'LOGIN lb@acme.test "{PW}"').ok)
         finally:
             inst.stop()
+
+
+class AutologoutTimerTest(h.MailarkTestCase):
+    """RFC 3501 5.4: the autologout timer of an authenticated session is at least 30 minutes.
+    Waiting that long has no place in a test, so the configuration is what is checked: the
+    server refuses to start with less (and an authenticated session outlives login_timeout_s,
+    PlaintextNeverTest.test_login_timeout_other_paths)."""
+
+    def test_refuses_a_timeout_under_30_minutes(self):
+        inst = h.Instance("imap-autologout")
+        inst.set_option("imap", "timeout_s", "1799")
+        r = h.run_mailark(["serve"], config=inst.config, timeout=60)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("imap.timeout_s must be at least 1800", r.err, str(r))
+        self.assertFalse(any(f.startswith("ports") for f in os.listdir(inst.data)), str(r))
+        inst.set_option("imap", "timeout_s", "1800")
+        inst.start()
+        self.assertTrue(inst.running())
+        inst.stop()
 
 
 if __name__ == "__main__":
