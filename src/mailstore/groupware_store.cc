@@ -66,11 +66,16 @@ Status save_props(WriteTx& tx, const Account& account, const FolderRow& f,
   return tx.journal("folder.props", account.guid, Guid{}, p.dump()).status();
 }
 
+// A resource's row holds a copy of its item's columns (the items of calendars and address
+// books never change), so reads need no join with items.
 constexpr const char* kResourceColumns =
-    "d.name, i.uid, i.guid, i.blob, i.size, i.modseq, i.saved_ms, d.component_uid, d.component,"
+    "d.name, d.uid, d.guid, d.blob, d.size, d.modseq, d.saved_ms, d.component_uid, d.component,"
     " d.range_start, d.range_end, d.recurring";
-constexpr const char* kResourceJoin =
-    " FROM dav_resources d JOIN items i ON i.folder_id=d.folder_id AND i.uid=d.uid";
+constexpr const char* kResourceFrom = " FROM dav_resources d";
+// Conditions for find_resource. The planner would take the unique dav_by_name and then read
+// the row; the covering index answers from one descent.
+constexpr const char* kByName = " INDEXED BY dav_by_name_all WHERE d.folder_id=? AND d.name=?";
+constexpr const char* kByComponentUid = " WHERE d.folder_id=? AND d.component_uid=?";
 
 DavResource row_to_resource(const SqliteStatement& st) {
   DavResource r;
@@ -89,11 +94,12 @@ DavResource row_to_resource(const SqliteStatement& st) {
   return r;
 }
 
-// The resource matching `where` (one '?' bound to `key`) in the folder, if any.
+// The resource matching `where` (kByName or kByComponentUid, bound to the folder and `key`),
+// if any.
 Result<std::optional<DavResource>> find_resource(SqliteDb& db, int64_t folder_id, const char* where,
                                                  std::string_view key) {
   MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kResourceColumns +
-                                          kResourceJoin + " WHERE d.folder_id=? AND " + where));
+                                          kResourceFrom + where));
   st.bind(1, folder_id).bind(2, key);
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return std::optional<DavResource>{};
@@ -141,6 +147,27 @@ Result<store_sql::ObjectRange> store_sql::object_range(std::string_view componen
   if (component == "VCARD") return ObjectRange{};
   MK_ASSIGN_OR_RETURN(ObjectFacts facts, examine(CollectionKind::kCalendar, body));
   return ObjectRange{facts.range_start, facts.range_end, facts.recurring};
+}
+
+Status store_sql::insert_resource(SqliteDb& db, int64_t folder_id, const DavResource& r) {
+  MK_ASSIGN_OR_RETURN(auto ins, db.prepare("INSERT INTO dav_resources(folder_id, uid, name,"
+                                           " component_uid, component, range_start, range_end,"
+                                           " recurring, guid, blob, size, modseq, saved_ms)"
+                                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  ins.bind(1, folder_id)
+      .bind(2, static_cast<int64_t>(r.uid))
+      .bind(3, r.name)
+      .bind(4, r.component_uid)
+      .bind(5, r.component)
+      .bind(6, r.range_start)
+      .bind(7, r.range_end)
+      .bind(8, r.recurring ? 1 : 0)
+      .bind_blob(9, r.guid.raw())
+      .bind_blob(10, as_bytes(r.blob))
+      .bind(11, static_cast<int64_t>(r.size))
+      .bind(12, static_cast<int64_t>(r.modseq))
+      .bind(13, r.saved_ms);
+  return ins.run();
 }
 
 bool is_groupware_folder_name(std::string_view name) {
@@ -296,7 +323,7 @@ Result<std::vector<DavResource>> MailStore::resources(
   std::vector<DavResource> out;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     std::string sql =
-        std::string("SELECT ") + kResourceColumns + kResourceJoin + " WHERE d.folder_id=?";
+        std::string("SELECT ") + kResourceColumns + kResourceFrom + " WHERE d.folder_id=?";
     // An occurrence overlaps [a, b) when it starts before b and ends after a; instants
     // (start == end) at a count, so the stored range end is compared with >=.
     if (range) sql += " AND d.range_start < ? AND d.range_end >= ?";
@@ -314,7 +341,7 @@ Result<std::vector<DavResource>> MailStore::resources(
   return out;
 }
 
-// The one resource matching `where`, kNotFound naming `what` when there is none.
+// The one resource matching `where` (as find_resource), kNotFound naming `what` when none.
 static Result<DavResource> one_resource(const Account& account, const DavCollection& c,
                                         const char* where, std::string_view key,
                                         const std::string& what) {
@@ -329,7 +356,7 @@ static Result<DavResource> one_resource(const Account& account, const DavCollect
 
 Result<DavResource> MailStore::resource(const Account& account, const DavCollection& c,
                                         std::string_view name) {
-  return one_resource(account, c, "d.name=?", name, "no resource " + std::string(name));
+  return one_resource(account, c, kByName, name, "no resource " + std::string(name));
 }
 
 Result<std::vector<DavResource>> MailStore::resources_named(const Account& account,
@@ -352,9 +379,9 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
       std::string sql = "WITH j(name) AS (VALUES (?)";
       for (size_t k = 1; k < slots; ++k) sql += ",(?)";
       sql += std::string(") SELECT ") + kResourceColumns +
-             ", m.data FROM j CROSS JOIN dav_resources d ON d.folder_id=? AND d.name=j.name"
-             " JOIN items i ON i.folder_id=d.folder_id AND i.uid=d.uid"
-             " LEFT JOIN messages m ON m.blob=i.blob AND ?";
+             ", m.data FROM j CROSS JOIN dav_resources d INDEXED BY dav_by_name_all"
+             " ON d.folder_id=? AND d.name=j.name"
+             " LEFT JOIN messages m ON m.blob=d.blob AND ?";
       MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
       int param = 1;
       for (size_t k = 0; k < slots; ++k) {
@@ -390,7 +417,7 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
 
 Result<DavResource> MailStore::resource_by_uid(const Account& account, const DavCollection& c,
                                                std::string_view component_uid) {
-  return one_resource(account, c, "d.component_uid=?", component_uid,
+  return one_resource(account, c, kByComponentUid, component_uid,
                       "no resource with UID " + std::string(component_uid));
 }
 
@@ -489,14 +516,14 @@ Result<DavPutResult> MailStore::store_resource(const Account& account, const Dav
         changed = false;
         result = DavPutResult{};
         MK_ASSIGN_OR_RETURN(FolderRow f, load_collection_row(db, account, c));
-        MK_ASSIGN_OR_RETURN(auto existing, find_resource(db, f.id, "d.name=?", name));
+        MK_ASSIGN_OR_RETURN(auto existing, find_resource(db, f.id, kByName, name));
         if ((put.if_none_match && existing) ||
             (put.if_match && (!existing || existing->blob != *put.if_match))) {
           result.outcome = Outcome::kPreconditionFailed;
           if (existing) result.resource = *existing;
           return Status::ok();
         }
-        MK_ASSIGN_OR_RETURN(auto holder, find_resource(db, f.id, "d.component_uid=?", facts->uid));
+        MK_ASSIGN_OR_RETURN(auto holder, find_resource(db, f.id, kByComponentUid, facts->uid));
         if (holder && holder->name != name) {
           result.outcome = Outcome::kUidConflict;
           result.resource = *holder;
@@ -559,17 +586,7 @@ Result<DavPutResult> MailStore::store_resource(const Account& account, const Dav
         it.internal_date_ms = tx.time_ms();
         it.modseq = modseq;
         MK_RETURN_IF_ERROR(insert_item(db, f.id, it, tx.time_ms()));
-        MK_ASSIGN_OR_RETURN(auto ins,
-                            db.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?,?)"));
-        ins.bind(1, f.id)
-            .bind(2, static_cast<int64_t>(r.uid))
-            .bind(3, r.name)
-            .bind(4, r.component_uid)
-            .bind(5, r.component)
-            .bind(6, r.range_start)
-            .bind(7, r.range_end)
-            .bind(8, r.recurring ? 1 : 0);
-        MK_RETURN_IF_ERROR(ins.run());
+        MK_RETURN_IF_ERROR(insert_resource(db, f.id, r));
         MK_ASSIGN_OR_RETURN(auto ungone,
                             db.prepare("DELETE FROM dav_gone WHERE folder_id=? AND name=?"));
         ungone.bind(1, f.id).bind(2, r.name);
@@ -605,7 +622,7 @@ Status MailStore::delete_resource(const Account& account, const DavCollection& c
   MK_RETURN_IF_ERROR(account.db->write([&](WriteTx& tx) -> Status {
     SqliteDb& db = tx.db();
     MK_ASSIGN_OR_RETURN(FolderRow f, load_collection_row(db, account, c));
-    MK_ASSIGN_OR_RETURN(auto existing, find_resource(db, f.id, "d.name=?", name));
+    MK_ASSIGN_OR_RETURN(auto existing, find_resource(db, f.id, kByName, name));
     if (!existing) return not_found("no resource " + std::string(name));
     if (if_match && existing->blob != *if_match)
       return conflict("resource " + std::string(name) + " has changed");
@@ -641,9 +658,9 @@ Result<DavChanges> MailStore::resource_changes(const Account& account, const Dav
     out.highestmodseq = f.highestmodseq;
     if (since > f.highestmodseq) return invalid("sync token is ahead of the collection");
     MK_ASSIGN_OR_RETURN(auto st,
-                        db.prepare(std::string("SELECT ") + kResourceColumns + kResourceJoin +
-                                   " WHERE d.folder_id=? AND i.modseq>? ORDER BY"
-                                   " i.modseq"));
+                        db.prepare(std::string("SELECT ") + kResourceColumns + kResourceFrom +
+                                   " JOIN items i ON i.folder_id=d.folder_id AND i.uid=d.uid"
+                                   " WHERE d.folder_id=? AND i.modseq>? ORDER BY i.modseq"));
     st.bind(1, f.id).bind(2, static_cast<int64_t>(since));
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, st.step());

@@ -5,9 +5,11 @@
 
 #include <deque>
 
+#include "mailstore/check.h"
 #include "mailstore/mail_store.h"
 #include "mailstore/snapshot.h"
 #include "os/temp_dir.h"
+#include "storage/sqlite.h"
 
 namespace mailark {
 namespace {
@@ -216,6 +218,62 @@ TEST_F(GroupwareStoreTest, RestoredResourceIsNotDuplicated) {
   put(cal_, "renamed.ics", event("uid-a", "20261201T100000Z"));
   EXPECT_TRUE(store_->restore_resource(alice_, cal_, item, raw).value().duplicate);
   EXPECT_EQ(store_->resources(alice_, cal_).value().size(), 1u);
+}
+
+// Resource rows copy their item's columns. A database written before the copy existed gets
+// the columns and their values when it is opened; the checker compares copy and item.
+TEST_F(GroupwareStoreTest, ResourceRowsCopyTheirItemAndOldDatabasesAreFilledAtOpen) {
+  auto a = put(cal_, "a.ics", event("uid-a", "20261201T090000Z"));
+  auto b = put(book_, "b.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b\r\nFN:B\r\nN:B;;;;\r\nEND:VCARD\r\n");
+  auto a2 = put(cal_, "a.ics", event("uid-a", "20261202T090000Z"));
+  ASSERT_EQ(a2.outcome, Outcome::kReplaced);
+  const std::string dir = store_->database_dir("db1");
+  EXPECT_TRUE(check_database(dir, "db1").ok());
+  store_.reset();
+  {
+    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
+    ASSERT_TRUE(sql.is_ok());
+    ASSERT_TRUE((*sql)
+                    ->exec("DROP INDEX dav_by_name_all;"
+                           "ALTER TABLE dav_resources DROP COLUMN guid;"
+                           "ALTER TABLE dav_resources DROP COLUMN blob;"
+                           "ALTER TABLE dav_resources DROP COLUMN size;"
+                           "ALTER TABLE dav_resources DROP COLUMN modseq;"
+                           "ALTER TABLE dav_resources DROP COLUMN saved_ms;")
+                    .is_ok());
+  }
+  EXPECT_TRUE(check_database(dir, "db1").ok()) << "an older database is not a broken one";
+  store_ = std::make_unique<MailStore>(posix_fs(), dir_.path());
+  alice_ = store_->account("db1", "alice@acme.test").value();
+  cal_ = reload(cal_);
+  book_ = reload(book_);
+  for (const auto& [c, want] : {std::pair{cal_, a2.resource}, std::pair{book_, b.resource}}) {
+    auto got = store_->resource(alice_, c, want.name);
+    ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+    EXPECT_EQ(got->uid, want.uid);
+    EXPECT_EQ(got->guid, want.guid);
+    EXPECT_EQ(got->blob, want.blob);
+    EXPECT_EQ(got->size, want.size);
+    EXPECT_EQ(got->modseq, want.modseq);
+    EXPECT_EQ(got->saved_ms, want.saved_ms);
+    std::vector<std::string> bodies;
+    auto named = store_->resources_named(alice_, c, {want.name, "absent"}, &bodies);
+    ASSERT_TRUE(named.is_ok());
+    ASSERT_EQ(named->size(), 1u);
+    EXPECT_EQ((*named)[0].blob, want.blob);
+    EXPECT_EQ(bodies[0].size(), want.size);
+  }
+  EXPECT_EQ(a2.resource.guid, a.resource.guid);
+  EXPECT_TRUE(check_database(dir, "db1").ok());
+  store_.reset();
+  {
+    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
+    ASSERT_TRUE(sql.is_ok());
+    ASSERT_TRUE((*sql)->exec("UPDATE dav_resources SET size=size+1 WHERE name='b.vcf'").is_ok());
+  }
+  CheckReport report = check_database(dir, "db1");
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_NE(report.problems[0].what.find("disagrees with its item"), std::string::npos);
 }
 
 }  // namespace

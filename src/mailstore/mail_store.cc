@@ -1017,6 +1017,8 @@ Result<FlagChanges> MailStore::store_flags(const Account& account, std::string_v
     out = FlagChanges{};
     SqliteDb& db = tx.db();
     MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, norm));
+    // Items of calendars and address books never change (their resource rows copy them).
+    if (f.kind != "mail") return invalid("folder " + f.name + " does not hold mail");
     folder_guid = f.guid;
     MK_ASSIGN_OR_RETURN(auto items, select_items(db, f.id, uids));
     MK_ASSIGN_OR_RETURN(

@@ -860,18 +860,20 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                   MK_RETURN_IF_ERROR(ins.run());
                   ins.reset();
                   if (!item->dav_name.empty()) {
-                    MK_ASSIGN_OR_RETURN(
-                        auto dav,
-                        sql.prepare("INSERT INTO dav_resources VALUES (?,?,?,?,?,?,?,?)"));
-                    dav.bind(1, folder_id)
-                        .bind(2, static_cast<int64_t>(item->uid))
-                        .bind(3, item->dav_name)
-                        .bind(4, item->component_uid)
-                        .bind(5, item->component)
-                        .bind(6, ranges[item].start)
-                        .bind(7, ranges[item].end)
-                        .bind(8, ranges[item].recurring ? 1 : 0);
-                    MK_RETURN_IF_ERROR(dav.run());
+                    DavResource r;
+                    r.name = item->dav_name;
+                    r.uid = item->uid;
+                    r.guid = item->guid;
+                    r.blob = item->blob;
+                    r.size = item->size;
+                    r.modseq = item->modseq;
+                    r.saved_ms = item->saved_ms;
+                    r.component_uid = item->component_uid;
+                    r.component = item->component;
+                    r.range_start = ranges[item].start;
+                    r.range_end = ranges[item].end;
+                    r.recurring = ranges[item].recurring;
+                    MK_RETURN_IF_ERROR(store_sql::insert_resource(sql, folder_id, r));
                   }
                   ref.bind_blob(1, as_bytes(item->blob));
                   MK_RETURN_IF_ERROR(ref.run());

@@ -82,6 +82,9 @@ struct ObjectRange {
   bool recurring = false;
 };
 Result<ObjectRange> object_range(std::string_view component, std::string_view body);
+// Inserts the dav_resources row of item `r.uid` (with its copy of the item's guid, blob,
+// size, modseq and saved_ms); the item row must hold the same values.
+Status insert_resource(SqliteDb& db, int64_t folder_id, const DavResource& r);
 
 }  // namespace store_sql
 }  // namespace mailark

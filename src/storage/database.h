@@ -78,6 +78,7 @@ class Database {
   Database(FileSystem& fs, std::string dir, std::string name);
   Status open_connections(bool create);
   Status convert_messages_table();
+  Status add_resource_item_columns();
   Status replace_messages_table();
   Status record_journal_head();
   Result<std::unique_ptr<SqliteDb>> acquire_reader();
