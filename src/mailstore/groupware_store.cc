@@ -150,10 +150,12 @@ Result<store_sql::ObjectRange> store_sql::object_range(std::string_view componen
 }
 
 Status store_sql::insert_resource(SqliteDb& db, int64_t folder_id, const DavResource& r) {
+  // The message row exists: every writer stores the body before the resource.
   MK_ASSIGN_OR_RETURN(auto ins, db.prepare("INSERT INTO dav_resources(folder_id, uid, name,"
                                            " component_uid, component, range_start, range_end,"
-                                           " recurring, guid, blob, size, modseq, saved_ms)"
-                                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                                           " recurring, guid, blob, size, modseq, saved_ms,"
+                                           " message_row) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                                           " (SELECT rowid FROM messages WHERE blob=?10))"));
   ins.bind(1, folder_id)
       .bind(2, static_cast<int64_t>(r.uid))
       .bind(3, r.name)
@@ -371,6 +373,7 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
   constexpr size_t kBatch = 256;
   std::vector<DavResource> out;
   std::vector<std::optional<std::string>> encoded;
+  std::vector<size_t> stale;  // rows whose message_row hint did not lead to their body
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     for (size_t first = 0; first < names.size(); first += kBatch) {
       const size_t n = std::min(kBatch, names.size() - first);
@@ -378,10 +381,11 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
       while (slots < n) slots *= 2;
       std::string sql = "WITH j(name) AS (VALUES (?)";
       for (size_t k = 1; k < slots; ++k) sql += ",(?)";
+      // The body by the row's hint (message_row), taken only when that row is the body's.
       sql += std::string(") SELECT ") + kResourceColumns +
-             ", m.data FROM j CROSS JOIN dav_resources d INDEXED BY dav_by_name_all"
+             ", m.blob, m.data FROM j CROSS JOIN dav_resources d INDEXED BY dav_by_name_all"
              " ON d.folder_id=? AND d.name=j.name"
-             " LEFT JOIN messages m ON m.blob=d.blob AND ?";
+             " LEFT JOIN messages m ON m.rowid=d.message_row AND ?";
       MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
       int param = 1;
       for (size_t k = 0; k < slots; ++k) {
@@ -397,10 +401,24 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
         MK_ASSIGN_OR_RETURN(bool row, st.step());
         if (!row) break;
         out.push_back(row_to_resource(st));
-        if (bodies)
-          encoded.push_back(st.column_is_null(12) ? std::nullopt
-                                                  : std::optional(st.column_blob(12)));
+        if (!bodies) continue;
+        if (st.column_blob(12) == as_bytes(out.back().blob)) {
+          encoded.push_back(st.column_is_null(13) ? std::nullopt
+                                                  : std::optional(st.column_blob(13)));
+        } else {
+          stale.push_back(out.size() - 1);
+          encoded.emplace_back();
+        }
       }
+    }
+    // Hints a rebuilt messages table renumbered (or rows without one): by digest.
+    if (stale.empty()) return Status::ok();
+    MK_ASSIGN_OR_RETURN(auto by_blob, db.prepare("SELECT data FROM messages WHERE blob=?"));
+    for (size_t i : stale) {
+      by_blob.bind_blob(1, as_bytes(out[i].blob));
+      MK_ASSIGN_OR_RETURN(bool row, by_blob.step());
+      if (row && !by_blob.column_is_null(0)) encoded[i] = by_blob.column_blob(0);
+      by_blob.reset();
     }
     return Status::ok();
   }));

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <tuple>
 
 #include "mailstore/check.h"
 #include "mailstore/mail_store.h"
@@ -239,7 +240,8 @@ TEST_F(GroupwareStoreTest, ResourceRowsCopyTheirItemAndOldDatabasesAreFilledAtOp
                            "ALTER TABLE dav_resources DROP COLUMN blob;"
                            "ALTER TABLE dav_resources DROP COLUMN size;"
                            "ALTER TABLE dav_resources DROP COLUMN modseq;"
-                           "ALTER TABLE dav_resources DROP COLUMN saved_ms;")
+                           "ALTER TABLE dav_resources DROP COLUMN saved_ms;"
+                           "ALTER TABLE dav_resources DROP COLUMN message_row;")
                     .is_ok());
   }
   EXPECT_TRUE(check_database(dir, "db1").ok()) << "an older database is not a broken one";
@@ -265,6 +267,30 @@ TEST_F(GroupwareStoreTest, ResourceRowsCopyTheirItemAndOldDatabasesAreFilledAtOp
   }
   EXPECT_EQ(a2.resource.guid, a.resource.guid);
   EXPECT_TRUE(check_database(dir, "db1").ok());
+  // The message row is a hint: pointing at another body (a rebuilt, renumbered messages
+  // table) or at nothing, the body is found by its digest.
+  store_.reset();
+  {
+    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
+    ASSERT_TRUE(sql.is_ok());
+    ASSERT_TRUE((*sql)
+                    ->exec("UPDATE dav_resources SET message_row=(SELECT MIN(rowid) FROM messages"
+                           " WHERE blob IS NOT dav_resources.blob) WHERE name='a.ics';"
+                           "UPDATE dav_resources SET message_row=NULL WHERE name='b.vcf'")
+                    .is_ok());
+  }
+  store_ = std::make_unique<MailStore>(posix_fs(), dir_.path());
+  alice_ = store_->account("db1", "alice@acme.test").value();
+  for (const auto& [c, want, body] :
+       {std::tuple{reload(cal_), a2.resource, event("uid-a", "20261202T090000Z")},
+        std::tuple{reload(book_), b.resource,
+                   std::string("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b\r\nFN:B\r\nN:B;;;;\r\nEND:VCARD\r\n")}}) {
+    std::vector<std::string> bodies;
+    auto named = store_->resources_named(alice_, c, {want.name}, &bodies);
+    ASSERT_TRUE(named.is_ok()) << named.status().to_string();
+    ASSERT_EQ(bodies.size(), 1u);
+    EXPECT_EQ(bodies[0], body);
+  }
   store_.reset();
   {
     auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
