@@ -85,13 +85,14 @@ class Database {
   void release_reader(std::unique_ptr<SqliteDb> db);
 
   struct PendingWrite;
+  void committer_loop();
   // Commits one batch on writer_ (results in each PendingWrite); true if something committed.
   bool commit_batch(const std::vector<PendingWrite*>& batch);
 
   struct PendingWrite {
     const std::function<Status(WriteTx&)>* fn;
     std::set<std::string> sync_dirs;
-    Status result;
+    Status result = Status::ok();
     bool done = false;
   };
 
@@ -99,14 +100,15 @@ class Database {
   std::string dir_;
   std::string name_;
   BlobStore blobs_;
-  std::unique_ptr<SqliteDb> writer_;  // used only by the writer leading a commit
+  std::unique_ptr<SqliteDb> writer_;  // used only by the committer thread
 
   mutable std::mutex mu_;
+  std::condition_variable work_cv_;
   std::condition_variable done_cv_;
   std::deque<PendingWrite*> queue_;
   bool stopping_ = false;
-  bool committing_ = false;  // a writer is leading a commit
   GroupCommitStats stats_;
+  std::thread committer_;
   // WAL checkpoints run here instead of inside a commit, so a batch never waits for one.
   std::thread checkpointer_;
   std::condition_variable checkpoint_cv_;

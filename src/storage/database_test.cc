@@ -104,9 +104,9 @@ TEST_F(DatabaseTest, FailingWriterRollsBackOnlyItself) {
   EXPECT_TRUE(problems.empty());
 }
 
-// The writer leading a commit runs the other writers' closures: one that throws fails alone,
-// the batch commits, and the lead passes on (the next writes still commit).
-TEST_F(DatabaseTest, ThrowingWriterFailsAloneAndTheLeadPassesOn) {
+// A closure that throws fails its own write only: the rest of its batch commits, and the
+// committer goes on with the next batches (it used to end the process).
+TEST_F(DatabaseTest, ThrowingWriterFailsAlone) {
   auto db = Database::create(posix_fs(), dir_ + "/d", "d");
   ASSERT_TRUE(db.is_ok());
   std::vector<std::thread> threads;
