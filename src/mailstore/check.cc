@@ -270,14 +270,14 @@ CheckReport check_database(const std::string& dir, const std::string& name,
               [&](const SqliteStatement& st) { has_copy = st.column_int(0) > 0; });
     if (has_copy)
       run_query(
-        "SELECT COALESCE(f.name, '?'), d.name FROM dav_resources d JOIN items i ON"
-        " i.folder_id=d.folder_id AND i.uid=d.uid LEFT JOIN folders f ON f.id=d.folder_id"
-        " WHERE d.guid IS NOT i.guid OR d.blob IS NOT i.blob OR d.size IS NOT i.size OR"
-        " d.modseq IS NOT i.modseq OR d.saved_ms IS NOT i.saved_ms LIMIT 100",
-        [&](const SqliteStatement& st) {
-          problem("folder " + st.column_text(0) + " resource " + st.column_text(1),
-                  "resource row disagrees with its item (guid, blob, size, modseq or saved_ms)");
-        });
+          "SELECT COALESCE(f.name, '?'), d.name FROM dav_resources d JOIN items i ON"
+          " i.folder_id=d.folder_id AND i.uid=d.uid LEFT JOIN folders f ON f.id=d.folder_id"
+          " WHERE d.guid IS NOT i.guid OR d.blob IS NOT i.blob OR d.size IS NOT i.size OR"
+          " d.modseq IS NOT i.modseq OR d.saved_ms IS NOT i.saved_ms LIMIT 100",
+          [&](const SqliteStatement& st) {
+            problem("folder " + st.column_text(0) + " resource " + st.column_text(1),
+                    "resource row disagrees with its item (guid, blob, size, modseq or saved_ms)");
+          });
   }
   return report;
 }

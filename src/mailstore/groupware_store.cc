@@ -98,8 +98,8 @@ DavResource row_to_resource(const SqliteStatement& st) {
 // if any.
 Result<std::optional<DavResource>> find_resource(SqliteDb& db, int64_t folder_id, const char* where,
                                                  std::string_view key) {
-  MK_ASSIGN_OR_RETURN(auto st, db.prepare(std::string("SELECT ") + kResourceColumns +
-                                          kResourceFrom + where));
+  MK_ASSIGN_OR_RETURN(
+      auto st, db.prepare(std::string("SELECT ") + kResourceColumns + kResourceFrom + where));
   st.bind(1, folder_id).bind(2, key);
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return std::optional<DavResource>{};

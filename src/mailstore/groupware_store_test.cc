@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <deque>
-#include <tuple>
 
 #include "mailstore/check.h"
 #include "mailstore/mail_store.h"
@@ -224,79 +223,69 @@ TEST_F(GroupwareStoreTest, RestoredResourceIsNotDuplicated) {
 // Resource rows copy their item's columns. A database written before the copy existed gets
 // the columns and their values when it is opened; the checker compares copy and item.
 TEST_F(GroupwareStoreTest, ResourceRowsCopyTheirItemAndOldDatabasesAreFilledAtOpen) {
+  const std::string card =
+      "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b\r\nFN:B\r\nN:B;;;;\r\nEND:VCARD\r\n";
   auto a = put(cal_, "a.ics", event("uid-a", "20261201T090000Z"));
-  auto b = put(book_, "b.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b\r\nFN:B\r\nN:B;;;;\r\nEND:VCARD\r\n");
+  auto b = put(book_, "b.vcf", card);
   auto a2 = put(cal_, "a.ics", event("uid-a", "20261202T090000Z"));
   ASSERT_EQ(a2.outcome, Outcome::kReplaced);
+  EXPECT_EQ(a2.resource.guid, a.resource.guid);
   const std::string dir = store_->database_dir("db1");
   EXPECT_TRUE(check_database(dir, "db1").ok());
-  store_.reset();
-  {
-    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
-    ASSERT_TRUE(sql.is_ok());
-    ASSERT_TRUE((*sql)
-                    ->exec("DROP INDEX dav_by_name_all;"
-                           "ALTER TABLE dav_resources DROP COLUMN guid;"
-                           "ALTER TABLE dav_resources DROP COLUMN blob;"
-                           "ALTER TABLE dav_resources DROP COLUMN size;"
-                           "ALTER TABLE dav_resources DROP COLUMN modseq;"
-                           "ALTER TABLE dav_resources DROP COLUMN saved_ms;"
-                           "ALTER TABLE dav_resources DROP COLUMN message_row;")
-                    .is_ok());
-  }
+  // Changes the database with the store closed, then opens it again.
+  auto edit = [&](const char* sql) {
+    store_.reset();
+    auto db = SqliteDb::open(dir + "/meta.sqlite", false);
+    ASSERT_TRUE(db.is_ok());
+    ASSERT_TRUE((*db)->exec(sql).is_ok()) << sql;
+  };
+  auto reopen = [&] {
+    store_ = std::make_unique<MailStore>(posix_fs(), dir_.path());
+    alice_ = store_->account("db1", "alice@acme.test").value();
+    cal_ = reload(cal_);
+    book_ = reload(book_);
+  };
+  // The bodies multiget reads, each checked against the resource read alone.
+  auto expect_bodies = [&] {
+    for (const auto& [c, want] : {std::pair{cal_, a2.resource}, std::pair{book_, b.resource}}) {
+      auto got = store_->resource(alice_, c, want.name);
+      ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+      EXPECT_EQ(got->uid, want.uid);
+      EXPECT_EQ(got->guid, want.guid);
+      EXPECT_EQ(got->blob, want.blob);
+      EXPECT_EQ(got->size, want.size);
+      EXPECT_EQ(got->modseq, want.modseq);
+      EXPECT_EQ(got->saved_ms, want.saved_ms);
+      std::vector<std::string> bodies;
+      auto named = store_->resources_named(alice_, c, {want.name, "absent"}, &bodies);
+      ASSERT_TRUE(named.is_ok()) << named.status().to_string();
+      ASSERT_EQ(named->size(), 1u);
+      EXPECT_EQ((*named)[0].blob, want.blob);
+      EXPECT_EQ(bodies[0],
+                c.kind == CollectionKind::kCalendar ? event("uid-a", "20261202T090000Z") : card);
+    }
+  };
+  edit(
+      "DROP INDEX dav_by_name_all;"
+      "ALTER TABLE dav_resources DROP COLUMN guid;"
+      "ALTER TABLE dav_resources DROP COLUMN blob;"
+      "ALTER TABLE dav_resources DROP COLUMN size;"
+      "ALTER TABLE dav_resources DROP COLUMN modseq;"
+      "ALTER TABLE dav_resources DROP COLUMN saved_ms;"
+      "ALTER TABLE dav_resources DROP COLUMN message_row;");
   EXPECT_TRUE(check_database(dir, "db1").ok()) << "an older database is not a broken one";
-  store_ = std::make_unique<MailStore>(posix_fs(), dir_.path());
-  alice_ = store_->account("db1", "alice@acme.test").value();
-  cal_ = reload(cal_);
-  book_ = reload(book_);
-  for (const auto& [c, want] : {std::pair{cal_, a2.resource}, std::pair{book_, b.resource}}) {
-    auto got = store_->resource(alice_, c, want.name);
-    ASSERT_TRUE(got.is_ok()) << got.status().to_string();
-    EXPECT_EQ(got->uid, want.uid);
-    EXPECT_EQ(got->guid, want.guid);
-    EXPECT_EQ(got->blob, want.blob);
-    EXPECT_EQ(got->size, want.size);
-    EXPECT_EQ(got->modseq, want.modseq);
-    EXPECT_EQ(got->saved_ms, want.saved_ms);
-    std::vector<std::string> bodies;
-    auto named = store_->resources_named(alice_, c, {want.name, "absent"}, &bodies);
-    ASSERT_TRUE(named.is_ok());
-    ASSERT_EQ(named->size(), 1u);
-    EXPECT_EQ((*named)[0].blob, want.blob);
-    EXPECT_EQ(bodies[0].size(), want.size);
-  }
-  EXPECT_EQ(a2.resource.guid, a.resource.guid);
+  reopen();
+  expect_bodies();
   EXPECT_TRUE(check_database(dir, "db1").ok());
   // The message row is a hint: pointing at another body (a rebuilt, renumbered messages
   // table) or at nothing, the body is found by its digest.
-  store_.reset();
-  {
-    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
-    ASSERT_TRUE(sql.is_ok());
-    ASSERT_TRUE((*sql)
-                    ->exec("UPDATE dav_resources SET message_row=(SELECT MIN(rowid) FROM messages"
-                           " WHERE blob IS NOT dav_resources.blob) WHERE name='a.ics';"
-                           "UPDATE dav_resources SET message_row=NULL WHERE name='b.vcf'")
-                    .is_ok());
-  }
-  store_ = std::make_unique<MailStore>(posix_fs(), dir_.path());
-  alice_ = store_->account("db1", "alice@acme.test").value();
-  for (const auto& [c, want, body] :
-       {std::tuple{reload(cal_), a2.resource, event("uid-a", "20261202T090000Z")},
-        std::tuple{reload(book_), b.resource,
-                   std::string("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b\r\nFN:B\r\nN:B;;;;\r\nEND:VCARD\r\n")}}) {
-    std::vector<std::string> bodies;
-    auto named = store_->resources_named(alice_, c, {want.name}, &bodies);
-    ASSERT_TRUE(named.is_ok()) << named.status().to_string();
-    ASSERT_EQ(bodies.size(), 1u);
-    EXPECT_EQ(bodies[0], body);
-  }
-  store_.reset();
-  {
-    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
-    ASSERT_TRUE(sql.is_ok());
-    ASSERT_TRUE((*sql)->exec("UPDATE dav_resources SET size=size+1 WHERE name='b.vcf'").is_ok());
-  }
+  edit(
+      "UPDATE dav_resources SET message_row=(SELECT MIN(rowid) FROM messages"
+      " WHERE blob IS NOT dav_resources.blob) WHERE name='a.ics';"
+      "UPDATE dav_resources SET message_row=NULL WHERE name='b.vcf'");
+  reopen();
+  expect_bodies();
+  edit("UPDATE dav_resources SET size=size+1 WHERE name='b.vcf'");
   CheckReport report = check_database(dir, "db1");
   ASSERT_EQ(report.problems.size(), 1u);
   EXPECT_NE(report.problems[0].what.find("disagrees with its item"), std::string::npos);

@@ -261,7 +261,7 @@ Status Database::write(const std::function<Status(WriteTx&)>& fn, std::set<std::
 // and their values at open, once, in one transaction.
 Status Database::add_resource_item_columns() {
   static constexpr std::pair<const char*, const char*> kColumns[] = {
-      {"guid", "BLOB"},    {"blob", "BLOB"},         {"size", "INTEGER"},
+      {"guid", "BLOB"},      {"blob", "BLOB"},        {"size", "INTEGER"},
       {"modseq", "INTEGER"}, {"saved_ms", "INTEGER"}, {"message_row", "INTEGER"}};
   SqliteTransaction tx(writer_.get());
   MK_RETURN_IF_ERROR(tx.begin());
@@ -273,8 +273,8 @@ Status Database::add_resource_item_columns() {
     MK_ASSIGN_OR_RETURN(bool row, has.step());
     if (row && has.column_int(0) > 0) continue;
     has.reset();
-    MK_RETURN_IF_ERROR(writer_->exec(std::string("ALTER TABLE dav_resources ADD COLUMN ") +
-                                     column + " " + type));
+    MK_RETURN_IF_ERROR(
+        writer_->exec(std::string("ALTER TABLE dav_resources ADD COLUMN ") + column + " " + type));
     added = true;
   }
   if (added) {

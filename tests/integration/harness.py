@@ -557,7 +557,7 @@ def _pool():
 def make_message(msgid, size, seed=0, subject=None, to="user@test", extra_headers=()):
     """A CRLF message of about `size` bytes with a unique Message-ID; deterministic for
     (msgid, size, seed)."""
-    headers = [f"From: Sender <sender@remote.test>",
+    headers = ["From: Sender <sender@remote.test>",
                f"To: <{to}>",
                f"Subject: {subject or 'test message ' + msgid}",
                f"Message-ID: <{msgid}>",

@@ -957,7 +957,7 @@ class ImapProtocolTest(h.MailarkTestCase):
             (f"SMALLER {min(sizes) + 1}", [i + 1 for i, s in enumerate(sizes) if s == min(sizes)]),
             (f"SMALLER {sizes[3]}", [1, 2, 3, 5]),
             (f"UID {uids[1]}:{uids[2]}", [2, 3]), (f"UID {uids[4]}", [5]), ("UID 99999", []),
-            (f"UID *", [5]),
+            ("UID *", [5]),
             ("2,4:5", [2, 4, 5]), ("*", [5]), ("3:*", [3, 4, 5]), ("*:4", [4, 5]),
             ("1:3 SEEN", [1]),
             ("NOT SEEN", [2, 3, 5]), ("NOT NOT SEEN", [1, 4]),
