@@ -229,8 +229,9 @@ CREATE TABLE IF NOT EXISTS header_fields(
       MK_RETURN_IF_ERROR(writer_->exec(
           "ALTER TABLE dav_resources ADD COLUMN recurring INTEGER NOT NULL DEFAULT 0"));
   }
-  MK_RETURN_IF_ERROR(add_resource_item_columns());
+  // messages first: filling the resources' message_row reads its rowids.
   MK_RETURN_IF_ERROR(convert_messages_table());
+  MK_RETURN_IF_ERROR(add_resource_item_columns());
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
   // The writer maps the file like the server's readers: a commit reads the index pages it
