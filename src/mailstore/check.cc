@@ -66,8 +66,10 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   auto chain = journal::verify_chain(db, [&](int64_t seq, const std::string& what) {
     problem("journal seq " + std::to_string(seq), what);
   });
-  if (!chain.is_ok()) problem("journal", chain.status().message());
-  else report.journal_records = static_cast<uint64_t>(*chain);
+  if (!chain.is_ok())
+    problem("journal", chain.status().message());
+  else
+    report.journal_records = static_cast<uint64_t>(*chain);
   {
     // meta.journal_head is written with every commit: "seq:HEXHASH" of the newest record.
     auto head = db.prepare(
@@ -137,8 +139,9 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     bool is_inline = !st.column_is_null(4);
     auto content = is_inline ? BlobStore::decode_verified(st.column_blob(4), *d) : blobs.get(*d);
     if (!content.is_ok()) {
-      problem(where + (is_inline ? " (stored in the messages table)" : " (" + blobs.path_of(*d) + ")"),
-              content.status().message());
+      problem(
+          where + (is_inline ? " (stored in the messages table)" : " (" + blobs.path_of(*d) + ")"),
+          content.status().message());
       return;
     }
     if (static_cast<int64_t>(content->size()) != st.column_int(1))
@@ -146,7 +149,8 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   });
   for (const auto& [d, n] : refs_expected)
     if (!referenced.count(d))
-      problem("blob " + to_hex(d), std::to_string(n) + " items refer to a message that does not exist");
+      problem("blob " + to_hex(d),
+              std::to_string(n) + " items refer to a message that does not exist");
 
   say("header fields records");
   bool has_header_fields = false;
@@ -195,16 +199,18 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     for (const auto& d : *on_disk)
       if (!referenced.count(d) || inline_blobs.count(d)) ++orphans;
     if (orphans)
-      report.notes.push_back({"blob store", std::to_string(orphans) +
-                                                " blob files no item refers to (left by interrupted "
-                                                "deliveries or expunges; harmless)"});
+      report.notes.push_back(
+          {"blob store", std::to_string(orphans) +
+                             " blob files no item refers to (left by interrupted "
+                             "deliveries or expunges; harmless)"});
   }
   for (const auto& s : strays) report.notes.push_back({s, "unexpected file in the blob store"});
 
   say("accounts, folders, items");
   run_query(
       "SELECT a.address, a.used_bytes, a.used_items,"
-      " (SELECT COALESCE(SUM(i.size),0) FROM items i JOIN folders f ON i.folder_id=f.id WHERE f.account_id=a.id),"
+      " (SELECT COALESCE(SUM(i.size),0) FROM items i JOIN folders f ON i.folder_id=f.id WHERE "
+      "f.account_id=a.id),"
       " (SELECT COUNT(*) FROM items i JOIN folders f ON i.folder_id=f.id WHERE f.account_id=a.id)"
       " FROM accounts a",
       [&](const SqliteStatement& st) {
@@ -237,7 +243,8 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   run_query("SELECT COUNT(*) FROM items WHERE folder_id NOT IN (SELECT id FROM folders)",
             [&](const SqliteStatement& st) {
               if (st.column_int(0))
-                problem("items table", std::to_string(st.column_int(0)) + " items belong to no folder");
+                problem("items table",
+                        std::to_string(st.column_int(0)) + " items belong to no folder");
             });
   // Calendars and address books: every item has its resource row and every row its item.
   bool has_dav = false;
@@ -285,12 +292,13 @@ CheckReport check_database(const std::string& dir, const std::string& name,
 Result<DatabaseStats> database_stats(const std::string& dir) {
   MK_ASSIGN_OR_RETURN(auto db, SqliteDb::open(dir + "/meta.sqlite", false));
   DatabaseStats s;
-  MK_ASSIGN_OR_RETURN(auto st, db->prepare(
-      "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM folders),"
-      " (SELECT COUNT(*) FROM items), (SELECT COALESCE(SUM(size),0) FROM items),"
-      " (SELECT COALESCE(SUM(size),0) FROM messages WHERE refs>0),"
-      " (SELECT COALESCE(SUM(stored_size),0) FROM messages),"
-      " (SELECT COUNT(*) FROM journal), (SELECT COALESCE(MAX(seq),0) FROM journal)"));
+  MK_ASSIGN_OR_RETURN(
+      auto st,
+      db->prepare("SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM folders),"
+                  " (SELECT COUNT(*) FROM items), (SELECT COALESCE(SUM(size),0) FROM items),"
+                  " (SELECT COALESCE(SUM(size),0) FROM messages WHERE refs>0),"
+                  " (SELECT COALESCE(SUM(stored_size),0) FROM messages),"
+                  " (SELECT COUNT(*) FROM journal), (SELECT COALESCE(MAX(seq),0) FROM journal)"));
   MK_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return corrupt("stats query returned nothing");
   s.accounts = static_cast<uint64_t>(st.column_int(0));
