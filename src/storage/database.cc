@@ -26,6 +26,14 @@ std::atomic<int64_t> g_reader_mmap_bytes{0};
 constexpr uint64_t kWalRestartBytes = 64u << 20;
 constexpr int kWalRestartWaitMs = 200;
 
+static Result<bool> has_column(SqliteDb& db, std::string_view table, std::string_view column) {
+  MK_ASSIGN_OR_RETURN(auto st,
+                      db.prepare("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name=?"));
+  st.bind(1, table).bind(2, column);
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  return row && st.column_int(0) > 0;
+}
+
 Result<JournalRecord> WriteTx::journal(std::string op, const Guid& account, const Guid& item,
                                        std::string payload) {
   JournalRecord r;
@@ -218,17 +226,11 @@ CREATE TABLE IF NOT EXISTS header_fields(
   blob BLOB PRIMARY KEY,
   fields BLOB NOT NULL) WITHOUT ROWID;
 )sql"));
-  {
-    // dav_resources of development builds before `recurring` existed.
-    MK_ASSIGN_OR_RETURN(auto cols, writer_->prepare("SELECT COUNT(*) FROM pragma_table_info("
-                                                    "'dav_resources') WHERE name='recurring'"));
-    MK_ASSIGN_OR_RETURN(bool row, cols.step());
-    bool missing = row && cols.column_int(0) == 0;
-    cols.reset();
-    if (missing)
-      MK_RETURN_IF_ERROR(writer_->exec(
-          "ALTER TABLE dav_resources ADD COLUMN recurring INTEGER NOT NULL DEFAULT 0"));
-  }
+  // dav_resources of development builds before `recurring` existed.
+  MK_ASSIGN_OR_RETURN(bool has_recurring, has_column(*writer_, "dav_resources", "recurring"));
+  if (!has_recurring)
+    MK_RETURN_IF_ERROR(
+        writer_->exec("ALTER TABLE dav_resources ADD COLUMN recurring INTEGER NOT NULL DEFAULT 0"));
   // messages first: filling the resources' message_row reads its rowids.
   MK_RETURN_IF_ERROR(convert_messages_table());
   MK_RETURN_IF_ERROR(add_resource_item_columns());
@@ -264,21 +266,22 @@ Status Database::add_resource_item_columns() {
   static constexpr std::pair<const char*, const char*> kColumns[] = {
       {"guid", "BLOB"},      {"blob", "BLOB"},        {"size", "INTEGER"},
       {"modseq", "INTEGER"}, {"saved_ms", "INTEGER"}, {"message_row", "INTEGER"}};
+  std::vector<std::pair<const char*, const char*>> missing;
+  for (const auto& column : kColumns) {
+    MK_ASSIGN_OR_RETURN(bool has, has_column(*writer_, "dav_resources", column.first));
+    if (!has) missing.push_back(column);
+  }
+  MK_ASSIGN_OR_RETURN(auto index, writer_->prepare("SELECT 1 FROM sqlite_master WHERE"
+                                                   " type='index' AND name='dav_by_name_all'"));
+  MK_ASSIGN_OR_RETURN(bool indexed, index.step());
+  index.reset();  // no statement left running across the schema changes below
+  if (missing.empty() && indexed) return Status::ok();  // no write lock at every open
   SqliteTransaction tx(writer_.get());
   MK_RETURN_IF_ERROR(tx.begin());
-  bool added = false;
-  for (const auto& [column, type] : kColumns) {
-    MK_ASSIGN_OR_RETURN(auto has, writer_->prepare("SELECT COUNT(*) FROM pragma_table_info("
-                                                   "'dav_resources') WHERE name=?"));
-    has.bind(1, std::string_view(column));
-    MK_ASSIGN_OR_RETURN(bool row, has.step());
-    if (row && has.column_int(0) > 0) continue;
-    has.reset();
+  for (const auto& [column, type] : missing)
     MK_RETURN_IF_ERROR(
         writer_->exec(std::string("ALTER TABLE dav_resources ADD COLUMN ") + column + " " + type));
-    added = true;
-  }
-  if (added) {
+  if (!missing.empty()) {
     MK_LOG_INFO("database {}: copying item columns into dav_resources (once)", name_);
     MK_RETURN_IF_ERROR(writer_->exec(R"sql(
 UPDATE dav_resources AS d SET guid=i.guid, blob=i.blob, size=i.size, modseq=i.modseq,
