@@ -353,11 +353,12 @@ class MailarkTool:
     def cli(self, *args, timed: bool = True) -> Dict:
         return self.runner.run([self.srv.binary, "-c", self.srv.conf] + list(args), timed=timed)
 
-    def backup(self) -> Dict:
-        rec = self.cli("backup", "run", "--db", DB)
+    def backup(self, *extra: str) -> Dict:
+        rec = self.cli("backup", "run", "--db", DB, *extra)
         m = re.search(r"(\S+): base backup (\w+) at journal (\d+) in (\S+): (\d+) accounts, "
                       r"(\d+) items, ([\d.]+ \w+); (\d+) new messages, (\d+) verified, "
-                      r"([\d.]+ \w+) uploaded, (\d+) journal records archived, ([\d.]+) s",
+                      r"([\d.]+ \w+) uploaded, (\d+) journal records archived, ([\d.]+) s; "
+                      r"(full|incremental)",
                       rec["stdout"])
         if m:
             rec["summary"] = m.group(0)
@@ -365,7 +366,8 @@ class MailarkTool:
                         "accounts": int(m.group(5)), "items": int(m.group(6)),
                         "size_bytes": parse_size(m.group(7)), "new_messages": int(m.group(8)),
                         "verified": int(m.group(9)), "uploaded_bytes": parse_size(m.group(10)),
-                        "journal_records": int(m.group(11)), "reported_s": float(m.group(12))})
+                        "journal_records": int(m.group(11)), "reported_s": float(m.group(12)),
+                        "kind": m.group(13)})
         return rec
 
     def restore_db(self, into: str) -> Dict:
@@ -882,20 +884,24 @@ class Bench:
         self.info["one_account"] = {"user": big, "messages": big_n, "folders": big_before,
                                     "seq": seq}
 
-        # Diagnostics (mailark only, not in the table): the fixed cost of `backup run` and
-        # the share of its scrub (re-reading 1/scrub_rotation of the bodies already backed up).
+        # Diagnostics (mailark only, not in the table): the fixed cost of an incremental and of
+        # a full `backup run`, and the share of a full one's scrub (re-reading
+        # 1/scrub_rotation of the bodies already backed up).
         if args.diagnostics:
             log("diagnostics: mailark `backup run` again (not in the table):")
             self.diagnostics = {}
             with open(self.mk.conf, "rb") as f:
                 configured = tomllib.load(f).get("backup", {}).get("scrub_rotation", 24)
-            for key, what, rotation in (
-                    ("after_restore", "after the account restore (its journal records)", None),
-                    ("no_changes", "nothing changed, default scrub_rotation", None),
-                    ("no_changes_scrub_1000", "nothing changed, scrub_rotation = 1000", 1000)):
+            for key, what, extra, rotation in (
+                    ("after_restore", "after the account restore (its journal records)", (), None),
+                    ("no_changes", "nothing changed", (), None),
+                    ("full_no_changes", "--full, nothing changed, default scrub_rotation",
+                     ("--full",), None),
+                    ("full_no_changes_scrub_1000", "--full, nothing changed, scrub_rotation = 1000",
+                     ("--full",), 1000)):
                 if rotation:
                     servers.set_toml_key(self.mk.conf, "backup", "scrub_rotation", rotation)
-                r = mk.backup()
+                r = mk.backup(*extra)
                 if rotation:
                     servers.set_toml_key(self.mk.conf, "backup", "scrub_rotation", configured)
                 r["what"] = what
@@ -999,7 +1005,8 @@ class Bench:
                         fmt_bytes(r.get("uploaded_bytes"))))
         if self.diagnostics:
             log("diagnostics (mailark `backup run` repeated after the rows; the difference "
-                "between the last two is the scrub re-reading 1/scrub_rotation of the bodies):")
+                "between the last two is a full backup's scrub re-reading 1/scrub_rotation of "
+                "the bodies):")
             for key, r in self.diagnostics.items():
                 log("  %-50s %7.1f | %6.1f | %7s | %9s / %9s | %5.1f%s" % (
                     r["what"], r["elapsed_s"], r["cpu_user_s"] + r["cpu_sys_s"],

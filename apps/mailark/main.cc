@@ -176,7 +176,9 @@ int main(int argc, char** argv) {
   brun->add_option("--db", brun_opts.database, "Only this database");
   brun->add_option("--repo", brun_opts.repository, "Repository (default: the first configured)");
   brun->add_flag("--verify-all", brun_opts.verify_all,
-                 "Re-read and verify every message body, not only new ones");
+                 "Re-read and verify every message body, not only new ones (a full backup)");
+  brun->add_flag("--full", brun_opts.full,
+                 "Read the whole state even when an incremental backup would do");
   brun->add_flag("-q,--quiet", brun_opts.quiet, "No progress or summary output");
   brun->callback([&] { rc = ma::backup_run(config(), brun_opts); });
   std::string blist_db, repo_name;

@@ -67,7 +67,7 @@ int backup_run(const std::string& config_path, const BackupRunOptions& o) {
   int failed = 0;
   for (const auto& db : *names) {
     Progress progress(progress_wanted(o.quiet));
-    auto r = engine.base_backup(db, **repo, o.verify_all, progress);
+    auto r = engine.base_backup(db, **repo, BaseBackupOptions{o.verify_all, o.full}, progress);
     if (!r.is_ok()) {
       engine.record_failure(db, (*repo)->name(), r.status().message());
       std::fprintf(stderr, "mailark: backup of %s FAILED: %s\n", db.c_str(),
@@ -79,14 +79,18 @@ int backup_run(const std::string& config_path, const BackupRunOptions& o) {
     if (!o.quiet)
       std::printf(
           "%s: base backup %s at journal %lld in %s: %llu accounts, %llu items, %s; %llu new "
-          "messages, %llu verified, %s uploaded, %lld journal records archived, %.1f s\n",
+          "messages, %llu verified, %s uploaded, %lld journal records archived, %.1f s; %s\n",
           db.c_str(), r->snapshot_id.substr(0, 12).c_str(), static_cast<long long>(r->seq),
           r->repository.c_str(), static_cast<unsigned long long>(r->accounts),
           static_cast<unsigned long long>(r->items), format_size(r->bytes).c_str(),
           static_cast<unsigned long long>(r->new_messages),
           static_cast<unsigned long long>(r->verified_messages),
           format_size(r->uploaded_bytes).c_str(), static_cast<long long>(r->archived_records),
-          r->duration_ms / 1000.0);
+          r->duration_ms / 1000.0,
+          r->full_id.empty() ? "full"
+                             : ("incremental on full backup " + r->full_id.substr(0, 12) +
+                                " at journal " + std::to_string(r->full_seq))
+                                   .c_str());
   }
   if (failed)
     return fail(std::to_string(failed) + " of " + std::to_string(names->size()) +
@@ -115,8 +119,8 @@ int backup_list(const std::string& config_path, const std::string& database,
     if (!snaps.is_ok()) return fail(repo->name() + ": " + snaps.status().message());
     std::printf("repository %s (%s)\n", repo->name().c_str(), repo->backend().describe().c_str());
     std::set<std::string> guids;
-    std::printf("  %-12s %-10s %-20s %10s %8s %10s  %s\n", "BACKUP", "DATABASE", "TIME", "SEQ",
-                "ITEMS", "SIZE", "STATE");
+    std::printf("  %-12s %-10s %-20s %10s %8s %10s  %-18s %s\n", "BACKUP", "DATABASE", "TIME",
+                "SEQ", "ITEMS", "SIZE", "KIND", "STATE");
     for (const auto& s : *snaps) {
       if (!database.empty() && s.database != database) continue;
       if (!s.problem.empty() && s.database.empty()) {
@@ -125,10 +129,12 @@ int backup_list(const std::string& config_path, const std::string& database,
         continue;
       }
       guids.insert(s.database_guid);
-      std::printf("  %-12s %-10s %-20s %10lld %8llu %10s  %s\n", s.id.substr(0, 12).c_str(),
+      // An incremental backup names the full one it builds on.
+      std::string kind = s.full.empty() ? "full" : "incr. on " + s.full.substr(0, 9);
+      std::printf("  %-12s %-10s %-20s %10lld %8llu %10s  %-18s %s\n", s.id.substr(0, 12).c_str(),
                   s.database.c_str(), when(s.time_ms).c_str(), static_cast<long long>(s.seq),
                   static_cast<unsigned long long>(s.items), format_size(s.bytes).c_str(),
-                  s.verified ? "verified" : ("INCOMPLETE: " + s.problem).c_str());
+                  kind.c_str(), s.verified ? "verified" : ("INCOMPLETE: " + s.problem).c_str());
       damaged = damaged || !s.verified;
     }
     for (const auto& guid : guids) {

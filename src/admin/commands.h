@@ -83,6 +83,7 @@ struct BackupRunOptions {
   std::string database;    // "" = every database
   std::string repository;  // "" = the first configured
   bool verify_all = false;
+  bool full = false;
   bool quiet = false;
 };
 int backup_run(const std::string& config_path, const BackupRunOptions& options);

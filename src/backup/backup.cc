@@ -30,6 +30,10 @@ constexpr size_t kScanMinimum = 32;
 // A scrub slice of 1/N with N at most this re-reads its bodies through a mapping of the
 // database file (DatabaseSnapshot::map_file).
 constexpr int kMappedScrubRotation = 8;
+// An incremental backup builds on the newest full one while the journal since then has at
+// most this many records, or as many as the database has items (past that, replaying the
+// journal in a restore costs more than reading a full backup's trees).
+constexpr int64_t kIncrementalMinRecords = 10000;
 
 std::string hostname() {
   char buf[256] = {0};
@@ -54,8 +58,14 @@ Result<SnapshotSummary> summarize(Repository& repo, const std::string& id) {
     s.items = j.at("items").get<uint64_t>();
     s.bytes = j.at("bytes").get<uint64_t>();
     s.uploaded_bytes = j.value("uploaded_bytes", uint64_t{0});
-    // Structure: every account tree it names is in the index.
     s.verified = true;
+    if (j.contains("full")) {
+      // Incremental: snapshots() checks its full backup and the journal between.
+      s.full = j.at("full").get<std::string>();
+      s.full_seq = j.at("full_seq").get<int64_t>();
+      return s;
+    }
+    // Structure: every account tree it names is in the index.
     for (const auto& a : j.at("accounts")) {
       if (!repo.has_object(must_digest(a.at("tree").get<std::string>()))) {
         s.verified = false;
@@ -273,9 +283,9 @@ Status store_bodies(Repository& repo, std::vector<BodyCheck>& batch, uint64_t* n
     if (!c.result->is_ok())
       return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
     const auto& m = **c.result;
-    MK_RETURN_IF_ERROR(
-        repo.add_object(ObjectType::kMessage, c.item->blob, m.content, m.zstd_frame).status());
-    if (new_messages) ++*new_messages;
+    MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, c.item->blob, m.content,
+                                                    m.zstd_frame));
+    if (new_messages && added) ++*new_messages;
     if (shipped) shipped->insert(c.item->blob);
   }
   batch.clear();
@@ -382,15 +392,73 @@ Result<ArchiveRange> BackupEngine::archive_journal(const std::string& db, Reposi
 
 namespace {
 
-// What a base backup needs from the previous one of the same database in the same
-// repository: where its journal walk ended, when it began, and which folder and account
-// trees it wrote for which versions (so unchanged ones are not serialized again).
+// What a base backup needs from the earlier ones of the same database in the same
+// repository: where the newest one's journal walk ended and when it began; which folder and
+// account trees the newest full one wrote for which versions (so unchanged ones are not
+// serialized again), and where it stands (an incremental backup builds on it).
 struct PreviousBackup {
   int64_t seq = 0;
   Digest head{};
   int64_t started_ms = 0;
+  std::string full_id;
+  int64_t full_seq = 0;
+  int64_t full_started_ms = 0;
   std::map<std::string, std::string> trees;  // version key -> tree id
 };
+
+PreviousBackup previous_backup(Repository& repo, const std::vector<SnapshotSummary>& earlier,
+                               const std::string& database_guid, int64_t seq) {
+  PreviousBackup out;
+  const SnapshotSummary *newest = nullptr, *full = nullptr;
+  for (const auto& e : earlier) {
+    if (e.database_guid != database_guid || !e.problem.empty() || e.seq > seq) continue;
+    if (!newest || e.seq > newest->seq) newest = &e;
+    if (e.full.empty() && (!full || e.seq > full->seq)) full = &e;
+  }
+  auto read = [&repo](const SnapshotSummary* s) {
+    auto text = repo.read_snapshot(s->id);
+    json j = text.is_ok() ? json::parse(*text, nullptr, false) : json();
+    return j.is_object() ? j : json();
+  };
+  if (newest) {
+    json j = read(newest);
+    if (j.is_object()) {
+      out.seq = newest->seq;
+      out.head = must_digest(j.value("head", std::string()));
+      out.started_ms = newest->started_ms;
+    }
+  }
+  if (full) {
+    json j = read(full);
+    if (j.is_object()) {
+      out.full_id = full->id;
+      out.full_seq = full->seq;
+      out.full_started_ms = full->started_ms;
+      if (j.contains("trees") && j["trees"].is_object())
+        for (const auto& [version, tree] : j["trees"].items())
+          out.trees[version] = tree.get<std::string>();
+    }
+  }
+  return out;
+}
+
+// Verifies a batch of bodies and stores those the repository lacks; clears the batch.
+Status verify_and_store(Repository& repo, std::vector<BodyCheck>& batch, BaseBackupResult& out) {
+  if (batch.empty()) return Status::ok();
+  verify_batch(batch);
+  for (auto& c : batch) {
+    if (!c.result->is_ok())
+      return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
+    ++out.verified_messages;
+    if (c.present) continue;
+    const auto& m = **c.result;
+    MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, c.item->blob, m.content,
+                                                    m.zstd_frame));
+    if (added) ++out.new_messages;
+  }
+  batch.clear();
+  return Status::ok();
+}
 
 std::string folder_version(const FolderState& f) {
   json v = {f.guid.hex(), f.name,         f.kind,           f.special_use,
@@ -404,10 +472,12 @@ std::string folder_version(const FolderState& f) {
 }  // namespace
 
 Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Repository& repo,
-                                                   bool verify_all, Progress& progress) {
+                                                   const BaseBackupOptions& options,
+                                                   Progress& progress) {
   MK_RETURN_IF_ERROR(check_not_pruning(repo));
   BaseBackupResult out;
   out.repository = repo.name();
+  bool verify_all = options.verify_all;
   int64_t started = now_ms();
   uint64_t uploaded_before = repo.bytes_uploaded();
   json manifest;
@@ -417,25 +487,8 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
   Status s = store_.read_snapshot(db, [&](DatabaseSnapshot& snap) -> Status {
     out.seq = snap.seq();
     PreviousBackup previous;
-    if (auto earlier = snapshots(repo); earlier.is_ok()) {
-      const SnapshotSummary* newest = nullptr;
-      for (const auto& e : *earlier)
-        if (e.database_guid == snap.database_guid() && e.problem.empty() && e.seq <= out.seq &&
-            (!newest || e.seq > newest->seq))
-          newest = &e;
-      if (newest) {
-        auto text = repo.read_snapshot(newest->id);
-        json j = text.is_ok() ? json::parse(*text, nullptr, false) : json();
-        if (j.is_object()) {
-          previous.seq = newest->seq;
-          previous.head = must_digest(j.value("head", std::string()));
-          previous.started_ms = newest->started_ms;
-          if (j.contains("trees") && j["trees"].is_object())
-            for (const auto& [version, tree] : j["trees"].items())
-              previous.trees[version] = tree.get<std::string>();
-        }
-      }
-    }
+    if (auto earlier = snapshots(repo); earlier.is_ok())
+      previous = previous_backup(repo, *earlier, snap.database_guid(), out.seq);
     // The journal chain: in full with --verify-all or the first time, else from where the
     // previous backup's walk ended (its head must still be there).
     std::vector<std::string> broken;
@@ -450,6 +503,70 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       return corrupt(
           "journal of database " + db + " is broken at " + broken.front() +
           (broken.size() > 1 ? " (and " + std::to_string(broken.size() - 1) + " more)" : ""));
+    ArchiveRange range;
+    MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
+    MK_ASSIGN_OR_RETURN(auto totals, snap.totals());
+    // Incremental: the newest full backup is recent, the journal since is not too long, and
+    // the archive holds it from there (or will, once this run has shipped the rest).
+    bool incremental =
+        !options.full && !verify_all && !previous.full_id.empty() &&
+        settings_.full_interval_ms > 0 &&
+        started - previous.full_started_ms < settings_.full_interval_ms &&
+        out.seq - previous.full_seq <=
+            std::max<int64_t>(kIncrementalMinRecords, static_cast<int64_t>(totals.items)) &&
+        (range.last == 0 || range.first <= previous.full_seq + 1);
+    if (incremental) {
+      progress.start("backup " + db + " (incremental)", 0);
+      std::set<Digest> shipped;
+      int64_t before = range.last;
+      MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq,
+                                      &range, &out.new_messages, &shipped));
+      impl_->archived[{repo.name(), snap.database_guid()}] = range;
+      out.archived_records = range.last - before;
+      out.archive = range;
+      out.verified_messages += shipped.size();
+      // A blob file modified since the newest backup began is damage, unless its message
+      // arrived since: read and verified again (and stored, if the repository lacks it).
+      MK_ASSIGN_OR_RETURN(auto changed, snap.files_modified_since(previous.started_ms - 1000));
+      std::vector<BodyCheck> batch;
+      for (const Digest& blob : changed) {
+        if (shipped.count(blob)) continue;
+        auto stored = snap.stored_bytes(blob);
+        if (!stored.is_ok() && stored.status().code() == ErrorCode::kNotFound)
+          continue;  // a file no message names: `mailark check` reports those
+        auto item = std::make_unique<ItemState>();
+        item->blob = blob;
+        BodyCheck c{item.get(), "message " + to_hex(blob), repo.has_object(blob), {},
+                    std::nullopt};
+        if (!stored.is_ok())
+          return Status(stored.status().code(), c.where + ": " + stored.status().message());
+        c.stored = std::move(*stored);
+        c.owned = std::move(item);
+        batch.push_back(std::move(c));
+        if (batch.size() >= 256) MK_RETURN_IF_ERROR(verify_and_store(repo, batch, out));
+      }
+      MK_RETURN_IF_ERROR(verify_and_store(repo, batch, out));
+      out.full_id = previous.full_id;
+      out.full_seq = previous.full_seq;
+      out.accounts = totals.accounts;
+      out.items = totals.items;
+      out.bytes = totals.bytes;
+      manifest = {{"version", 1},
+                  {"database", db},
+                  {"database_guid", snap.database_guid()},
+                  {"seq", out.seq},
+                  {"head", to_hex(snap.head())},
+                  {"time_ms", snap.time_ms()},
+                  {"started_ms", started},
+                  {"host", hostname()},
+                  {"full", out.full_id},
+                  {"full_seq", out.full_seq},
+                  {"account_count", out.accounts},
+                  {"items", out.items},
+                  {"bytes", out.bytes},
+                  {"new_messages", out.new_messages}};
+      return Status::ok();
+    }
     MK_ASSIGN_OR_RETURN(DatabaseState state, snap.state());
     std::set<Digest> shipped;  // bodies read, verified and stored just now
     uint64_t items = 0;
@@ -483,8 +600,6 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       }
     }
     // The journal up to this snapshot is archived first: a restore point needs both.
-    ArchiveRange range;
-    MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
     int64_t before = range.last;
     MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
                                     &out.new_messages, &shipped));
@@ -502,21 +617,8 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     std::vector<BodyCheck> batch;
     uint64_t batch_bytes = 0;
     auto drain = [&]() -> Status {
-      if (batch.empty()) return Status::ok();
-      verify_batch(batch);
-      for (auto& c : batch) {
-        if (!c.result->is_ok())
-          return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
-        ++out.verified_messages;
-        if (c.present) continue;
-        const auto& m = **c.result;
-        MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, c.item->blob,
-                                                        m.content, m.zstd_frame));
-        if (added) ++out.new_messages;
-      }
-      batch.clear();
       batch_bytes = 0;
-      return Status::ok();
+      return verify_and_store(repo, batch, out);
     };
     json accounts = json::array();
     json trees = json::object();
@@ -645,6 +747,39 @@ Result<std::vector<SnapshotSummary>> BackupEngine::snapshots(Repository& repo) {
   std::sort(out.begin(), out.end(), [](const SnapshotSummary& a, const SnapshotSummary& b) {
     return std::tie(a.database, a.seq, a.id) < std::tie(b.database, b.seq, b.id);
   });
+  // An incremental backup is usable while its full backup is, and while the repository holds
+  // the journal from there to its position.
+  std::map<std::string, const SnapshotSummary*> by_id;
+  for (const auto& s : out) by_id[s.id] = &s;
+  std::map<std::string, std::vector<JournalSegment>> segments;
+  for (auto& s : out) {
+    if (s.full.empty() || !s.problem.empty()) continue;
+    auto full = by_id.find(s.full);
+    if (full == by_id.end() || !full->second->full.empty())
+      s.problem = "its full backup " + s.full.substr(0, 12) + " is missing";
+    else if (!full->second->problem.empty())
+      s.problem = "its full backup " + s.full.substr(0, 12) + " is damaged";
+    if (!s.problem.empty()) {
+      s.verified = false;
+      continue;
+    }
+    auto segs = segments.find(s.database_guid);
+    if (segs == segments.end()) {
+      MK_ASSIGN_OR_RETURN(auto list, repo.segments(s.database_guid));
+      std::sort(list.begin(), list.end(), [](const JournalSegment& a, const JournalSegment& b) {
+        return a.first < b.first;
+      });
+      segs = segments.emplace(s.database_guid, std::move(list)).first;
+    }
+    int64_t reached = s.full_seq;  // records up to here are covered
+    for (const auto& seg : segs->second)
+      if (seg.first <= reached + 1 && seg.last > reached) reached = seg.last;
+    if (reached < s.seq) {
+      s.verified = false;
+      s.problem = "the journal archive lacks records " + std::to_string(reached + 1) + ".." +
+                  std::to_string(s.seq) + " it builds on";
+    }
+  }
   return out;
 }
 
@@ -711,11 +846,12 @@ static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
   if (options.time_ms)
     for (const auto& s : all)
       if (s.time_ms <= *options.time_ms) plan.guid = s.database_guid;
-  // The newest base backup that can start this restore bounds what must be read.
+  // The newest full base backup that can start this restore bounds what must be read. An
+  // incremental one is a restore point, restored from its full one and the journal after.
   int64_t min_seq = 0;
   if (!whole_journal)
     for (const auto& s : all)
-      if (s.database_guid == plan.guid &&
+      if (s.database_guid == plan.guid && s.full.empty() &&
           (options.seq ? s.seq <= *options.seq : !options.time_ms || s.time_ms <= *options.time_ms))
         min_seq = std::max(min_seq, s.seq);
   MK_ASSIGN_OR_RETURN(auto journal, gather_journal(tiers, plan.guid, min_seq));
@@ -748,7 +884,7 @@ static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
                        format_time_ms(*options.time_ms));
   }
   for (auto it = all.rbegin(); it != all.rend(); ++it)
-    if (it->database_guid == plan.guid && it->seq <= plan.target) {
+    if (it->database_guid == plan.guid && it->full.empty() && it->seq <= plan.target) {
       plan.base = *it;
       break;
     }

@@ -52,7 +52,10 @@ struct BackupSettings {
   std::string cipher = "aes-256-gcm";
   int64_t archive_interval_ms = 1000;
   int64_t base_interval_ms = 4 * 3600'000LL;  // 0: no scheduled base backups
-  int scrub_rotation = 24;  // each base backup re-reads 1/N of the bodies already backed up
+  int scrub_rotation = 24;  // each full base backup re-reads 1/N of the bodies already backed up
+  // A base backup reads the whole state (a full one) when the newest full one is older than
+  // this; in between they are incremental, built from the journal. 0: every one is full.
+  int64_t full_interval_ms = 24 * 3600'000LL;
   std::string state_path;   // local record of outcomes, read by `mailark health`
   std::vector<RepositorySettings> repositories;  // restore preference order
   RetentionPolicy retention;
@@ -81,10 +84,19 @@ struct ArchiveRange {
   int64_t last_time_ms = 0;
 };
 
+struct BaseBackupOptions {
+  bool verify_all = false;  // re-read every body (implies full)
+  bool full = false;        // read the whole state even when an incremental one would do
+};
+
 struct BaseBackupResult {
   std::string snapshot_id;
   std::string repository;
   int64_t seq = 0;
+  // An incremental backup: the full one it builds on (its state plus the archived journal
+  // up to `seq` is this one's).
+  std::string full_id;
+  int64_t full_seq = 0;
   uint64_t accounts = 0, items = 0, bytes = 0;
   uint64_t new_messages = 0, verified_messages = 0, uploaded_bytes = 0;
   int64_t archived_records = 0;
@@ -102,6 +114,9 @@ struct SnapshotSummary {
   int64_t started_ms = 0, finished_ms = 0;
   uint64_t items = 0, bytes = 0, uploaded_bytes = 0;
   bool verified = false;  // every object it needs was found in the index (structure check)
+  // Incremental backups: the full backup whose state they continue ("" for a full one).
+  std::string full;
+  int64_t full_seq = 0;
   std::string problem;    // why it is not usable, when it is not
 };
 
@@ -149,8 +164,11 @@ class BackupEngine {
   // Every configured repository that can be opened; the others are named in `problems`.
   std::vector<Repository*> open_all(std::vector<std::string>* problems);
 
-  Result<BaseBackupResult> base_backup(const std::string& db, Repository& repo, bool verify_all,
-                                       Progress& progress);
+  // A full base backup (the whole state as trees), or an incremental one (the journal since
+  // the newest full one is archived, its bodies verified and stored) when that one is recent
+  // enough; see BackupSettings::full_interval_ms.
+  Result<BaseBackupResult> base_backup(const std::string& db, Repository& repo,
+                                       const BaseBackupOptions& options, Progress& progress);
   // Ships journal records not yet archived (and the bodies they reference). Returns the
   // archived range afterwards.
   Result<ArchiveRange> archive_journal(const std::string& db, Repository& repo);

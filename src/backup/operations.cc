@@ -279,6 +279,9 @@ Result<BackupEngine::PruneReport> BackupEngine::prune(Repository& repo, bool dry
     bucket_keep(p.keep_weekly, "%G-%V");
     bucket_keep(p.keep_monthly, "%Y-%m");
     if (!list.empty()) keep.insert(list.front()->id);  // never the newest
+    // A kept incremental backup keeps the full one it builds on.
+    for (const auto* s : list)
+      if (keep.count(s->id) && !s->full.empty()) keep.insert(s->full);
     int64_t oldest = INT64_MAX;
     for (const auto* s : list)
       if (keep.count(s->id)) oldest = std::min(oldest, s->seq);

@@ -293,6 +293,8 @@ class SqlSnapshot : public DatabaseSnapshot {
 
   const std::string& database_guid() const override { return guid_; }
   int64_t seq() const override { return seq_; }
+  const Digest& head() const override { return head_; }
+  int64_t time_ms() const override { return time_ms_; }
 
   Result<DatabaseState> state(const std::optional<Guid>& only) override {
     DatabaseState out;
@@ -494,6 +496,33 @@ class SqlSnapshot : public DatabaseSnapshot {
       MK_RETURN_IF_ERROR(fn(*blob, std::move(out)));
     }
     return Status::ok();
+  }
+
+  Result<Totals> totals() override {
+    Totals out;
+    MK_ASSIGN_OR_RETURN(auto a, sql_.prepare("SELECT count(*) FROM accounts"));
+    MK_ASSIGN_OR_RETURN(bool row, a.step());
+    if (row) out.accounts = static_cast<uint64_t>(a.column_int(0));
+    // As state() counts them: items of folders of accounts.
+    MK_ASSIGN_OR_RETURN(auto i, sql_.prepare("SELECT count(*), COALESCE(sum(i.size), 0) FROM items i"
+                                             " JOIN folders f ON f.id=i.folder_id"
+                                             " JOIN accounts a ON a.id=f.account_id"));
+    MK_ASSIGN_OR_RETURN(row, i.step());
+    if (row) {
+      out.items = static_cast<uint64_t>(i.column_int(0));
+      out.bytes = static_cast<uint64_t>(i.column_int(1));
+    }
+    return out;
+  }
+
+  Result<std::vector<Digest>> files_modified_since(int64_t since_ms) override {
+    MK_ASSIGN_OR_RETURN(auto files, db_.blobs().list());
+    std::vector<Digest> out;
+    for (const Digest& d : files) {
+      auto m = posix_fs().modified_ms(db_.blobs().path_of(d));
+      if (m.is_ok() && *m >= since_ms) out.push_back(d);
+    }
+    return out;
   }
 
   // The connection starts unmapped: from a cold cache, mmap's readahead around each page

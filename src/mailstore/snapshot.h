@@ -104,8 +104,10 @@ class DatabaseSnapshot {
  public:
   virtual ~DatabaseSnapshot() = default;
   virtual const std::string& database_guid() const = 0;
-  // Journal position of this snapshot.
+  // Journal position of this snapshot, the hash of that record and its time.
   virtual int64_t seq() const = 0;
+  virtual const Digest& head() const = 0;
+  virtual int64_t time_ms() const = 0;
   // The whole state (every account, or one).
   virtual Result<DatabaseState> state(const std::optional<Guid>& only_account = std::nullopt) = 0;
   // Journal records with seq > after (at most `limit`), in order, as stored.
@@ -143,6 +145,15 @@ class DatabaseSnapshot {
   // Last modification of the message's blob file (ms), or 0 when the body is kept inline in
   // the database. Lets an incremental backup re-read files changed since the last one.
   virtual int64_t message_file_mtime(const Digest& blob) = 0;
+  // How much the snapshot holds, without reading the state: for a backup driven by the
+  // journal, which never builds it.
+  struct Totals {
+    uint64_t accounts = 0, items = 0, bytes = 0;
+  };
+  virtual Result<Totals> totals() = 0;
+  // Messages kept in blob files whose file was modified at or after `since_ms` (by digest):
+  // what such a backup re-reads, since a file changed after its body was backed up is damage.
+  virtual Result<std::vector<Digest>> files_modified_since(int64_t since_ms) = 0;
   // From now on reads go through a mapping of the database file: for a reader about to read
   // a large share of the bodies (a scrub slice of 1/8, say), which the page cache and
   // readahead then serve instead of a pread per 4 KiB page. Sparse reads are better off

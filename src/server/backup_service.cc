@@ -87,14 +87,15 @@ void BackupService::schedule_loop() {
         continue;
       }
       Progress quiet(false);
-      auto r = engine.base_backup(db.name, **repo, false, quiet);
+      auto r = engine.base_backup(db.name, **repo, BaseBackupOptions{}, quiet);
       if (!r.is_ok()) {
         engine.record_failure(db.name, (*repo)->name(), r.status().message());
         continue;
       }
       engine.record_success(*r, db.name);
-      MK_LOG_INFO("scheduled base backup of {}: {} items at journal {} in {}", db.name, r->items,
-                  r->seq, (*repo)->name());
+      MK_LOG_INFO("scheduled base backup of {} ({}): {} items at journal {} in {}", db.name,
+                  r->full_id.empty() ? "full" : "incremental", r->items, r->seq,
+                  (*repo)->name());
       // Backups of backups: every other repository gets what it lacks.
       for (size_t i = 1; i < settings.repositories.size(); ++i) {
         auto other = engine.repository(settings.repositories[i].name, /*create=*/true);

@@ -135,6 +135,12 @@ Status read_backup(toml::table& root, const std::string& data_dir, BackupSetting
   }
   MK_RETURN_IF_ERROR(read_int(root["backup"]["scrub_rotation"], "backup.scrub_rotation", 1, 1000,
                               &b->scrub_rotation));
+  if (auto v = (*t)["full_interval"].value<std::string>(); v && *v == "always") {
+    b->full_interval_ms = 0;
+  } else {
+    MK_RETURN_IF_ERROR(read_duration(root["backup"]["full_interval"], "backup.full_interval",
+                                     &b->full_interval_ms));
+  }
   b->state_path = resolve(data_dir, (*t)["state"].value_or(std::string("backup-state.json")));
   RetentionPolicy& r = b->retention;
   auto ret = root["backup"]["retention"];
@@ -398,8 +404,13 @@ cipher = "aes-256-gcm"
 archive_interval = "1s"
 # Scheduled base backup to the first repository, then copied to the others ("off" to disable).
 base_interval = "4h"
-# Each base backup re-reads 1/N of the message bodies already backed up, so every stored
-# body is verified again every N base backups ('backup run --verify-all' reads them all).
+# A base backup is full (it reads every account, folder and item) when the newest full one
+# is older than this ("always": every one); in between they are incremental: the journal
+# since the full one is archived and the bodies it names verified, which takes seconds.
+full_interval = "1d"
+# Each full base backup re-reads 1/N of the message bodies already backed up, so every
+# stored body is verified again every N full backups ('backup run --verify-all' reads them
+# all). Incremental ones re-read the blob files modified since the previous backup.
 scrub_rotation = 24
 # Outcomes of backups and archive runs, read by 'mailark health'.
 state = "backup-state.json"

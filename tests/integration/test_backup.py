@@ -206,7 +206,9 @@ class BackupTest(h.MailarkTestCase):
             c.must("UID STORE 1:* +FLAGS (\\Deleted)")
             c.must("EXPUNGE")  # the old bodies are only in old backups now
             c.logout()
-            inst.cli("backup", "run", "--quiet")
+            # Full backups: an incremental one would keep the journal since its full one,
+            # and with it every body that was expunged since.
+            inst.cli("backup", "run", "--quiet", "--full")
             time.sleep(0.05)
         deliver(inst.port, ALICE, msg("after the last backup"))
         self.wait_archived(inst)
@@ -242,6 +244,69 @@ class BackupTest(h.MailarkTestCase):
                           for p in glob.glob(os.path.join(repo, "journal", "*", "*")))
         self.assertEqual(len(segments), 2, segments)
         self.assertEqual(int(segments[1].split("-")[0]), int(segments[0].split("-")[1]) + 1)
+        # A kept incremental backup keeps the full one it builds on, and the journal between.
+        for n in range(2):
+            deliver(inst.port, ALICE, msg(f"incremental {n}"))
+            self.assertIn("; incremental on full backup", inst.cli("backup", "run").out)
+        self.wait_archived(inst)
+        want = self.dump(inst)
+        r = inst.cli("backup", "prune")
+        self.assertIn("2 base backups kept, 1 removed", r.out)
+        listed = inst.cli("backup", "list").out
+        self.assertEqual(listed.count(" verified"), 2, listed)
+        self.assertEqual(listed.count("incr. on "), 1, listed)
+        inst.cli("backup", "verify", "--read-data")
+        inst.cli("restore", "--db", "db1", "--into", "afterprune2")
+        self.assertSameState(want, self.dump(inst, "afterprune2"), "restore of an incremental")
+
+    def test_incremental_backups_follow_the_journal_and_need_their_full_one(self):
+        inst = self.instance("incremental")
+        for i in range(4):
+            deliver(inst.port, ALICE, msg(f"m{i}", body=f"body {i}\r\n"))
+        r = inst.cli("backup", "run")
+        self.assertIn("; full\n", r.out)
+        full_id = re.search(r"base backup (\w+) at journal", r.out).group(1)
+        states = []
+        for n in range(2):
+            c = self.imap(inst)
+            c.select("INBOX")
+            c.must(f"UID STORE {n + 1} +FLAGS (\\Seen)")
+            c.must(f"UID MOVE {n + 2} Archive")
+            c.logout()
+            deliver(inst.port, BOB, msg(f"b{n}", body=big_body(90_000, n)))  # a blob file
+            r = inst.cli("backup", "run")
+            m = re.search(r"base backup (\w+) at journal (\d+) in local: 2 accounts, (\d+) items, "
+                          r".*; incremental on full backup (\w+) at journal", r.out)
+            self.assertIsNotNone(m, r.out)
+            self.assertEqual(m.group(4), full_id)
+            self.assertEqual(int(m.group(3)), 5 + n, r.out)  # counted without reading trees
+            states.append((int(m.group(2)), self.dump(inst)))
+        # Each incremental backup is a restore point of its own.
+        for n, (seq, want) in enumerate(states):
+            inst.cli("restore", "--db", "db1", "--seq", str(seq), "--into", f"inc{n}")
+            self.assertSameState(want, self.dump(inst, f"inc{n}"), f"incremental {n}")
+        # --full, and full_interval: a full backup again.
+        self.assertIn("; full\n", inst.cli("backup", "run", "--full").out)
+        inst.stop()
+        inst.set_option("backup", "full_interval", '"always"')
+        self.assertIn("; full\n", inst.cli("backup", "run").out)
+        inst.set_option("backup", "full_interval", '"1d"')
+        self.assertIn("; incremental on", inst.cli("backup", "run").out)
+        inst.set_option("backup", "full_interval", '"soon"')
+        r = inst.cli("backup", "run", expect=None)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("backup.full_interval must be a duration", r.err)
+        inst.set_option("backup", "full_interval", '"1d"')
+        # Without its full backup an incremental one is not a restore point; the next backup
+        # is full, and a restore still works from the journal archive.
+        repo = os.path.join(inst.data, "backup")
+        [full_file] = glob.glob(os.path.join(repo, "snapshots", full_id + "*"))
+        os.remove(full_file)
+        listed = inst.cli("backup", "list", expect=None).out
+        self.assertIn(f"its full backup {full_id[:12]} is missing", listed)
+        want = self.dump(inst)
+        inst.cli("restore", "--db", "db1", "--into", "nofull")
+        self.assertSameState(want, self.dump(inst, "nofull"), "restore without the full backup")
 
     # ---------------------------------------------------------------- one account
 
