@@ -6,6 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <cinttypes>
 #include <cstdio>
 #include <future>
@@ -252,45 +257,137 @@ Result<ArchiveRange> BackupEngine::archived_range(Repository& repo, const std::s
 
 namespace {
 
-// A batch of bodies read from the database, verified on two threads, then stored in order.
+// A body read from the database, to be verified and stored.
 struct BodyCheck {
   const ItemState* item;
   std::string where;
-  bool present;
+  bool present;  // the repository has it: verified only
   DatabaseSnapshot::StoredBytes stored;
-  std::optional<Result<DatabaseSnapshot::StoredMessage>> result;
   std::unique_ptr<ItemState> owned = nullptr;  // when `item` is not from a state
+  // Filled by the pipeline: the verification's outcome, and the object sealed for the
+  // repository (unless `present`).
+  Status status = Status::ok();
+  std::string sealed = {};
+  uint64_t raw_length = 0;
 };
 
-void verify_batch(std::vector<BodyCheck>& batch) {
-  auto work = [&batch](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; ++i)
-      batch[i].result = DatabaseSnapshot::verify_stored(batch[i].stored.bytes, batch[i].item->blob,
-                                                        batch[i].stored.is_file);
-  };
-  size_t half = batch.size() / 2;
-  auto other = std::async(std::launch::async, work, 0, half);
-  work(half, batch.size());
-  other.get();
-}
-
-// Verifies a batch of journal-named bodies and stores them; clears the batch.
-Status store_bodies(Repository& repo, std::vector<BodyCheck>& batch, uint64_t* new_messages,
-                    std::set<Digest>* shipped) {
-  if (batch.empty()) return Status::ok();
-  verify_batch(batch);
-  for (auto& c : batch) {
-    if (!c.result->is_ok())
-      return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
-    const auto& m = **c.result;
-    MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, c.item->blob, m.content,
-                                                    m.zstd_frame));
-    if (new_messages && added) ++*new_messages;
-    if (shipped) shipped->insert(c.item->blob);
+// Bodies read on the caller's thread are verified (decompressed, hashed) and sealed for the
+// repository by worker threads, one per core, while the caller goes on reading; the caller
+// appends them to the repository in the order read. A body that fails verification stops it.
+class BodyPipeline {
+ public:
+  // Counts (either may be null) and the set of digests handled (may be null).
+  BodyPipeline(Repository& repo, uint64_t* verified, uint64_t* new_messages,
+               std::set<Digest>* handled)
+      : repo_(repo), verified_(verified), new_messages_(new_messages), handled_(handled) {
+    unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { work(); });
   }
-  batch.clear();
-  return Status::ok();
-}
+  ~BodyPipeline() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    work_ready_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  Status add(BodyCheck c) {
+    {
+      std::lock_guard lock(mu_);
+      in_flight_bytes_ += c.stored.bytes.size();
+      order_.push_back(std::make_unique<Item>(std::move(c)));
+      todo_.push_back(order_.back().get());
+    }
+    work_ready_.notify_one();
+    return store_done(false);
+  }
+  // Verifies and stores what is left.
+  Status finish() { return store_done(true); }
+
+ private:
+  struct Item {
+    explicit Item(BodyCheck c) : check(std::move(c)) {}
+    BodyCheck check;
+    bool done = false;
+  };
+
+  // Stores the finished bodies at the front, in order; waits for more while too much is in
+  // flight, or until everything is stored with `all`.
+  Status store_done(bool all) {
+    while (true) {
+      std::vector<std::unique_ptr<Item>> ready;
+      {
+        std::unique_lock lock(mu_);
+        auto front_done = [this] { return order_.empty() || order_.front()->done; };
+        bool full = in_flight_bytes_ > kMaxBytes || order_.size() > kMaxItems;
+        if ((all || full) && !front_done()) done_ready_.wait(lock, front_done);
+        while (!order_.empty() && order_.front()->done) {
+          in_flight_bytes_ -= order_.front()->check.stored.bytes.size();
+          ready.push_back(std::move(order_.front()));
+          order_.pop_front();
+        }
+      }
+      if (ready.empty()) return Status::ok();
+      for (auto& item : ready) MK_RETURN_IF_ERROR(store(item->check));
+    }
+  }
+
+  Status store(BodyCheck& c) {
+    if (!c.status.is_ok()) return Status(c.status.code(), c.where + ": " + c.status.message());
+    if (verified_) ++*verified_;
+    if (handled_) handled_->insert(c.item->blob);
+    if (c.present) return Status::ok();
+    MK_ASSIGN_OR_RETURN(bool added,
+                        repo_.add_sealed(ObjectType::kMessage, c.item->blob, c.sealed, c.raw_length));
+    if (added && new_messages_) ++*new_messages_;
+    return Status::ok();
+  }
+
+  void work() {
+    while (true) {
+      Item* item;
+      {
+        std::unique_lock lock(mu_);
+        work_ready_.wait(lock, [this] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        item = todo_.front();
+        todo_.pop_front();
+      }
+      BodyCheck& c = item->check;
+      auto m = DatabaseSnapshot::verify_stored(c.stored.bytes, c.item->blob, c.stored.is_file);
+      if (!m.is_ok()) {
+        c.status = m.status();
+      } else {
+        c.raw_length = m->content.size();
+        if (!c.present) {
+          auto sealed = repo_.seal_object(c.item->blob, m->content, m->zstd_frame);
+          if (sealed.is_ok())
+            c.sealed = std::move(*sealed);
+          else
+            c.status = sealed.status();
+        }
+      }
+      {
+        std::lock_guard lock(mu_);
+        item->done = true;
+      }
+      done_ready_.notify_one();
+    }
+  }
+
+  static constexpr uint64_t kMaxBytes = 64u << 20;  // stored bytes read and not yet stored
+  static constexpr size_t kMaxItems = 4096;
+  Repository& repo_;
+  uint64_t *verified_, *new_messages_;
+  std::set<Digest>* handled_;
+  std::mutex mu_;
+  std::condition_variable work_ready_, done_ready_;
+  std::deque<std::unique_ptr<Item>> order_;  // read, not yet stored, in order
+  std::deque<Item*> todo_;                   // not yet taken by a worker
+  uint64_t in_flight_bytes_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
 
 }  // namespace
 
@@ -301,9 +398,9 @@ static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::
   while (after < upto) {
     MK_ASSIGN_OR_RETURN(auto records, snap.journal(after, std::min(kSegmentRecords, upto - after)));
     if (records.empty()) break;
-    // The bodies these records name that the repository lacks: read here, verified on two
-    // threads, stored in order.
-    std::vector<BodyCheck> batch;
+    // The bodies these records name that the repository lacks: read here, verified on
+    // another thread, stored in order.
+    BodyPipeline bodies(repo, nullptr, new_messages, shipped);
     std::set<Digest> queued;
     for (const auto& r : records) {
       auto p = json::parse(r.payload, nullptr, false);
@@ -312,16 +409,15 @@ static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::
       if (!blob || repo.has_object(*blob) || !queued.insert(*blob).second) continue;
       auto item = std::make_unique<ItemState>();
       item->blob = *blob;
-      BodyCheck c{item.get(), "journal record " + std::to_string(r.seq), false, {}, std::nullopt};
+      BodyCheck c{item.get(), "journal record " + std::to_string(r.seq), false, {}};
       auto stored = snap.stored_bytes(*blob);
       if (!stored.is_ok())
         return Status(stored.status().code(), c.where + ": " + stored.status().message());
       c.stored = std::move(*stored);
       c.owned = std::move(item);
-      batch.push_back(std::move(c));
-      if (batch.size() >= 256) MK_RETURN_IF_ERROR(store_bodies(repo, batch, new_messages, shipped));
+      MK_RETURN_IF_ERROR(bodies.add(std::move(c)));
     }
-    MK_RETURN_IF_ERROR(store_bodies(repo, batch, new_messages, shipped));
+    MK_RETURN_IF_ERROR(bodies.finish());
     MK_RETURN_IF_ERROR(repo.write_segment(guid, records));
     if (range->first == 0) range->first = records.front().seq;
     range->last = records.back().seq;
@@ -442,23 +538,6 @@ PreviousBackup previous_backup(Repository& repo, const std::vector<SnapshotSumma
   return out;
 }
 
-// Verifies a batch of bodies and stores those the repository lacks; clears the batch.
-Status verify_and_store(Repository& repo, std::vector<BodyCheck>& batch, BaseBackupResult& out) {
-  if (batch.empty()) return Status::ok();
-  verify_batch(batch);
-  for (auto& c : batch) {
-    if (!c.result->is_ok())
-      return Status(c.result->status().code(), c.where + ": " + c.result->status().message());
-    ++out.verified_messages;
-    if (c.present) continue;
-    const auto& m = **c.result;
-    MK_ASSIGN_OR_RETURN(bool added, repo.add_object(ObjectType::kMessage, c.item->blob, m.content,
-                                                    m.zstd_frame));
-    if (added) ++out.new_messages;
-  }
-  batch.clear();
-  return Status::ok();
-}
 
 std::string folder_version(const FolderState& f) {
   json v = {f.guid.hex(), f.name,         f.kind,           f.special_use,
@@ -528,7 +607,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       // A blob file modified since the newest backup began is damage, unless its message
       // arrived since: read and verified again (and stored, if the repository lacks it).
       MK_ASSIGN_OR_RETURN(auto changed, snap.files_modified_since(previous.started_ms - 1000));
-      std::vector<BodyCheck> batch;
+      BodyPipeline bodies(repo, &out.verified_messages, &out.new_messages, nullptr);
       for (const Digest& blob : changed) {
         if (shipped.count(blob)) continue;
         auto stored = snap.stored_bytes(blob);
@@ -536,16 +615,14 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
           continue;  // a file no message names: `mailark check` reports those
         auto item = std::make_unique<ItemState>();
         item->blob = blob;
-        BodyCheck c{item.get(), "message " + to_hex(blob), repo.has_object(blob), {},
-                    std::nullopt};
+        BodyCheck c{item.get(), "message " + to_hex(blob), repo.has_object(blob), {}};
         if (!stored.is_ok())
           return Status(stored.status().code(), c.where + ": " + stored.status().message());
         c.stored = std::move(*stored);
         c.owned = std::move(item);
-        batch.push_back(std::move(c));
-        if (batch.size() >= 256) MK_RETURN_IF_ERROR(verify_and_store(repo, batch, out));
+        MK_RETURN_IF_ERROR(bodies.add(std::move(c)));
       }
-      MK_RETURN_IF_ERROR(verify_and_store(repo, batch, out));
+      MK_RETURN_IF_ERROR(bodies.finish());
       out.full_id = previous.full_id;
       out.full_seq = previous.full_seq;
       out.accounts = totals.accounts;
@@ -582,21 +659,16 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       }
       // A scan reads the whole table: worth it when a good share of it is new.
       if (wanted.size() >= kScanMinimum && wanted.size() * 8 >= items) {
-        std::vector<BodyCheck> batch;
-        std::vector<std::unique_ptr<ItemState>> owned;
+        BodyPipeline bodies(repo, nullptr, &out.new_messages, &shipped);
         MK_RETURN_IF_ERROR(snap.scan_stored(
             wanted, [&](const Digest& blob, DatabaseSnapshot::StoredBytes&& stored) -> Status {
               auto item = std::make_unique<ItemState>();
               item->blob = blob;
-              BodyCheck c{item.get(), "message " + to_hex(blob), false, std::move(stored),
-                          std::nullopt};
+              BodyCheck c{item.get(), "message " + to_hex(blob), false, std::move(stored)};
               c.owned = std::move(item);
-              batch.push_back(std::move(c));
-              if (batch.size() >= 256)
-                return store_bodies(repo, batch, &out.new_messages, &shipped);
-              return Status::ok();
+              return bodies.add(std::move(c));
             }));
-        MK_RETURN_IF_ERROR(store_bodies(repo, batch, &out.new_messages, &shipped));
+        MK_RETURN_IF_ERROR(bodies.finish());
       }
     }
     // The journal up to this snapshot is archived first: a restore point needs both.
@@ -614,12 +686,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     uint64_t total = 0;
     for (const auto& [g, a] : state.accounts) total += a.bytes();
     progress.start("backup " + db, total);
-    std::vector<BodyCheck> batch;
-    uint64_t batch_bytes = 0;
-    auto drain = [&]() -> Status {
-      batch_bytes = 0;
-      return verify_and_store(repo, batch, out);
-    };
+    BodyPipeline bodies(repo, &out.verified_messages, &out.new_messages, nullptr);
     json accounts = json::array();
     json trees = json::object();
     std::unordered_set<Digest, DigestHash> seen;
@@ -640,15 +707,12 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
           BodyCheck c{&it,
                       "message " + a.address + "/" + f.name + " UID " + std::to_string(uid),
                       present,
-                      {},
-                      std::nullopt};
+                      {}};
           auto stored = snap.stored_bytes(it.blob);
           if (!stored.is_ok())
             return Status(stored.status().code(), c.where + ": " + stored.status().message());
           c.stored = std::move(*stored);
-          batch_bytes += c.stored.bytes.size();
-          batch.push_back(std::move(c));
-          if (batch.size() >= 256 || batch_bytes >= (16u << 20)) MK_RETURN_IF_ERROR(drain());
+          MK_RETURN_IF_ERROR(bodies.add(std::move(c)));
         }
         // An unchanged folder (same version) has the tree the previous backup wrote.
         std::string version = folder_version(f);
@@ -698,7 +762,7 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       out.items += a.items();
       out.bytes += a.bytes();
     }
-    MK_RETURN_IF_ERROR(drain());
+    MK_RETURN_IF_ERROR(bodies.finish());
     manifest = {{"version", 1},
                 {"database", db},
                 {"database_guid", snap.database_guid()},

@@ -26,7 +26,9 @@ class LocalBackend : public RepositoryBackend {
   Status put(const std::string& name, std::string_view bytes) override {
     std::string path = root_ + "/" + name;
     MK_RETURN_IF_ERROR(ensure_dir(parent_dir(path)));
-    MK_RETURN_IF_ERROR(publish_file(fs_, path, bytes));
+    // Packs are written once and read back only by a restore or verify, usually much later:
+    // not worth a copy through the page cache.
+    MK_RETURN_IF_ERROR(publish_file(fs_, path, bytes, /*uncached=*/name.rfind("packs/", 0) == 0));
     crash_point();
     return Status::ok();
   }

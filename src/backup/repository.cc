@@ -117,7 +117,8 @@ Repository::Repository(std::string name, std::unique_ptr<RepositoryBackend> back
     : name_(std::move(name)), backend_(std::move(backend)) {}
 
 Repository::~Repository() {
-  if (!pending_.empty())
+  (void)wait_pack_write();
+  if (!pending_.empty() || !write_error_.is_ok())
     MK_LOG_WARN("repository {}: {} objects dropped without flush()", name_, pending_.size());
 }
 
@@ -165,7 +166,7 @@ Result<std::unique_ptr<Repository>> Repository::create(std::string name,
                  {"key", key_info},
                  {"check", to_hex(reinterpret_cast<const uint8_t*>(check.data()), check.size())}};
   std::string text = config.dump(2) + "\n";
-  MK_RETURN_IF_ERROR(repo->backend_->put("config", text));
+  MK_RETURN_IF_ERROR(repo->io()->put("config", text));
   KeySource again;
   again.key = repo->key_;
   MK_RETURN_IF_ERROR(repo->read_config(again));
@@ -184,10 +185,10 @@ Result<std::unique_ptr<Repository>> Repository::create_like(
 }
 
 Status Repository::read_config(const KeySource& source) {
-  auto text = backend_->get("config");
+  auto text = io()->get("config");
   if (!text.is_ok()) {
     if (text.status().code() == ErrorCode::kNotFound)
-      return not_found("no repository at " + backend_->describe());
+      return not_found("no repository at " + io()->describe());
     return text.status();
   }
   json c = json::parse(*text, nullptr, false);
@@ -266,13 +267,13 @@ Result<std::vector<std::pair<Digest, ObjectLocation>>> Repository::read_pack_hea
   std::string name = pack_file(pack);
   size_t tail = 4 + kPackMagic.size();
   if (size < kPackMagic.size() + tail) return corrupt("pack is too short");
-  MK_ASSIGN_OR_RETURN(std::string trailer, backend_->get_range(name, size - tail, tail));
+  MK_ASSIGN_OR_RETURN(std::string trailer, io()->get_range(name, size - tail, tail));
   if (trailer.size() != tail || trailer.substr(4) != kPackMagic)
     return corrupt("pack trailer is damaged");
   uint64_t header_len = get_le(trailer, 0, 4);
   if (header_len + tail + kPackMagic.size() > size) return corrupt("pack header length is damaged");
   MK_ASSIGN_OR_RETURN(std::string sealed,
-                      backend_->get_range(name, size - tail - header_len, header_len));
+                      io()->get_range(name, size - tail - header_len, header_len));
   MK_ASSIGN_OR_RETURN(std::string header, key_->open(cipher_, sealed, "mailark-pack-header"));
   if (header.size() < 4) return corrupt("pack header is truncated");
   uint64_t n = get_le(header, 0, 4);
@@ -289,13 +290,13 @@ Status Repository::load_index(bool read_only, std::vector<RepositoryProblem>* pr
     if (problems) problems->push_back({std::move(where), std::move(what)});
     MK_LOG_WARN("repository {}: {}: {}", name_, where, what);
   };
-  MK_ASSIGN_OR_RETURN(auto files, backend_->list("index/"));
+  MK_ASSIGN_OR_RETURN(auto files, io()->list("index/"));
   std::set<Digest> indexed;
   for (const auto& f : files) {
     std::string hex = f.name.substr(6);
     auto id = digest_from_hex(hex);
     if (!id) continue;
-    MK_ASSIGN_OR_RETURN(std::string bytes, backend_->get(f.name));
+    MK_ASSIGN_OR_RETURN(std::string bytes, io()->get(f.name));
     if (sha256(bytes) != *id) {
       report("index " + hex.substr(0, 12), "damaged: content does not match its name (" +
                                                std::to_string(bytes.size()) + " bytes)");
@@ -332,7 +333,7 @@ Status Repository::load_index(bool read_only, std::vector<RepositoryProblem>* pr
     if (!ok) report("index " + hex.substr(0, 12), "damaged: entries are truncated");
   }
   // Packs nobody indexed: an interrupted writer's, or ones whose index was damaged.
-  MK_ASSIGN_OR_RETURN(auto packs, backend_->list("packs/"));
+  MK_ASSIGN_OR_RETURN(auto packs, io()->list("packs/"));
   for (const auto& f : packs) {
     auto id = digest_from_hex(f.name.substr(f.name.rfind('/') + 1));
     if (!id || indexed.count(*id)) continue;
@@ -358,7 +359,7 @@ Status Repository::load_index(bool read_only, std::vector<RepositoryProblem>* pr
 }
 
 bool Repository::has_object(const Digest& id) const {
-  return index_.count(id) > 0 || pending_ids_.count(id) > 0;
+  return index_.count(id) > 0 || pending_ids_.count(id) > 0 || writing_ids_.count(id) > 0;
 }
 
 std::optional<ObjectLocation> Repository::locate(const Digest& id) const {
@@ -373,7 +374,7 @@ Result<std::string> Repository::read_object(const Digest& id) {
     return not_found("object " + to_hex(id) + " is not in repository " + name_);
   const ObjectLocation& loc = it->second;
   std::string where = "object " + to_hex(id) + " in pack " + to_hex(loc.pack);
-  auto sealed = backend_->get_range(pack_file(loc.pack), loc.offset, loc.length);
+  auto sealed = io()->get_range(pack_file(loc.pack), loc.offset, loc.length);
   if (!sealed.is_ok()) {
     if (sealed.status().code() == ErrorCode::kNotFound)
       return not_found(where + ": the pack is missing from repository " + name_);
@@ -408,15 +409,34 @@ Status Repository::rewrite_objects(const std::set<Digest>& ids) {
   return Status::ok();
 }
 
+Result<std::string> Repository::seal_object(const Digest& id, std::string_view content,
+                                            std::optional<std::string_view> zstd_frame) const {
+  return key_->seal(cipher_, packed_content(content, zstd_frame), object_context(id));
+}
+
+Result<bool> Repository::add_sealed(ObjectType type, const Digest& id, std::string_view sealed,
+                                    uint64_t raw_length) {
+  if (has_object(id)) return false;
+  MK_RETURN_IF_ERROR(append_sealed(type, id, sealed, raw_length));
+  return true;
+}
+
 Status Repository::append_to_pack(ObjectType type, const Digest& id, std::string_view content,
                                   std::optional<std::string_view> zstd_frame) {
-  if (pack_.empty()) pack_ = std::string(kPackMagic);
-  MK_ASSIGN_OR_RETURN(std::string sealed,
-                      key_->seal(cipher_, packed_content(content, zstd_frame), object_context(id)));
+  MK_ASSIGN_OR_RETURN(std::string sealed, seal_object(id, content, zstd_frame));
+  return append_sealed(type, id, sealed, content.size());
+}
+
+Status Repository::append_sealed(ObjectType type, const Digest& id, std::string_view sealed,
+                                 uint64_t raw_length) {
+  if (pack_.empty()) {
+    pack_.reserve(kPackTarget + (1u << 20));
+    pack_.assign(kPackMagic);
+  }
   ObjectLocation loc;
   loc.offset = pack_.size();
   loc.length = static_cast<uint32_t>(sealed.size());
-  loc.raw_length = content.size();
+  loc.raw_length = raw_length;
   loc.type = type;
   pack_ += sealed;
   pending_.push_back({id, loc});
@@ -426,6 +446,7 @@ Status Repository::append_to_pack(ObjectType type, const Digest& id, std::string
 }
 
 Status Repository::finish_pack() {
+  MK_RETURN_IF_ERROR(wait_pack_write());
   if (pending_.empty()) return Status::ok();
   std::string header;
   put_u32(header, static_cast<uint32_t>(pending_.size()));
@@ -434,20 +455,51 @@ Status Repository::finish_pack() {
   pack_ += sealed;
   put_u32(pack_, static_cast<uint32_t>(sealed.size()));
   pack_ += kPackMagic;
-  Digest pack_id = sha256(pack_);
-  MK_RETURN_IF_ERROR(backend_->put(pack_file(pack_id), pack_));
-  bytes_uploaded_ += pack_.size();
-  pack_sizes_[pack_id] = pack_.size();
-  for (auto& e : pending_) {
+  // Hashed (its name) and written while the next pack fills.
+  pack_write_size_ = pack_.size();
+  writing_ = std::move(pending_);
+  writing_ids_ = std::move(pending_ids_);
+  pending_.clear();
+  pending_ids_.clear();
+  RepositoryBackend* backend = backend_.get();
+  pack_write_ = std::async(std::launch::async,
+                           [backend, pack = std::move(pack_)]() -> Result<Digest> {
+                             Digest id = sha256(pack);
+                             MK_RETURN_IF_ERROR(backend->put(pack_file(id), pack));
+                             return id;
+                           });
+  pack_.clear();
+  return Status::ok();
+}
+
+Status Repository::wait_pack_write() {
+  if (!write_error_.is_ok()) return write_error_;
+  if (!pack_write_.valid()) return Status::ok();
+  Result<Digest> written = pack_write_.get();
+  if (!written.is_ok()) {
+    writing_.clear();
+    writing_ids_.clear();
+    write_error_ = written.status();
+    return write_error_;
+  }
+  const Digest& pack_id = *written;
+  bytes_uploaded_ += pack_write_size_;
+  pack_sizes_[pack_id] = pack_write_size_;
+  for (auto& e : writing_) {
     e.location.pack = pack_id;
     index_[e.id] = e.location;  // a rewritten object moves to its new pack
   }
   unindexed_packs_.push_back(pack_id);
-  pending_.clear();
-  pending_ids_.clear();
-  pack_.clear();
+  writing_.clear();
+  writing_ids_.clear();
   if (unindexed_packs_.size() >= kPacksPerIndex) MK_RETURN_IF_ERROR(write_index());
   return Status::ok();
+}
+
+RepositoryBackend* Repository::io() {
+  Status s = wait_pack_write();
+  if (!s.is_ok()) MK_LOG_WARN("repository {}: writing a pack failed: {}", name_, s.message());
+  return backend_.get();
 }
 
 Status Repository::write_index() {
@@ -468,7 +520,7 @@ Status Repository::write_index() {
   }
   MK_ASSIGN_OR_RETURN(std::string file, seal_file(kIndexMagic, b, "mailark-index"));
   last_index_written_ = "index/" + to_hex(sha256(file));
-  MK_RETURN_IF_ERROR(backend_->put(last_index_written_, file));
+  MK_RETURN_IF_ERROR(io()->put(last_index_written_, file));
   bytes_uploaded_ += file.size();
   unindexed_packs_.clear();
   return Status::ok();
@@ -487,11 +539,12 @@ Result<std::string> Repository::rewrite_index(const std::set<Digest>& drop) {
 }
 
 Status Repository::remove_pack(const Digest& pack) {
-  return backend_->remove(pack_file(pack));
+  return io()->remove(pack_file(pack));
 }
 
 Status Repository::flush() {
   MK_RETURN_IF_ERROR(finish_pack());
+  MK_RETURN_IF_ERROR(wait_pack_write());
   return write_index();
 }
 
@@ -501,13 +554,13 @@ Result<std::string> Repository::write_snapshot(const std::string& text) {
   MK_RETURN_IF_ERROR(flush());  // everything it references first
   MK_ASSIGN_OR_RETURN(std::string file, seal_file(kSnapshotMagic, text, "mailark-snapshot"));
   std::string id = to_hex(sha256(file));
-  MK_RETURN_IF_ERROR(backend_->put("snapshots/" + id, file));
+  MK_RETURN_IF_ERROR(io()->put("snapshots/" + id, file));
   bytes_uploaded_ += file.size();
   return id;
 }
 
 Result<std::vector<std::string>> Repository::snapshot_ids() {
-  MK_ASSIGN_OR_RETURN(auto files, backend_->list("snapshots/"));
+  MK_ASSIGN_OR_RETURN(auto files, io()->list("snapshots/"));
   std::vector<std::string> out;
   for (const auto& f : files) {
     std::string id = f.name.substr(10);
@@ -517,7 +570,7 @@ Result<std::vector<std::string>> Repository::snapshot_ids() {
 }
 
 Result<std::string> Repository::read_snapshot(const std::string& id) {
-  MK_ASSIGN_OR_RETURN(std::string bytes, backend_->get("snapshots/" + id));
+  MK_ASSIGN_OR_RETURN(std::string bytes, io()->get("snapshots/" + id));
   auto want = digest_from_hex(id);
   if (!want || sha256(bytes) != *want)
     return corrupt("snapshot " + id.substr(0, 12) +
@@ -529,7 +582,7 @@ Result<std::string> Repository::read_snapshot(const std::string& id) {
 }
 
 Status Repository::remove_snapshot(const std::string& id) {
-  return backend_->remove("snapshots/" + id);
+  return io()->remove("snapshots/" + id);
 }
 
 // ---------------------------------------------------------------- journal
@@ -546,13 +599,13 @@ Status Repository::write_segment(const std::string& guid,
   MK_ASSIGN_OR_RETURN(std::string file,
                       seal_file(kJournalMagic, arr.dump(), segment_context(guid, first, last)));
   MK_RETURN_IF_ERROR(
-      backend_->put("journal/" + guid + "/" + seq_name(first) + "-" + seq_name(last), file));
+      io()->put("journal/" + guid + "/" + seq_name(first) + "-" + seq_name(last), file));
   bytes_uploaded_ += file.size();
   return Status::ok();
 }
 
 Result<std::vector<JournalSegment>> Repository::segments(const std::string& guid) {
-  MK_ASSIGN_OR_RETURN(auto files, backend_->list("journal/" + guid + "/"));
+  MK_ASSIGN_OR_RETURN(auto files, io()->list("journal/" + guid + "/"));
   std::vector<JournalSegment> out;
   for (const auto& f : files) {
     std::string base = f.name.substr(f.name.rfind('/') + 1);
@@ -569,7 +622,7 @@ Result<std::vector<JournalSegment>> Repository::segments(const std::string& guid
 }
 
 Result<std::vector<std::string>> Repository::archived_databases() {
-  MK_ASSIGN_OR_RETURN(auto files, backend_->list("journal/"));
+  MK_ASSIGN_OR_RETURN(auto files, io()->list("journal/"));
   std::set<std::string> guids;
   for (const auto& f : files) {
     size_t a = f.name.find('/'), b = f.name.find('/', a + 1);
@@ -581,7 +634,7 @@ Result<std::vector<std::string>> Repository::archived_databases() {
 Result<std::vector<JournalRecord>> Repository::read_segment(const JournalSegment& s) {
   std::string where = "journal segment " + s.database_guid.substr(0, 8) + "/" +
                       std::to_string(s.first) + "-" + std::to_string(s.last);
-  auto bytes = backend_->get(s.file);
+  auto bytes = io()->get(s.file);
   if (!bytes.is_ok()) return bytes.status();
   auto text = open_file(kJournalMagic, *bytes, segment_context(s.database_guid, s.first, s.last));
   if (!text.is_ok()) return corrupt(where + ": " + text.status().message());
@@ -617,7 +670,7 @@ Result<std::vector<JournalRecord>> Repository::read_segment(const JournalSegment
 
 Status Repository::verify_pack(const Digest& pack, std::vector<RepositoryProblem>* problems) {
   std::string where = "pack " + to_hex(pack);
-  auto bytes = backend_->get(pack_file(pack));
+  auto bytes = io()->get(pack_file(pack));
   if (!bytes.is_ok()) {
     problems->push_back({where, bytes.status().code() == ErrorCode::kNotFound
                                     ? "missing"

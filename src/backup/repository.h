@@ -5,11 +5,14 @@
 // their content, so an interrupted write leaves a valid repository, and the next writer
 // indexes any pack that lost its index instead of uploading it again.
 // Not thread-safe: one Repository object per thread; several processes may write one
-// repository at the same time (each file is written whole, under a unique name).
+// repository at the same time (each file is written whole, under a unique name). Internally a
+// full pack is hashed and written on a thread of its own while the next one fills; every
+// other use of the backend waits for that write first, and flush() reports its outcome.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,7 +87,7 @@ class Repository {
   std::string describe() const { return name_ + " (" + backend_->describe() + ")"; }
   const std::string& id() const { return id_; }
   const std::string& key_id() const { return key_id_; }
-  RepositoryBackend& backend() { return *backend_; }
+  RepositoryBackend& backend() { return *io(); }
 
   // Reads every index file, and indexes packs that an interrupted writer left without one
   // (writing a new index file for them unless `read_only`). Damaged index files are skipped
@@ -106,6 +109,12 @@ class Repository {
   // it is not compressed again; an empty frame means store it uncompressed.
   Result<bool> add_object(ObjectType type, const Digest& id, std::string_view content,
                           std::optional<std::string_view> zstd_frame = std::nullopt);
+  // The two halves of add_object(), for callers that seal on other threads: seal_object() is
+  // thread-safe; add_sealed() appends what it returned (unless the object is there already).
+  Result<std::string> seal_object(const Digest& id, std::string_view content,
+                                  std::optional<std::string_view> zstd_frame = std::nullopt) const;
+  Result<bool> add_sealed(ObjectType type, const Digest& id, std::string_view sealed,
+                          uint64_t raw_length);
   // Writes the open pack and the index of every pack written since the last index file.
   Status flush();
   uint64_t bytes_uploaded() const { return bytes_uploaded_; }
@@ -150,7 +159,14 @@ class Repository {
                                 std::string_view context);
   Status append_to_pack(ObjectType type, const Digest& id, std::string_view content,
                         std::optional<std::string_view> zstd_frame = std::nullopt);
+  Status append_sealed(ObjectType type, const Digest& id, std::string_view sealed,
+                       uint64_t raw_length);
   Status finish_pack();
+  // Waits for the pack being written, then records it in the index (or the write's failure
+  // in write_error_).
+  Status wait_pack_write();
+  // The backend, once no pack write is in flight.
+  RepositoryBackend* io();
   Status write_index();
   Result<std::vector<std::pair<Digest, ObjectLocation>>> read_pack_header(const Digest& pack,
                                                                           uint64_t size);
@@ -176,6 +192,12 @@ class Repository {
   };
   std::vector<PendingEntry> pending_;
   std::unordered_set<Digest, DigestHash> pending_ids_;
+  // The pack being hashed and written (its id when done), and what it holds.
+  std::future<Result<Digest>> pack_write_;
+  uint64_t pack_write_size_ = 0;
+  std::vector<PendingEntry> writing_;
+  std::unordered_set<Digest, DigestHash> writing_ids_;
+  Status write_error_ = Status::ok();
   uint64_t bytes_uploaded_ = 0;
   std::string last_index_written_;
 };

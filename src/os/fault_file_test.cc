@@ -62,5 +62,32 @@ TEST_F(FaultFileTest, PublishIsAtomicAndSurvivesCrash) {
   EXPECT_EQ(names->size(), 1u) << "no temp files left behind";
 }
 
+// The uncached write path (O_DIRECT for whole blocks, buffered for the rest) writes exactly
+// the bytes given, whatever their alignment, and falls back when the file is not at a block
+// boundary.
+TEST_F(FaultFileTest, UncachedAppendWritesExactlyTheBytes) {
+  std::string data;
+  for (size_t i = 0; data.size() < (3u << 20) + 123; ++i) data += std::to_string(i * 7919) + ",";
+  for (const std::string& prefix : {std::string(), std::string("x")}) {
+    std::string path = dir_ + "/uncached" + std::to_string(prefix.size());
+    auto f = posix_fs().create(path);
+    ASSERT_TRUE(f.is_ok());
+    if (!prefix.empty()) ASSERT_TRUE((*f)->append(prefix).is_ok());
+    ASSERT_TRUE((*f)->append_uncached(std::string_view(data).substr(1)).is_ok());
+    ASSERT_TRUE((*f)->append("tail").is_ok());
+    ASSERT_TRUE((*f)->sync().is_ok());
+    EXPECT_EQ((*f)->size(), prefix.size() + data.size() - 1 + 4);
+    ASSERT_TRUE((*f)->close().is_ok());
+    auto back = posix_fs().read_file(path);
+    ASSERT_TRUE(back.is_ok());
+    EXPECT_TRUE(*back == prefix + data.substr(1) + "tail") << path;
+  }
+  // publish_file with `uncached`: the same file as without.
+  ASSERT_TRUE(publish_file(posix_fs(), dir_ + "/published", data, /*uncached=*/true).is_ok());
+  auto back = posix_fs().read_file(dir_ + "/published");
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_TRUE(*back == data);
+}
+
 }  // namespace
 }  // namespace mailark

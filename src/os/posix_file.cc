@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "base/hash.h"
 #include "os/file.h"
@@ -40,6 +43,36 @@ class PosixWritableFile : public WritableFile {
       size_ += static_cast<uint64_t>(n);
     }
     return Status::ok();
+  }
+  Status append_uncached(std::string_view data) override {
+    // O_DIRECT wants block-aligned memory, lengths and offsets: the whole 4 KiB blocks go
+    // through an aligned buffer, the tail (and anything the file system refuses) through
+    // append().
+    constexpr size_t kAlign = 4096, kChunk = 1u << 20;
+    int flags = ::fcntl(fd_, F_GETFL);
+    if (size_ % kAlign != 0 || data.size() < kChunk || flags < 0 ||
+        ::fcntl(fd_, F_SETFL, flags | O_DIRECT) != 0)
+      return append(data);
+    std::unique_ptr<char, decltype(&std::free)> buf(
+        static_cast<char*>(std::aligned_alloc(kAlign, kChunk)), &std::free);
+    size_t whole = buf ? data.size() / kAlign * kAlign : 0, done = 0;
+    while (done < whole) {
+      size_t n = std::min(kChunk, whole - done);
+      std::memcpy(buf.get(), data.data() + done, n);
+      ssize_t w = ::write(fd_, buf.get(), n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0 || static_cast<size_t>(w) % kAlign != 0) {
+        if (w > 0) {  // a short write of part of a block: the rest goes buffered
+          done += static_cast<size_t>(w);
+          size_ += static_cast<uint64_t>(w);
+        }
+        break;
+      }
+      done += static_cast<size_t>(w);
+      size_ += static_cast<uint64_t>(w);
+    }
+    if (::fcntl(fd_, F_SETFL, flags) != 0) return errno_status("fcntl", path_);
+    return append(data.substr(done));
   }
   Status sync() override {
     if (::fdatasync(fd_) != 0) return errno_status("fsync", path_);
@@ -204,10 +237,10 @@ std::string join_path(const std::string& a, const std::string& b) {
 }
 
 Status write_synced_and_rename(FileSystem& fs, const std::string& tmp, const std::string& path,
-                               std::string_view contents) {
+                               std::string_view contents, bool uncached) {
   {
     MK_ASSIGN_OR_RETURN(auto file, fs.create(tmp));
-    Status s = file->append(contents);
+    Status s = uncached ? file->append_uncached(contents) : file->append(contents);
     if (s.is_ok()) s = file->sync();
     if (s.is_ok()) s = file->close();
     if (!s.is_ok()) {
@@ -220,9 +253,10 @@ Status write_synced_and_rename(FileSystem& fs, const std::string& tmp, const std
   return s;
 }
 
-Status publish_file(FileSystem& fs, const std::string& path, std::string_view contents) {
+Status publish_file(FileSystem& fs, const std::string& path, std::string_view contents,
+                    bool uncached) {
   std::string tmp = path + ".tmp-" + Guid::random().hex().substr(0, 8);
-  MK_RETURN_IF_ERROR(write_synced_and_rename(fs, tmp, path, contents));
+  MK_RETURN_IF_ERROR(write_synced_and_rename(fs, tmp, path, contents, uncached));
   return fs.sync_dir(parent_dir(path));
 }
 
