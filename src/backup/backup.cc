@@ -1190,14 +1190,21 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
   std::sort(folders.begin(), folders.end(),
             [](const FolderState* a, const FolderState* b) { return a->name < b->name; });
   uint64_t total = 0;
+  std::set<Digest> wanted;
   for (const FolderState* f : folders)
     for (const auto& [uid, it] : f->items)
-      if (!present.count(it.guid)) total += it.size;
-  // Every body must be in some tier before anything is written: a restore that cannot
+      if (!present.count(it.guid)) {
+        total += it.size;
+        if (f->kind == "mail") wanted.insert(it.blob);
+      }
+  // Bodies the database still holds (the messages were expunged, their bodies not collected
+  // yet) are referred to, as a COPY would, instead of read from a repository.
+  MK_ASSIGN_OR_RETURN(std::set<Digest> held, store_.held_messages(account, wanted));
+  // Every other body must be in some tier before anything is written: a restore that cannot
   // finish does not start.
   for (const FolderState* f : folders)
     for (const auto& [uid, it] : f->items) {
-      if (present.count(it.guid)) continue;
+      if (present.count(it.guid) || held.count(it.blob)) continue;
       bool somewhere = false;
       for (Repository* r : tiers.tiers()) somewhere = somewhere || r->has_object(it.blob);
       if (!somewhere)
@@ -1240,12 +1247,13 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
     }
     // Bodies are read (and verified) first, then written in batches, one transaction each.
     std::vector<const ItemState*> batch;
-    std::vector<std::string> raws;
+    std::vector<std::string> raws;  // "" for a body the database holds
     uint64_t batch_bytes = 0;
     auto write_batch = [&]() -> Status {
       if (batch.empty()) return Status::ok();
       std::vector<MailStore::RestoredItem> items;
-      for (size_t i = 0; i < batch.size(); ++i) items.push_back({batch[i], raws[i]});
+      for (size_t i = 0; i < batch.size(); ++i)
+        items.push_back({batch[i], raws[i], held.count(batch[i]->blob) > 0});
       auto saved = store_.restore_items(account, target, items);
       if (!saved.is_ok()) return stopped(saved.status());
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -1274,11 +1282,16 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
         line.bytes += it.size;
         continue;
       }
-      auto raw = tiers.read(it.blob);
-      if (!raw.is_ok()) return stopped(raw.status());
-      batch_bytes += raw->size();
-      batch.push_back(&it);
-      raws.push_back(std::move(*raw));
+      if (held.count(it.blob)) {
+        batch.push_back(&it);
+        raws.emplace_back();
+      } else {
+        auto raw = tiers.read(it.blob);
+        if (!raw.is_ok()) return stopped(raw.status());
+        batch_bytes += raw->size();
+        batch.push_back(&it);
+        raws.push_back(std::move(*raw));
+      }
       if (batch.size() >= 500 || batch_bytes >= (32u << 20)) MK_RETURN_IF_ERROR(write_batch());
     }
     MK_RETURN_IF_ERROR(write_batch());

@@ -782,6 +782,23 @@ Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
   return out;
 }
 
+Result<std::set<Digest>> MailStore::held_messages(const Account& account,
+                                                   const std::set<Digest>& blobs) {
+  std::set<Digest> out;
+  MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data IS NULL FROM messages WHERE blob=?"));
+    for (const Digest& d : blobs) {
+      st.reset();
+      st.bind_blob(1, as_bytes(d));
+      MK_ASSIGN_OR_RETURN(bool row, st.step());
+      // A body kept in a file counts while the file is there.
+      if (row && (st.column_int(0) == 0 || account.db->blobs().contains(d))) out.insert(d);
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
 Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
                                                         std::string_view folder_name,
                                                         const MessageInput& input,
@@ -850,7 +867,10 @@ Status MailStore::insert_prepared(WriteTx& tx, const Account& account, const Pre
   MK_ASSIGN_OR_RETURN(FolderRow f, load_folder(db, account.id, p.folder));
   if (f.kind != "mail") return invalid("folder " + f.name + " does not hold mail");
   *folder_guid = f.guid;
-  MK_RETURN_IF_ERROR(upsert_message(db, p));
+  if (p.by_reference)
+    MK_RETURN_IF_ERROR(ref_message(db, p.put.digest, +1));
+  else
+    MK_RETURN_IF_ERROR(upsert_message(db, p));
   ItemInfo it;
   it.uid = f.uidnext++;
   it.guid = p.guid;
@@ -911,6 +931,22 @@ Result<std::vector<SavedItem>> MailStore::restore_items(const Account& account,
   std::vector<PreparedSave> prepared;
   std::set<std::string> dirs;
   for (const auto& r : items) {
+    if (r.by_reference) {
+      PreparedSave p;
+      MK_ASSIGN_OR_RETURN(p.folder, normalize_folder_name(folder));
+      for (const auto& f : r.item->flags)
+        if (!valid_flag(f)) return invalid("invalid flag " + f);
+      p.flags = normalize_flags(r.item->flags);
+      p.put.digest = r.item->blob;
+      p.size = r.item->size;
+      p.internal_date_ms = r.item->internal_date_ms;
+      p.ingress_id = r.item->ingress_id;
+      p.guid = r.item->guid;
+      p.op = "restore";
+      p.by_reference = true;
+      prepared.push_back(std::move(p));
+      continue;
+    }
     MessageInput input;
     input.raw = r.raw;
     input.internal_date_ms = r.item->internal_date_ms;

@@ -337,14 +337,21 @@ class MailStore {
   // restore_item for many items of one folder in one transaction (one fsync). Each raw body
   // must hash to its item's blob digest: the caller verified it (a restore reads through the
   // repository's verification); it becomes the content address.
+  // With `by_reference` (and no `raw`) the item refers to the body the database still holds
+  // (see held_messages()), as a COPY does: nothing is read, parsed or written but the item.
   struct RestoredItem {
     const ItemState* item;
     std::string_view raw;
+    bool by_reference = false;
   };
   Result<std::vector<SavedItem>> restore_items(const Account& account, std::string_view folder,
                                                const std::vector<RestoredItem>& items);
   // Every item GUID of the account (for restore dry runs).
   Result<std::set<Guid>> item_guids(const Account& account);
+  // Which of `blobs` the account's database still holds, referenced or not (an expunged
+  // message's body stays until it is collected): a restore refers to those instead of
+  // reading them from a backup.
+  Result<std::set<Digest>> held_messages(const Account& account, const std::set<Digest>& blobs);
 
   // ---- calendars and address books (groupware_store.cc)
   // Creates the default calendar and address book when the account has none of that kind.

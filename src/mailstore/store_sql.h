@@ -29,6 +29,7 @@ struct MailStore::PreparedSave {
   std::optional<Guid> ingress_id;
   Guid guid;
   const char* op = "append";
+  bool by_reference = false;  // the message row exists: only its reference count changes
 };
 
 namespace store_sql {

@@ -359,6 +359,38 @@ class BackupTest(h.MailarkTestCase):
         self.assertEqual(bob_before, bob_now)  # the other account is untouched
         c.logout()
 
+    def test_user_restore_refers_to_held_bodies_and_reads_the_others(self):
+        inst = self.instance("held")
+        deliver(inst.port, ALICE, msg("small", body="small body\r\n"))
+        for n in (1, 2):
+            deliver(inst.port, ALICE, msg(f"big{n}", body=big_body(90_000, n)))  # blob files
+        inst.cli("backup", "run", "--quiet")
+        before = self.dump(inst)
+        c = self.imap(inst)
+        c.select("INBOX")
+        c.must("UID STORE 1:* +FLAGS (\\Deleted)")
+        c.must("EXPUNGE")
+        c.logout()
+        self.wait_archived(inst)
+        items = {it["guid"]: it["blob"] for a in before["accounts"] for f in a["folders"]
+                 for it in f["items"] if a["address"] == ALICE}
+        self.assertEqual(len(items), 3)
+        # The expunged bodies stay in the database until collected, and the restore refers
+        # to them; one file is gone (as if collected): that body comes from the repository.
+        big = sorted(b for b in items.values()
+                     if os.path.exists(os.path.join(inst.db_dir(), "blobs", b[:2], b)))
+        self.assertEqual(len(big), 2)
+        gone = os.path.join(inst.db_dir(), "blobs", big[0][:2], big[0])
+        os.remove(gone)
+        r = inst.cli("restore", "--user", ALICE, "--seq", str(before["seq"]))
+        self.assertIn("total restored: 3 items", r.out, r.out)
+        self.assertTrue(os.path.exists(gone))
+        now = {it["guid"]: it["blob"] for a in self.dump(inst)["accounts"] for f in a["folders"]
+               for it in f["items"] if a["address"] == ALICE}
+        self.assertEqual(now, items)
+        inst.stop()
+        self.assertIn("ok", inst.cli("check", "--db", "db1").out.lower())
+
     # ---------------------------------------------------------------- crashes
 
     def populate_large(self, inst, count=40, size=700_000):
