@@ -7,15 +7,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <unordered_set>
 
 #include "backup/trees.h"
@@ -279,10 +279,7 @@ class BodyPipeline {
   // Counts (either may be null) and the set of digests handled (may be null).
   BodyPipeline(Repository& repo, uint64_t* verified, uint64_t* new_messages,
                std::set<Digest>* handled)
-      : repo_(repo), verified_(verified), new_messages_(new_messages), handled_(handled) {
-    unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
-    for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { work(); });
-  }
+      : repo_(repo), verified_(verified), new_messages_(new_messages), handled_(handled) {}
   ~BodyPipeline() {
     {
       std::lock_guard lock(mu_);
@@ -292,6 +289,10 @@ class BodyPipeline {
     for (auto& t : workers_) t.join();
   }
   Status add(BodyCheck c) {
+    if (workers_.empty()) {  // started with the first body (most archive runs have none)
+      unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+      for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { work(); });
+    }
     {
       std::lock_guard lock(mu_);
       in_flight_bytes_ += c.stored.bytes.size();
@@ -337,8 +338,8 @@ class BodyPipeline {
     if (verified_) ++*verified_;
     if (handled_) handled_->insert(c.item->blob);
     if (c.present) return Status::ok();
-    MK_ASSIGN_OR_RETURN(bool added,
-                        repo_.add_sealed(ObjectType::kMessage, c.item->blob, c.sealed, c.raw_length));
+    MK_ASSIGN_OR_RETURN(
+        bool added, repo_.add_sealed(ObjectType::kMessage, c.item->blob, c.sealed, c.raw_length));
     if (added && new_messages_) ++*new_messages_;
     return Status::ok();
   }
@@ -538,7 +539,6 @@ PreviousBackup previous_backup(Repository& repo, const std::vector<SnapshotSumma
   return out;
 }
 
-
 std::string folder_version(const FolderState& f) {
   json v = {f.guid.hex(), f.name,         f.kind,           f.special_use,
             f.subscribed, f.uidvalidity,  f.uidnext,        f.highestmodseq,
@@ -598,8 +598,8 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       progress.start("backup " + db + " (incremental)", 0);
       std::set<Digest> shipped;
       int64_t before = range.last;
-      MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq,
-                                      &range, &out.new_messages, &shipped));
+      MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
+                                      &out.new_messages, &shipped));
       impl_->archived[{repo.name(), snap.database_guid()}] = range;
       out.archived_records = range.last - before;
       out.archive = range;
@@ -829,11 +829,15 @@ Result<std::vector<SnapshotSummary>> BackupEngine::snapshots(Repository& repo) {
     }
     auto segs = segments.find(s.database_guid);
     if (segs == segments.end()) {
-      MK_ASSIGN_OR_RETURN(auto list, repo.segments(s.database_guid));
-      std::sort(list.begin(), list.end(), [](const JournalSegment& a, const JournalSegment& b) {
-        return a.first < b.first;
-      });
-      segs = segments.emplace(s.database_guid, std::move(list)).first;
+      auto list = repo.segments(s.database_guid);
+      if (!list.is_ok()) {
+        s.verified = false;
+        s.problem = "its journal cannot be listed: " + list.status().message();
+        continue;
+      }
+      std::sort(list->begin(), list->end(),
+                [](const JournalSegment& a, const JournalSegment& b) { return a.first < b.first; });
+      segs = segments.emplace(s.database_guid, std::move(*list)).first;
     }
     int64_t reached = s.full_seq;  // records up to here are covered
     for (const auto& seg : segs->second)

@@ -56,7 +56,7 @@ struct BackupSettings {
   // A base backup reads the whole state (a full one) when the newest full one is older than
   // this; in between they are incremental, built from the journal. 0: every one is full.
   int64_t full_interval_ms = 24 * 3600'000LL;
-  std::string state_path;   // local record of outcomes, read by `mailark health`
+  std::string state_path;  // local record of outcomes, read by `mailark health`
   std::vector<RepositorySettings> repositories;  // restore preference order
   RetentionPolicy retention;
   HealthThresholds health;
@@ -117,7 +117,7 @@ struct SnapshotSummary {
   // Incremental backups: the full backup whose state they continue ("" for a full one).
   std::string full;
   int64_t full_seq = 0;
-  std::string problem;    // why it is not usable, when it is not
+  std::string problem;  // why it is not usable, when it is not
 };
 
 struct RestoreOptions {

@@ -470,12 +470,12 @@ Status Repository::finish_pack() {
   pending_.clear();
   pending_ids_.clear();
   RepositoryBackend* backend = backend_.get();
-  pack_write_ = std::async(std::launch::async,
-                           [backend, pack = std::move(pack_)]() -> Result<Digest> {
-                             Digest id = sha256(pack);
-                             MK_RETURN_IF_ERROR(backend->put(pack_file(id), pack));
-                             return id;
-                           });
+  pack_write_ =
+      std::async(std::launch::async, [backend, pack = std::move(pack_)]() -> Result<Digest> {
+        Digest id = sha256(pack);
+        MK_RETURN_IF_ERROR(backend->put(pack_file(id), pack));
+        return id;
+      });
   pack_.clear();
   return Status::ok();
 }

@@ -783,7 +783,7 @@ Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
 }
 
 Result<std::set<Digest>> MailStore::held_messages(const Account& account,
-                                                   const std::set<Digest>& blobs) {
+                                                  const std::set<Digest>& blobs) {
   std::set<Digest> out;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data IS NULL FROM messages WHERE blob=?"));

@@ -504,9 +504,10 @@ class SqlSnapshot : public DatabaseSnapshot {
     MK_ASSIGN_OR_RETURN(bool row, a.step());
     if (row) out.accounts = static_cast<uint64_t>(a.column_int(0));
     // As state() counts them: items of folders of accounts.
-    MK_ASSIGN_OR_RETURN(auto i, sql_.prepare("SELECT count(*), COALESCE(sum(i.size), 0) FROM items i"
-                                             " JOIN folders f ON f.id=i.folder_id"
-                                             " JOIN accounts a ON a.id=f.account_id"));
+    MK_ASSIGN_OR_RETURN(auto i,
+                        sql_.prepare("SELECT count(*), COALESCE(sum(i.size), 0) FROM items i"
+                                     " JOIN folders f ON f.id=i.folder_id"
+                                     " JOIN accounts a ON a.id=f.account_id"));
     MK_ASSIGN_OR_RETURN(row, i.step());
     if (row) {
       out.items = static_cast<uint64_t>(i.column_int(0));

@@ -72,7 +72,9 @@ TEST_F(FaultFileTest, UncachedAppendWritesExactlyTheBytes) {
     std::string path = dir_ + "/uncached" + std::to_string(prefix.size());
     auto f = posix_fs().create(path);
     ASSERT_TRUE(f.is_ok());
-    if (!prefix.empty()) ASSERT_TRUE((*f)->append(prefix).is_ok());
+    if (!prefix.empty()) {
+      ASSERT_TRUE((*f)->append(prefix).is_ok());
+    }
     ASSERT_TRUE((*f)->append_uncached(std::string_view(data).substr(1)).is_ok());
     ASSERT_TRUE((*f)->append("tail").is_ok());
     ASSERT_TRUE((*f)->sync().is_ok());
