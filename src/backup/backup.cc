@@ -1194,12 +1194,12 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
   std::sort(folders.begin(), folders.end(),
             [](const FolderState* a, const FolderState* b) { return a->name < b->name; });
   uint64_t total = 0;
-  std::set<Digest> wanted;
+  std::map<Digest, uint64_t> wanted;  // digest -> size
   for (const FolderState* f : folders)
     for (const auto& [uid, it] : f->items)
       if (!present.count(it.guid)) {
         total += it.size;
-        if (f->kind == "mail") wanted.insert(it.blob);
+        if (f->kind == "mail") wanted[it.blob] = it.size;
       }
   // Bodies the database still holds (the messages were expunged, their bodies not collected
   // yet) are referred to, as a COPY would, instead of read from a repository.
@@ -1296,7 +1296,7 @@ Result<RestoreReport> BackupEngine::restore_account(const std::string& db, const
         batch.push_back(&it);
         raws.push_back(std::move(*raw));
       }
-      if (batch.size() >= 500 || batch_bytes >= (32u << 20)) MK_RETURN_IF_ERROR(write_batch());
+      if (batch.size() >= 2000 || batch_bytes >= (32u << 20)) MK_RETURN_IF_ERROR(write_batch());
     }
     MK_RETURN_IF_ERROR(write_batch());
     report.items += line.items;

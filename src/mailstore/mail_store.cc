@@ -783,16 +783,18 @@ Result<std::set<Guid>> MailStore::item_guids(const Account& account) {
 }
 
 Result<std::set<Digest>> MailStore::held_messages(const Account& account,
-                                                  const std::set<Digest>& blobs) {
+                                                  const std::map<Digest, uint64_t>& blobs) {
   std::set<Digest> out;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data IS NULL FROM messages WHERE blob=?"));
-    for (const Digest& d : blobs) {
+    // The key's index answers alone (no read of the row, whose body may be megabytes away):
+    // a body of at most kInlineBodyLimit is in the row (docs/formats/database.md), a larger
+    // one counts while its file is there.
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM messages WHERE blob=?"));
+    for (const auto& [d, size] : blobs) {
       st.reset();
       st.bind_blob(1, as_bytes(d));
       MK_ASSIGN_OR_RETURN(bool row, st.step());
-      // A body kept in a file counts while the file is there.
-      if (row && (st.column_int(0) == 0 || account.db->blobs().contains(d))) out.insert(d);
+      if (row && (size <= kInlineBodyLimit || account.db->blobs().contains(d))) out.insert(d);
     }
     return Status::ok();
   }));

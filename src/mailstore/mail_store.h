@@ -348,10 +348,11 @@ class MailStore {
                                                const std::vector<RestoredItem>& items);
   // Every item GUID of the account (for restore dry runs).
   Result<std::set<Guid>> item_guids(const Account& account);
-  // Which of `blobs` the account's database still holds, referenced or not (an expunged
-  // message's body stays until it is collected): a restore refers to those instead of
-  // reading them from a backup.
-  Result<std::set<Digest>> held_messages(const Account& account, const std::set<Digest>& blobs);
+  // Which of `blobs` (digest -> size) the account's database still holds, referenced or not
+  // (an expunged message's body stays until it is collected): a restore refers to those
+  // instead of reading them from a backup.
+  Result<std::set<Digest>> held_messages(const Account& account,
+                                         const std::map<Digest, uint64_t>& blobs);
 
   // ---- calendars and address books (groupware_store.cc)
   // Creates the default calendar and address book when the account has none of that kind.
