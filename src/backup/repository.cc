@@ -505,8 +505,10 @@ Status Repository::wait_pack_write() {
 }
 
 RepositoryBackend* Repository::io() {
-  Status s = wait_pack_write();
-  if (!s.is_ok()) MK_LOG_WARN("repository {}: writing a pack failed: {}", name_, s.message());
+  if (pack_write_.valid()) {  // logged once; flush() and finish_pack() return it
+    Status s = wait_pack_write();
+    if (!s.is_ok()) MK_LOG_WARN("repository {}: writing a pack failed: {}", name_, s.message());
+  }
   return backend_.get();
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "os/fault_file.h"
 #include "os/file.h"
 #include "os/temp_dir.h"
 
@@ -100,6 +101,31 @@ TEST(Repository, PackWithoutIndexIsIndexedNotUploadedAgain) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path() + "/index"),
                           std::filesystem::directory_iterator()),
             1);
+}
+
+// A full pack is hashed and written on a thread of its own: a write that fails there is
+// reported by flush(), and no index file names the pack.
+TEST(Repository, PackWriteFailureOnItsThreadIsReportedByFlush) {
+  TempDir dir;
+  FaultInjectingFileSystem fs(posix_fs());
+  auto created = Repository::create("local", make_local_backend(fs, dir.path()), file_key(),
+                                    Cipher::kAes256Gcm);
+  ASSERT_TRUE(created.is_ok()) << created.status().to_string();
+  auto& repo = *created;
+  fs.fail_appends_after(0);
+  std::string big(1 << 20, 'x');
+  Status failed = Status::ok();
+  for (int i = 0; i < 40 && failed.is_ok(); ++i) {  // 40 MiB: two full packs and more
+    big[0] = static_cast<char>(i);
+    std::string content = big + Guid::random().hex();
+    auto added = repo->add_object(ObjectType::kMessage, sha256(content), content);
+    if (!added.is_ok()) failed = added.status();
+  }
+  if (failed.is_ok()) failed = repo->flush();
+  EXPECT_FALSE(failed.is_ok());
+  EXPECT_FALSE(repo->flush().is_ok());  // and stays failed
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/index") &&
+               !std::filesystem::is_empty(dir.path() + "/index"));
 }
 
 TEST(Repository, WrongKeyAndPassphrase) {
