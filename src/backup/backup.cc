@@ -302,6 +302,17 @@ class BodyPipeline {
     work_ready_.notify_one();
     return store_done(false);
   }
+  // A body known by its digest only (not an item of a state), as the caller read it.
+  Status add_digest(const Digest& blob, std::string where, bool present,
+                    Result<DatabaseSnapshot::StoredBytes> stored) {
+    if (!stored.is_ok())
+      return Status(stored.status().code(), where + ": " + stored.status().message());
+    auto item = std::make_unique<ItemState>();
+    item->blob = blob;
+    BodyCheck c{item.get(), std::move(where), present, std::move(*stored)};
+    c.owned = std::move(item);
+    return add(std::move(c));
+  }
   // Verifies and stores what is left.
   Status finish() { return store_done(true); }
 
@@ -408,15 +419,8 @@ static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::
       if (!p.is_object() || !p.contains("blob") || !p["blob"].is_string()) continue;
       auto blob = digest_from_hex(p["blob"].get<std::string>());
       if (!blob || repo.has_object(*blob) || !queued.insert(*blob).second) continue;
-      auto item = std::make_unique<ItemState>();
-      item->blob = *blob;
-      BodyCheck c{item.get(), "journal record " + std::to_string(r.seq), false, {}};
-      auto stored = snap.stored_bytes(*blob);
-      if (!stored.is_ok())
-        return Status(stored.status().code(), c.where + ": " + stored.status().message());
-      c.stored = std::move(*stored);
-      c.owned = std::move(item);
-      MK_RETURN_IF_ERROR(bodies.add(std::move(c)));
+      MK_RETURN_IF_ERROR(bodies.add_digest(*blob, "journal record " + std::to_string(r.seq), false,
+                                           snap.stored_bytes(*blob)));
     }
     MK_RETURN_IF_ERROR(bodies.finish());
     MK_RETURN_IF_ERROR(repo.write_segment(guid, records));
@@ -594,9 +598,9 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
         out.seq - previous.full_seq <=
             std::max<int64_t>(kIncrementalMinRecords, static_cast<int64_t>(totals.items)) &&
         (range.last == 0 || range.first <= previous.full_seq + 1);
-    if (incremental) {
-      progress.start("backup " + db + " (incremental)", 0);
-      std::set<Digest> shipped;
+    // The journal up to this snapshot, with the bodies it names that the repository lacks
+    // (added to `shipped`): a restore point needs both.
+    auto archive_journal_here = [&](std::set<Digest>& shipped) -> Status {
       int64_t before = range.last;
       MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
                                       &out.new_messages, &shipped));
@@ -604,6 +608,12 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
       out.archived_records = range.last - before;
       out.archive = range;
       out.verified_messages += shipped.size();
+      return Status::ok();
+    };
+    if (incremental) {
+      progress.start("backup " + db + " (incremental)", 0);
+      std::set<Digest> shipped;
+      MK_RETURN_IF_ERROR(archive_journal_here(shipped));
       // A blob file modified since the newest backup began is damage, unless its message
       // arrived since: read and verified again (and stored, if the repository lacks it).
       MK_ASSIGN_OR_RETURN(auto changed, snap.files_modified_since(previous.started_ms - 1000));
@@ -613,14 +623,8 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
         auto stored = snap.stored_bytes(blob);
         if (!stored.is_ok() && stored.status().code() == ErrorCode::kNotFound)
           continue;  // a file no message names: `mailark check` reports those
-        auto item = std::make_unique<ItemState>();
-        item->blob = blob;
-        BodyCheck c{item.get(), "message " + to_hex(blob), repo.has_object(blob), {}};
-        if (!stored.is_ok())
-          return Status(stored.status().code(), c.where + ": " + stored.status().message());
-        c.stored = std::move(*stored);
-        c.owned = std::move(item);
-        MK_RETURN_IF_ERROR(bodies.add(std::move(c)));
+        MK_RETURN_IF_ERROR(bodies.add_digest(blob, "message " + to_hex(blob), repo.has_object(blob),
+                                             std::move(stored)));
       }
       MK_RETURN_IF_ERROR(bodies.finish());
       out.full_id = previous.full_id;
@@ -662,23 +666,13 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
         BodyPipeline bodies(repo, nullptr, &out.new_messages, &shipped);
         MK_RETURN_IF_ERROR(snap.scan_stored(
             wanted, [&](const Digest& blob, DatabaseSnapshot::StoredBytes&& stored) -> Status {
-              auto item = std::make_unique<ItemState>();
-              item->blob = blob;
-              BodyCheck c{item.get(), "message " + to_hex(blob), false, std::move(stored)};
-              c.owned = std::move(item);
-              return bodies.add(std::move(c));
+              return bodies.add_digest(blob, "message " + to_hex(blob), false, std::move(stored));
             }));
         MK_RETURN_IF_ERROR(bodies.finish());
       }
     }
-    // The journal up to this snapshot is archived first: a restore point needs both.
-    int64_t before = range.last;
-    MK_RETURN_IF_ERROR(ship_journal(snap, repo, snap.database_guid(), range.last, out.seq, &range,
-                                    &out.new_messages, &shipped));
-    impl_->archived[{repo.name(), snap.database_guid()}] = range;
-    out.archived_records = range.last - before;
-    out.archive = range;
-    out.verified_messages += shipped.size();
+    // The journal up to this snapshot is archived before the rest of the bodies.
+    MK_RETURN_IF_ERROR(archive_journal_here(shipped));
 
     // Re-reading a large share of the bodies goes faster through a mapping of the file; a
     // thin slice (the default 1/24) reads only its bodies, without readahead around each.
