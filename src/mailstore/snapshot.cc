@@ -3,6 +3,7 @@
 #include "mailstore/snapshot.h"
 
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "base/log.h"
 #include "mailstore/mime.h"
@@ -729,8 +730,17 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                                 const std::function<void(uint64_t, uint64_t)>& progress) {
   uint64_t total = 0, done = 0;
   for (const auto& [g, a] : state.accounts) total += a.items();
+  // Each message row is written once, with its final reference count (an UPDATE per item
+  // would read back the row, inline body included).
+  std::unordered_map<Digest, int64_t, DigestHash> refs;
+  for (const auto& [g, a] : state.accounts)
+    for (const auto& [fg, f] : a.folders)
+      for (const auto& [uid, item] : f.items) ++refs[item.blob];
   {
     MK_ASSIGN_OR_RETURN(auto db, Database::create(fs_, build_dir, name));
+    // Nobody sees the database before build_database() publishes it: commits skip the fsync
+    // until the end (end_bulk_load below).
+    db->begin_bulk_load();
     if (!restored_from.empty()) {
       MK_RETURN_IF_ERROR(db->write([&](WriteTx& tx) -> Status {
         MK_ASSIGN_OR_RETURN(
@@ -852,16 +862,17 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
               [&](WriteTx& tx) -> Status {
                 SqliteDb& sql = tx.db();
                 MK_ASSIGN_OR_RETURN(auto msg,
-                                    sql.prepare("INSERT INTO messages VALUES (?,?,?,0,?,?)"));
+                                    sql.prepare("INSERT INTO messages VALUES (?,?,?,?,?,?)"));
                 for (const auto& m : fresh) {
                   msg.bind_blob(1, as_bytes(m.blob))
                       .bind(2, static_cast<int64_t>(m.size))
                       .bind(3, static_cast<int64_t>(m.stored_size))
-                      .bind_blob(4, m.info);
+                      .bind(4, refs[m.blob])
+                      .bind_blob(5, m.info);
                   if (m.data.empty())
-                    msg.bind_null(5);
+                    msg.bind_null(6);
                   else
-                    msg.bind_blob(5, m.data);
+                    msg.bind_blob(6, m.data);
                   MK_RETURN_IF_ERROR(msg.run());
                   msg.reset();
                   MK_RETURN_IF_ERROR(store_sql::put_header_fields(sql, m.blob, m.header_fields));
@@ -871,8 +882,6 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                     sql.prepare("INSERT INTO items(folder_id, uid, guid, ingress_id, blob, size,"
                                 " internal_date_ms, flags, modseq, saved_ms) VALUES "
                                 "(?,?,?,?,?,?,?,?,?,?)"));
-                MK_ASSIGN_OR_RETURN(auto ref,
-                                    sql.prepare("UPDATE messages SET refs=refs+1 WHERE blob=?"));
                 for (const ItemState* item : batch) {
                   ins.bind(1, folder_id)
                       .bind(2, static_cast<int64_t>(item->uid))
@@ -905,9 +914,6 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                     r.recurring = ranges[item].recurring;
                     MK_RETURN_IF_ERROR(store_sql::insert_resource(sql, folder_id, r));
                   }
-                  ref.bind_blob(1, as_bytes(item->blob));
-                  MK_RETURN_IF_ERROR(ref.run());
-                  ref.reset();
                 }
                 return Status::ok();
               },
@@ -917,6 +923,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
         }
       }
     }
+    MK_RETURN_IF_ERROR(db->end_bulk_load());
   }  // closes the database
   return Status::ok();
 }

@@ -355,7 +355,29 @@ void Database::committer_loop() {
   }
 }
 
+void Database::begin_bulk_load() {
+  bulk_wanted_ = true;
+}
+
+Status Database::end_bulk_load() {
+  bulk_wanted_ = false;
+  // The committer applies synchronous=FULL before this transaction, whose commit fsyncs the
+  // WAL: every commit made without an fsync is durable with it.
+  return write([](WriteTx&) { return Status::ok(); });
+}
+
 bool Database::commit_batch(const std::vector<PendingWrite*>& batch) {
+  if (bool want = bulk_wanted_.load(); want != bulk_applied_) {
+    // Outside any transaction (SQLite refuses to change the safety level inside one).
+    Status s = writer_->exec(want ? "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144"
+                                  : "PRAGMA synchronous=FULL; PRAGMA cache_size=-2000");
+    if (s.is_ok()) {
+      bulk_applied_ = want;
+    } else {
+      for (auto* p : batch) p->result = s;
+      return false;
+    }
+  }
   std::set<std::string> dirs;
   for (auto* p : batch) dirs.insert(p->sync_dirs.begin(), p->sync_dirs.end());
   Status batch_status = blobs_.sync_dirs(dirs);

@@ -4,6 +4,7 @@
 // Schema: docs/formats/database.md.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -63,6 +64,12 @@ class Database {
   // blob directories in `sync_dirs` are fsynced before the commit. Returns ok only once the
   // change is durable; if `fn` fails its changes are rolled back and the others still commit.
   Status write(const std::function<Status(WriteTx&)>& fn, std::set<std::string> sync_dirs = {});
+  // For a database no one else can see yet (a restore building it under a private name):
+  // until end_bulk_load(), commits do not fsync the WAL, and the writer caches more pages.
+  // end_bulk_load() commits once with the fsync, which makes everything before durable.
+  // A crash in between loses the half-built database, which is discarded anyway.
+  void begin_bulk_load();
+  Status end_bulk_load();
 
   // Runs `fn` on a read connection inside one read transaction (a consistent snapshot).
   Status read(const std::function<Status(SqliteDb&)>& fn);
@@ -101,6 +108,9 @@ class Database {
   std::string name_;
   BlobStore blobs_;
   std::unique_ptr<SqliteDb> writer_;  // used only by the committer thread
+  // begin_bulk_load() asks for it; the committer applies it between transactions.
+  std::atomic<bool> bulk_wanted_{false};
+  bool bulk_applied_ = false;  // committer thread only
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
