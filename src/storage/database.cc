@@ -361,16 +361,31 @@ void Database::begin_bulk_load() {
 
 Status Database::end_bulk_load() {
   bulk_wanted_ = false;
-  // The committer applies synchronous=FULL before this transaction, whose commit fsyncs the
-  // WAL: every commit made without an fsync is durable with it.
+  // The committer switches back before this (empty) transaction; see commit_batch.
   return write([](WriteTx&) { return Status::ok(); });
+}
+
+// Back to synchronous=FULL after a bulk load, then every frame the WAL holds is copied into
+// the database file by a checkpoint, which with FULL syncs the WAL before and the file after.
+// (A commit alone would not do: an empty transaction writes no frame and syncs nothing.)
+Status Database::leave_bulk_load() {
+  MK_RETURN_IF_ERROR(writer_->exec("PRAGMA synchronous=FULL; PRAGMA cache_size=-2000"));
+  // SQLite answers busy at once while the checkpointer thread runs a checkpoint of its own
+  // (every 200 ms, for milliseconds): tried again for up to 30 s.
+  for (int attempt = 0; attempt < 3000; ++attempt) {
+    MK_ASSIGN_OR_RETURN(auto st, writer_->prepare("PRAGMA wal_checkpoint(TRUNCATE)"));
+    MK_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row && st.column_int(0) == 0) return Status::ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return io_error("database " + name_ + ": the bulk-loaded pages could not be checkpointed");
 }
 
 bool Database::commit_batch(const std::vector<PendingWrite*>& batch) {
   if (bool want = bulk_wanted_.load(); want != bulk_applied_) {
     // Outside any transaction (SQLite refuses to change the safety level inside one).
-    Status s = writer_->exec(want ? "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144"
-                                  : "PRAGMA synchronous=FULL; PRAGMA cache_size=-2000");
+    Status s = want ? writer_->exec("PRAGMA synchronous=OFF; PRAGMA cache_size=-262144")
+                    : leave_bulk_load();
     if (s.is_ok()) {
       bulk_applied_ = want;
     } else {

@@ -66,8 +66,9 @@ class Database {
   Status write(const std::function<Status(WriteTx&)>& fn, std::set<std::string> sync_dirs = {});
   // For a database no one else can see yet (a restore building it under a private name):
   // until end_bulk_load(), commits do not fsync the WAL, and the writer caches more pages.
-  // end_bulk_load() commits once with the fsync, which makes everything before durable.
-  // A crash in between loses the half-built database, which is discarded anyway.
+  // end_bulk_load() checkpoints everything into the database file with the fsyncs, so all
+  // of it is durable when it returns. A crash in between loses the half-built database,
+  // which is discarded anyway.
   void begin_bulk_load();
   Status end_bulk_load();
 
@@ -93,6 +94,7 @@ class Database {
 
   struct PendingWrite;
   void committer_loop();
+  Status leave_bulk_load();  // committer thread
   // Commits one batch on writer_ (results in each PendingWrite); true if something committed.
   bool commit_batch(const std::vector<PendingWrite*>& batch);
 

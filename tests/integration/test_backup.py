@@ -389,7 +389,7 @@ class BackupTest(h.MailarkTestCase):
                for it in f["items"] if a["address"] == ALICE}
         self.assertEqual(now, items)
         inst.stop()
-        self.assertIn("ok", inst.cli("check", "--db", "db1").out.lower())
+        self.assertIn("db1: ok", inst.cli("check", "--db", "db1").out)
 
     # ---------------------------------------------------------------- crashes
 
