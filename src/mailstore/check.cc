@@ -118,7 +118,16 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     auto d = digest_from_bytes(st.column_blob(0));
     if (d) refs_expected[*d] = st.column_int(1);
   });
-  run_query("SELECT blob, size, refs, info, data FROM messages", [&](const SqliteStatement& st) {
+  // Format version 2 keeps the counts in message_refs; a version 1 database not yet opened
+  // by this version of the server keeps them in messages.refs.
+  bool refs_table = false;
+  run_query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='message_refs'",
+            [&](const SqliteStatement&) { refs_table = true; });
+  std::string messages_sql =
+      refs_table ? "SELECT m.blob, m.size, r.refs, m.info, m.data FROM messages m"
+                   " LEFT JOIN message_refs r ON r.blob = m.blob"
+                 : "SELECT blob, size, refs, info, data FROM messages";
+  run_query(messages_sql, [&](const SqliteStatement& st) {
     auto d = digest_from_bytes(st.column_blob(0));
     if (!d) {
       problem("messages table", "row with a malformed blob id");
@@ -130,7 +139,10 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     ++report.blobs;
     int64_t refs = st.column_int(2);
     int64_t expected = refs_expected.count(*d) ? refs_expected[*d] : 0;
-    if (refs != expected)
+    if (st.column_is_null(2))
+      problem(where, "no reference count (no message_refs row); " + std::to_string(expected) +
+                         " items refer to it");
+    else if (refs != expected)
       problem(where, "reference count " + std::to_string(refs) + " but " +
                          std::to_string(expected) + " items refer to it");
     if (!deserialize_message_info(st.column_blob(3)).is_ok())
@@ -151,6 +163,15 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     if (!referenced.count(d))
       problem("blob " + to_hex(d),
               std::to_string(n) + " items refer to a message that does not exist");
+  if (refs_table)
+    run_query("SELECT r.blob FROM message_refs r LEFT JOIN messages m ON m.blob = r.blob"
+              " WHERE m.blob IS NULL",
+              [&](const SqliteStatement& st) {
+                auto blob = st.column_blob(0);
+                problem("message_refs table",
+                        "reference count for a message that does not exist: blob " +
+                            to_hex(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
+              });
 
   say("header fields records");
   bool has_header_fields = false;
@@ -165,7 +186,8 @@ CheckReport check_database(const std::string& dir, const std::string& name,
     HeaderFieldValues fields;
     run_query(
         "SELECT m.blob, m.info, h.fields FROM messages m"
-        " LEFT JOIN header_fields h ON h.blob = m.blob WHERE m.refs > 0",
+        " LEFT JOIN header_fields h ON h.blob = m.blob"
+        " WHERE EXISTS (SELECT 1 FROM items i WHERE i.blob = m.blob)",
         [&](const SqliteStatement& st) {
           auto d = digest_from_bytes(st.column_blob_view(0));
           if (!d) return;  // reported with the messages table
@@ -296,7 +318,8 @@ Result<DatabaseStats> database_stats(const std::string& dir) {
       auto st,
       db->prepare("SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM folders),"
                   " (SELECT COUNT(*) FROM items), (SELECT COALESCE(SUM(size),0) FROM items),"
-                  " (SELECT COALESCE(SUM(size),0) FROM messages WHERE refs>0),"
+                  " (SELECT COALESCE(SUM(m.size),0) FROM messages m JOIN message_refs r"
+                  " ON r.blob=m.blob WHERE r.refs>0),"
                   " (SELECT COALESCE(SUM(stored_size),0) FROM messages),"
                   " (SELECT COUNT(*) FROM journal), (SELECT COALESCE(MAX(seq),0) FROM journal)"));
   MK_ASSIGN_OR_RETURN(bool row, st.step());

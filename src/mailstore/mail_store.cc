@@ -155,7 +155,7 @@ Status check_quota(SqliteDb& db, const Account& account, uint64_t extra) {
 }
 
 Status ref_message(SqliteDb& db, const Digest& blob, int64_t delta) {
-  MK_ASSIGN_OR_RETURN(auto st, db.prepare("UPDATE messages SET refs=refs+? WHERE blob=?"));
+  MK_ASSIGN_OR_RETURN(auto st, db.prepare("UPDATE message_refs SET refs=refs+? WHERE blob=?"));
   st.bind(1, delta).bind_blob(2, as_bytes(blob));
   MK_RETURN_IF_ERROR(st.run());
   if (db.changes() != 1) return corrupt("item references unknown message " + to_hex(blob));
@@ -230,13 +230,12 @@ Status delete_items(WriteTx& tx, const Account& account, FolderRow& folder,
 }
 
 Status upsert_message(SqliteDb& db, const MailStore::PreparedSave& p) {
-  // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files).
-  MK_ASSIGN_OR_RETURN(
-      auto msg,
-      db.prepare("INSERT INTO messages(blob, size, stored_size, refs, info, data) VALUES "
-                 "(?,?,?,1,?,?)"
-                 " ON CONFLICT(blob) DO UPDATE SET refs=refs+1,"
-                 " data=CASE WHEN excluded.data IS NOT NULL THEN excluded.data ELSE data END"));
+  // A duplicate's fresh inline copy replaces the stored one (self-heal, as for files); a
+  // duplicate stored as a file leaves the row as it is.
+  MK_ASSIGN_OR_RETURN(auto msg,
+                      db.prepare("INSERT INTO messages(blob, size, stored_size, info, data)"
+                                 " VALUES (?,?,?,?,?) ON CONFLICT(blob) DO UPDATE SET"
+                                 " data=excluded.data WHERE excluded.data IS NOT NULL"));
   msg.bind_blob(1, as_bytes(p.put.digest))
       .bind(2, static_cast<int64_t>(p.size))
       .bind(3, static_cast<int64_t>(p.put.stored_size))
@@ -246,6 +245,10 @@ Status upsert_message(SqliteDb& db, const MailStore::PreparedSave& p) {
   else
     msg.bind_blob(5, p.inline_data);
   MK_RETURN_IF_ERROR(msg.run());
+  MK_ASSIGN_OR_RETURN(auto ref, db.prepare("INSERT INTO message_refs VALUES (?,1)"
+                                           " ON CONFLICT(blob) DO UPDATE SET refs=refs+1"));
+  ref.bind_blob(1, as_bytes(p.put.digest));
+  MK_RETURN_IF_ERROR(ref.run());
   // A duplicate's fresh record replaces the stored one too.
   return put_header_fields(db, p.put.digest, p.header_fields);
 }
@@ -485,7 +488,7 @@ Status MailStore::delete_account(const Account& account) {
         db.prepare("SELECT i.blob, COUNT(*) FROM items i JOIN folders f ON i.folder_id=f.id"
                    " WHERE f.account_id=? GROUP BY i.blob"));
     refs.bind(1, account.id);
-    MK_ASSIGN_OR_RETURN(auto dec, db.prepare("UPDATE messages SET refs=refs-? WHERE blob=?"));
+    MK_ASSIGN_OR_RETURN(auto dec, db.prepare("UPDATE message_refs SET refs=refs-? WHERE blob=?"));
     while (true) {
       MK_ASSIGN_OR_RETURN(bool row, refs.step());
       if (!row) break;

@@ -727,8 +727,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                                 const std::function<void(uint64_t, uint64_t)>& progress) {
   uint64_t total = 0, done = 0;
   for (const auto& [g, a] : state.accounts) total += a.items();
-  // Each message row is written once, with its final reference count (an UPDATE per item
-  // would read back the row, inline body included).
+  // Each message's reference count is written once, with its final value.
   std::unordered_map<Digest, int64_t, DigestHash> refs;
   for (const auto& [g, a] : state.accounts)
     for (const auto& [fg, f] : a.folders)
@@ -859,19 +858,24 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
               [&](WriteTx& tx) -> Status {
                 SqliteDb& sql = tx.db();
                 MK_ASSIGN_OR_RETURN(auto msg,
-                                    sql.prepare("INSERT INTO messages VALUES (?,?,?,?,?,?)"));
+                                    sql.prepare("INSERT INTO messages(blob, size, stored_size,"
+                                                " info, data) VALUES (?,?,?,?,?)"));
+                MK_ASSIGN_OR_RETURN(auto ref,
+                                    sql.prepare("INSERT INTO message_refs VALUES (?,?)"));
                 for (const auto& m : fresh) {
                   msg.bind_blob(1, as_bytes(m.blob))
                       .bind(2, static_cast<int64_t>(m.size))
                       .bind(3, static_cast<int64_t>(m.stored_size))
-                      .bind(4, refs[m.blob])
-                      .bind_blob(5, m.info);
+                      .bind_blob(4, m.info);
                   if (m.data.empty())
-                    msg.bind_null(6);
+                    msg.bind_null(5);
                   else
-                    msg.bind_blob(6, m.data);
+                    msg.bind_blob(5, m.data);
                   MK_RETURN_IF_ERROR(msg.run());
                   msg.reset();
+                  ref.bind_blob(1, as_bytes(m.blob)).bind(2, refs[m.blob]);
+                  MK_RETURN_IF_ERROR(ref.run());
+                  ref.reset();
                   MK_RETURN_IF_ERROR(store_sql::put_header_fields(sql, m.blob, m.header_fields));
                 }
                 MK_ASSIGN_OR_RETURN(

@@ -50,12 +50,18 @@ constexpr const char* kMessagesColumns = R"sql((
   blob BLOB PRIMARY KEY,
   size INTEGER NOT NULL,
   stored_size INTEGER NOT NULL,
-  refs INTEGER NOT NULL,
   info BLOB NOT NULL,
   data BLOB))sql";
 
+// A message's reference count, kept apart from its row: the row holds the parse cache and a
+// small body inline, and SQLite rewrites a whole row (overflow pages included) to change one
+// column of it. Every COPY, expunge and restore by reference changes a count.
+constexpr const char* kMessageRefsTable =
+    "CREATE TABLE message_refs(blob BLOB PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID";
+
 Status create_database_schema(SqliteDb& db) {
   MK_RETURN_IF_ERROR(db.exec(std::string("CREATE TABLE messages") + kMessagesColumns));
+  MK_RETURN_IF_ERROR(db.exec(kMessageRefsTable));
   MK_RETURN_IF_ERROR(db.exec(R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts(
@@ -177,9 +183,10 @@ Status Database::open_connections(bool create) {
   if (!row.is_ok()) return corrupt("database " + name_ + ": " + row.status().message());
   if (!*row) return corrupt("database " + name_ + ": no format_version in meta");
   int version = std::atoi(st.column_text(0).c_str());
-  if (version != kDatabaseFormatVersion)
+  if (version != 1 && version != kDatabaseFormatVersion)
     return invalid("database " + name_ + " has format version " + std::to_string(version) +
-                   ", this mailark reads version " + std::to_string(kDatabaseFormatVersion));
+                   ", this mailark reads versions 1 to " +
+                   std::to_string(kDatabaseFormatVersion));
   st.reset();
   // Indexes added after format version 1 was written; derived data, so adding them keeps the
   // format (docs/formats/database.md). items_uid_flags_size covers IMAP SELECT's reads of a
@@ -232,7 +239,7 @@ CREATE TABLE IF NOT EXISTS header_fields(
     MK_RETURN_IF_ERROR(
         writer_->exec("ALTER TABLE dav_resources ADD COLUMN recurring INTEGER NOT NULL DEFAULT 0"));
   // messages first: filling the resources' message_row reads its rowids.
-  MK_RETURN_IF_ERROR(convert_messages_table());
+  if (version == 1) MK_RETURN_IF_ERROR(upgrade_to_version_2());
   MK_RETURN_IF_ERROR(add_resource_item_columns());
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
@@ -297,37 +304,57 @@ DROP INDEX IF EXISTS dav_by_name_all;
   return tx.commit();
 }
 
-// Databases written before 2026-11-30 keep `messages` as a WITHOUT ROWID table. Its rows hold
-// the parse cache and small bodies inline, so the b-tree's interior cells are whole rows: a
-// few per page, a deep tree, and every key comparison copies a row out of its overflow pages
-// (a multiget of 100 events spent a quarter of its time there). As an ordinary table, the
-// lookup by digest goes through a small index instead. Same columns and content, so the
-// format does not change; converted once, in one transaction.
-Status Database::convert_messages_table() {
+// Version 1 kept each message's reference count in its `messages` row. Version 2 keeps it
+// in `message_refs` (see kMessageRefsTable); the upgrade moves the counts, in one
+// transaction, once. It rewrites the messages table: logged, as it takes a while on a large
+// database.
+//
+// Version 1 databases written before 2026-11-30 also keep `messages` as a WITHOUT ROWID
+// table. Its rows hold the parse cache and small bodies inline, so the b-tree's interior
+// cells are whole rows: a few per page, a deep tree, and every key comparison copies a row
+// out of its overflow pages (a multiget of 100 events spent a quarter of its time there). As
+// an ordinary table, the lookup by digest goes through a small index instead; the upgrade
+// converts such a table on the way.
+Status Database::upgrade_to_version_2() {
   MK_ASSIGN_OR_RETURN(auto st, writer_->prepare("SELECT sql FROM sqlite_master WHERE type='table'"
                                                 " AND name='messages'"));
   MK_ASSIGN_OR_RETURN(bool row, st.step());
-  if (!row || st.column_text(0).find("WITHOUT ROWID") == std::string::npos) return Status::ok();
+  if (!row) return corrupt("database " + name_ + ": no messages table");
+  bool without_rowid = st.column_text(0).find("WITHOUT ROWID") != std::string::npos;
   st.reset();
-  MK_LOG_INFO("database {}: converting the messages table to a rowid table (once)", name_);
-  // items.blob references messages: the table is replaced with foreign keys off (SQLite's
+  MK_LOG_INFO("database {}: upgrading from format version 1 to 2, moving reference counts out"
+              " of the messages table (once)",
+              name_);
+  // items.blob references messages: a table is replaced with foreign keys off (SQLite's
   // procedure for changing a table's definition), and they are back on whatever happens.
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA foreign_keys=OFF"));
-  Status s = replace_messages_table();
+  Status s = move_reference_counts(without_rowid);
   Status on = writer_->exec("PRAGMA foreign_keys=ON");
-  return s.is_ok() ? on : s;
+  if (!s.is_ok()) return s;
+  MK_RETURN_IF_ERROR(on);
+  MK_LOG_INFO("database {}: now format version 2", name_);
+  return Status::ok();
 }
 
-Status Database::replace_messages_table() {
+Status Database::move_reference_counts(bool without_rowid) {
   SqliteTransaction tx(writer_.get());
   MK_RETURN_IF_ERROR(tx.begin());
-  MK_RETURN_IF_ERROR(writer_->exec(std::string("CREATE TABLE messages_new") + kMessagesColumns));
-  MK_RETURN_IF_ERROR(writer_->exec(R"sql(
-INSERT INTO messages_new(blob, size, stored_size, refs, info, data)
-  SELECT blob, size, stored_size, refs, info, data FROM messages;
+  MK_RETURN_IF_ERROR(writer_->exec(kMessageRefsTable));
+  MK_RETURN_IF_ERROR(writer_->exec("INSERT INTO message_refs SELECT blob, refs FROM messages"));
+  if (without_rowid) {
+    MK_RETURN_IF_ERROR(
+        writer_->exec(std::string("CREATE TABLE messages_new") + kMessagesColumns));
+    MK_RETURN_IF_ERROR(writer_->exec(R"sql(
+INSERT INTO messages_new(blob, size, stored_size, info, data)
+  SELECT blob, size, stored_size, info, data FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_new RENAME TO messages;
 )sql"));
+  } else {
+    // Keeps the rowids, which dav_resources.message_row names.
+    MK_RETURN_IF_ERROR(writer_->exec("ALTER TABLE messages DROP COLUMN refs"));
+  }
+  MK_RETURN_IF_ERROR(writer_->exec("UPDATE meta SET value='2' WHERE key='format_version'"));
   return tx.commit();
 }
 

@@ -23,7 +23,9 @@
 
 namespace mailark {
 
-inline constexpr int kDatabaseFormatVersion = 1;
+// 2: reference counts moved from `messages` to `message_refs` (docs/formats/database.md);
+// a version 1 database is upgraded when it is opened.
+inline constexpr int kDatabaseFormatVersion = 2;
 
 // What a write sees: the shared write connection inside an open transaction.
 class WriteTx {
@@ -85,9 +87,9 @@ class Database {
  private:
   Database(FileSystem& fs, std::string dir, std::string name);
   Status open_connections(bool create);
-  Status convert_messages_table();
+  Status upgrade_to_version_2();
+  Status move_reference_counts(bool without_rowid);
   Status add_resource_item_columns();
-  Status replace_messages_table();
   Status record_journal_head();
   Result<std::unique_ptr<SqliteDb>> acquire_reader();
   void release_reader(std::unique_ptr<SqliteDb> db);

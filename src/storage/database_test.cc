@@ -113,63 +113,93 @@ TEST_F(DatabaseTest, FailingWriterRollsBackOnlyItself) {
   EXPECT_TRUE(problems.empty());
 }
 
-// Databases written before `messages` became an ordinary table are converted at open: same
-// rows, foreign keys still enforced afterwards. (Such a database also predates the copied
-// resource columns, whose filling reads messages' rowids: the conversion comes first.)
-TEST_F(DatabaseTest, OpenConvertsAWithoutRowidMessagesTable) {
-  const std::string dir = dir_ + "/old";
-  ASSERT_TRUE(Database::create(posix_fs(), dir, "old").is_ok());
-  {
-    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
-    ASSERT_TRUE(sql.is_ok());
-    ASSERT_TRUE((*sql)
-                    ->exec(R"sql(
+// Version 1 databases kept reference counts in `messages.refs`; opening one moves them to
+// `message_refs` (format version 2), keeping the message rows, their rowids and foreign keys.
+// The oldest of them also kept `messages` as a WITHOUT ROWID table, converted on the way
+// (such a database also predates the copied resource columns, whose filling reads messages'
+// rowids: the conversion comes first).
+TEST_F(DatabaseTest, OpenUpgradesAVersion1Database) {
+  for (bool without_rowid : {true, false}) {
+    SCOPED_TRACE(without_rowid ? "WITHOUT ROWID" : "rowid table");
+    const std::string dir = dir_ + (without_rowid ? "/old1" : "/old2");
+    ASSERT_TRUE(Database::create(posix_fs(), dir, "old").is_ok());
+    {
+      auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
+      ASSERT_TRUE(sql.is_ok());
+      ASSERT_TRUE((*sql)
+                      ->exec(std::string(R"sql(
 PRAGMA foreign_keys=OFF;
 DROP TABLE messages;
+DROP TABLE message_refs;
 CREATE TABLE messages(blob BLOB PRIMARY KEY, size INTEGER NOT NULL,
   stored_size INTEGER NOT NULL, refs INTEGER NOT NULL, info BLOB NOT NULL,
-  data BLOB) WITHOUT ROWID;
+  data BLOB))sql") + (without_rowid ? " WITHOUT ROWID;" : ";") + R"sql(
 INSERT INTO messages VALUES (x'01', 5, 5, 1, x'aa', x'0102'), (x'02', 7, 3, 0, x'bb', NULL);
+UPDATE meta SET value='1' WHERE key='format_version';
 DROP INDEX dav_by_name_all;
 ALTER TABLE dav_resources DROP COLUMN message_row;
 )sql")
+                      .is_ok());
+    }
+    auto db = Database::open(posix_fs(), dir, "old");
+    ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+    std::string schema, version;
+    std::vector<std::string> rows;
+    auto text = [](SqliteDb& sql, const std::string& query,
+                   std::vector<std::string>& out) -> Status {
+      MK_ASSIGN_OR_RETURN(auto st, sql.prepare(query));
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool more, st.step());
+        if (!more) return Status::ok();
+        out.push_back(st.column_text(0));
+      }
+    };
+    ASSERT_TRUE((*db)
+                    ->read([&](SqliteDb& sql) -> Status {
+                      std::vector<std::string> one;
+                      MK_RETURN_IF_ERROR(
+                          text(sql, "SELECT sql FROM sqlite_master WHERE name='messages'", one));
+                      MK_RETURN_IF_ERROR(text(
+                          sql, "SELECT value FROM meta WHERE key='format_version'", one));
+                      if (one.size() == 2) schema = one[0], version = one[1];
+                      return text(sql,
+                                  "SELECT hex(m.blob) || m.size || m.stored_size || r.refs"
+                                  " || hex(m.info) || iif(m.data IS NULL, '-', hex(m.data))"
+                                  " FROM messages m JOIN message_refs r ON r.blob = m.blob"
+                                  " ORDER BY m.blob",
+                                  rows);
+                    })
                     .is_ok());
+    EXPECT_EQ(schema.find("WITHOUT ROWID"), std::string::npos) << schema;
+    EXPECT_EQ(schema.find("refs"), std::string::npos) << schema;
+    EXPECT_EQ(version, std::to_string(kDatabaseFormatVersion));
+    EXPECT_EQ(rows, (std::vector<std::string>{"01551AA0102", "02730BB-"}));
+    // items.blob still has to name a messages row.
+    Status orphan = (*db)->write([](WriteTx& tx) {
+      return tx.db().exec(
+          "INSERT INTO items(folder_id, uid, guid, blob, size, internal_date_ms,"
+          " modseq, saved_ms) VALUES (1, 1, x'00', x'09', 1, 0, 1, 0)");
+    });
+    EXPECT_FALSE(orphan.is_ok());
+    // Opening again finds nothing to upgrade.
+    db->reset();
+    EXPECT_TRUE(Database::open(posix_fs(), dir, "old").is_ok());
   }
-  auto db = Database::open(posix_fs(), dir, "old");
-  ASSERT_TRUE(db.is_ok()) << db.status().to_string();
-  std::string schema;
-  std::vector<std::string> rows;
-  ASSERT_TRUE((*db)
-                  ->read([&](SqliteDb& sql) -> Status {
-                    MK_ASSIGN_OR_RETURN(
-                        auto st,
-                        sql.prepare("SELECT sql FROM sqlite_master WHERE name='messages'"));
-                    MK_ASSIGN_OR_RETURN(bool row, st.step());
-                    if (row) schema = st.column_text(0);
-                    MK_ASSIGN_OR_RETURN(
-                        auto all, sql.prepare("SELECT hex(blob) || size || stored_size || refs"
-                                              " || hex(info) || iif(data IS NULL, '-', hex(data))"
-                                              " FROM messages ORDER BY blob"));
-                    while (true) {
-                      MK_ASSIGN_OR_RETURN(bool more, all.step());
-                      if (!more) break;
-                      rows.push_back(all.column_text(0));
-                    }
-                    return Status::ok();
-                  })
-                  .is_ok());
-  EXPECT_EQ(schema.find("WITHOUT ROWID"), std::string::npos) << schema;
-  EXPECT_EQ(rows, (std::vector<std::string>{"01551AA0102", "02730BB-"}));
-  // items.blob still has to name a messages row.
-  Status orphan = (*db)->write([](WriteTx& tx) {
-    return tx.db().exec(
-        "INSERT INTO items(folder_id, uid, guid, blob, size, internal_date_ms,"
-        " modseq, saved_ms) VALUES (1, 1, x'00', x'09', 1, 0, 1, 0)");
-  });
-  EXPECT_FALSE(orphan.is_ok());
-  // Opening again finds nothing to convert.
-  db->reset();
-  EXPECT_TRUE(Database::open(posix_fs(), dir, "old").is_ok());
+}
+
+// A database of a later format is refused, not misread.
+TEST_F(DatabaseTest, OpenRefusesALaterFormatVersion) {
+  const std::string dir = dir_ + "/later";
+  ASSERT_TRUE(Database::create(posix_fs(), dir, "later").is_ok());
+  {
+    auto sql = SqliteDb::open(dir + "/meta.sqlite", false);
+    ASSERT_TRUE(sql.is_ok());
+    ASSERT_TRUE((*sql)->exec("UPDATE meta SET value='3' WHERE key='format_version'").is_ok());
+  }
+  auto db = Database::open(posix_fs(), dir, "later");
+  ASSERT_FALSE(db.is_ok());
+  EXPECT_NE(db.status().message().find("format version 3"), std::string::npos)
+      << db.status().to_string();
 }
 
 }  // namespace

@@ -139,6 +139,23 @@ class CheckTest(h.MailarkTestCase):
         r = self.check(inst)
         self.assertDamageFound(r, "db1", rf"PROBLEM blob {self.big_sha}\b")
 
+    def test_wrong_and_missing_reference_counts(self):
+        """Counts live in message_refs (format version 2); each wrong one is named."""
+        inst = self.copy()
+        with sqlite3.connect(inst.meta_path()) as db:
+            n = db.execute("SELECT refs FROM message_refs WHERE hex(blob) = ?",
+                           (self.small_sha.upper(),)).fetchone()[0]
+            db.execute("UPDATE message_refs SET refs = refs + 1 WHERE hex(blob) = ?",
+                       (self.small_sha.upper(),))
+            db.execute("DELETE FROM message_refs WHERE hex(blob) = ?", (self.big_sha.upper(),))
+            db.execute("INSERT INTO message_refs VALUES (?, 1)", (bytes(32),))
+        r = self.check(inst)
+        self.assertDamageFound(
+            r, "db1", rf"PROBLEM blob {self.small_sha}: reference count {n + 1} but {n} items")
+        self.assertRegex(r.out, rf"PROBLEM blob {self.big_sha}: no reference count")
+        self.assertRegex(r.out, "PROBLEM message_refs table: .* does not exist: blob 0{64}")
+        self.assertEqual(len(problems(r.out)), 3, str(r))
+
     # ---- journal
 
     def tamper(self, inst, sql, params=()):
