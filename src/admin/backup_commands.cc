@@ -87,10 +87,10 @@ int backup_run(const std::string& config_path, const BackupRunOptions& o) {
           static_cast<unsigned long long>(r->verified_messages),
           format_size(r->uploaded_bytes).c_str(), static_cast<long long>(r->archived_records),
           r->duration_ms / 1000.0,
-          r->full_id.empty() ? "full"
-                             : ("incremental on full backup " + r->full_id.substr(0, 12) +
-                                " at journal " + std::to_string(r->full_seq))
-                                   .c_str());
+          (r->full_id.empty() ? "full (" + r->full_reason + ")"
+                              : "incremental on full backup " + r->full_id.substr(0, 12) +
+                                    " at journal " + std::to_string(r->full_seq))
+              .c_str());
   }
   if (failed)
     return fail(std::to_string(failed) + " of " + std::to_string(names->size()) +

@@ -511,10 +511,15 @@ PreviousBackup previous_backup(Repository& repo, const std::vector<SnapshotSumma
                                const std::string& database_guid, int64_t seq) {
   PreviousBackup out;
   const SnapshotSummary *newest = nullptr, *full = nullptr;
+  // Backups at the same position (nothing changed between them): the one that started last,
+  // whose age full_interval counts from.
+  auto later = [](const SnapshotSummary& a, const SnapshotSummary* b) {
+    return !b || a.seq > b->seq || (a.seq == b->seq && a.started_ms > b->started_ms);
+  };
   for (const auto& e : earlier) {
     if (e.database_guid != database_guid || !e.problem.empty() || e.seq > seq) continue;
-    if (!newest || e.seq > newest->seq) newest = &e;
-    if (e.full.empty() && (!full || e.seq > full->seq)) full = &e;
+    if (later(e, newest)) newest = &e;
+    if (e.full.empty() && later(e, full)) full = &e;
   }
   auto read = [&repo](const SnapshotSummary* s) {
     auto text = repo.read_snapshot(s->id);
@@ -590,14 +595,29 @@ Result<BaseBackupResult> BackupEngine::base_backup(const std::string& db, Reposi
     MK_ASSIGN_OR_RETURN(range, archived_range(repo, snap.database_guid()));
     MK_ASSIGN_OR_RETURN(auto totals, snap.totals());
     // Incremental: the newest full backup is recent, the journal since is not too long, and
-    // the archive holds it from there (or will, once this run has shipped the rest).
-    bool incremental =
-        !options.full && !verify_all && !previous.full_id.empty() &&
-        settings_.full_interval_ms > 0 &&
-        started - previous.full_started_ms < settings_.full_interval_ms &&
-        out.seq - previous.full_seq <=
-            std::max<int64_t>(kIncrementalMinRecords, static_cast<int64_t>(totals.items)) &&
-        (range.last == 0 || range.first <= previous.full_seq + 1);
+    // the archive holds it from there (or will, once this run has shipped the rest). Else
+    // full, and the summary says why.
+    const int64_t max_records =
+        std::max<int64_t>(kIncrementalMinRecords, static_cast<int64_t>(totals.items));
+    if (verify_all)
+      out.full_reason = "--verify-all";
+    else if (options.full)
+      out.full_reason = "--full";
+    else if (previous.full_id.empty())
+      out.full_reason = "no earlier full backup in " + repo.name();
+    else if (settings_.full_interval_ms <= 0)
+      out.full_reason = "full_interval is \"always\"";
+    else if (started - previous.full_started_ms >= settings_.full_interval_ms)
+      out.full_reason = "the newest full backup is older than full_interval";
+    else if (out.seq - previous.full_seq > max_records)
+      out.full_reason = std::to_string(out.seq - previous.full_seq) +
+                        " journal records since the newest full backup, more than " +
+                        std::to_string(max_records);
+    else if (range.last != 0 && range.first > previous.full_seq + 1)
+      out.full_reason = "the journal archive lacks records " +
+                        std::to_string(previous.full_seq + 1) + ".." +
+                        std::to_string(range.first - 1);
+    bool incremental = out.full_reason.empty();
     // The journal up to this snapshot, with the bodies it names that the repository lacks
     // (added to `shipped`): a restore point needs both.
     auto archive_journal_here = [&](std::set<Digest>& shipped) -> Status {
@@ -960,8 +980,10 @@ static Result<RestorePlan> plan_restore(BackupEngine& engine, TierReader& tiers,
     for (auto& r : chain)
       if (r.seq <= plan.target) plan.records.push_back(std::move(r));
   } else {
+    // From the base's own record when the archive holds it: a restored database's journal
+    // continues from there (its hash is checked against the base).
     for (auto& r : chain)
-      if (r.seq > from && r.seq <= plan.target) plan.records.push_back(std::move(r));
+      if (r.seq >= from && r.seq <= plan.target) plan.records.push_back(std::move(r));
   }
   if (!plan.records.empty()) plan.target_time = plan.records.back().time_ms;
   if (plan.base && plan.base->seq == plan.target) plan.target_time = plan.base->time_ms;

@@ -97,6 +97,8 @@ struct BaseBackupResult {
   // up to `seq` is this one's).
   std::string full_id;
   int64_t full_seq = 0;
+  // A full backup: why it is not incremental ("--full", "no earlier full backup in local"...).
+  std::string full_reason;
   uint64_t accounts = 0, items = 0, bytes = 0;
   uint64_t new_messages = 0, verified_messages = 0, uploaded_bytes = 0;
   int64_t archived_records = 0;

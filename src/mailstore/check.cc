@@ -123,10 +123,10 @@ CheckReport check_database(const std::string& dir, const std::string& name,
   bool refs_table = false;
   run_query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='message_refs'",
             [&](const SqliteStatement&) { refs_table = true; });
-  std::string messages_sql =
-      refs_table ? "SELECT m.blob, m.size, r.refs, m.info, m.data FROM messages m"
-                   " LEFT JOIN message_refs r ON r.blob = m.blob"
-                 : "SELECT blob, size, refs, info, data FROM messages";
+  std::string messages_sql = refs_table
+                                 ? "SELECT m.blob, m.size, r.refs, m.info, m.data FROM messages m"
+                                   " LEFT JOIN message_refs r ON r.blob = m.blob"
+                                 : "SELECT blob, size, refs, info, data FROM messages";
   run_query(messages_sql, [&](const SqliteStatement& st) {
     auto d = digest_from_bytes(st.column_blob(0));
     if (!d) {
@@ -164,14 +164,15 @@ CheckReport check_database(const std::string& dir, const std::string& name,
       problem("blob " + to_hex(d),
               std::to_string(n) + " items refer to a message that does not exist");
   if (refs_table)
-    run_query("SELECT r.blob FROM message_refs r LEFT JOIN messages m ON m.blob = r.blob"
-              " WHERE m.blob IS NULL",
-              [&](const SqliteStatement& st) {
-                auto blob = st.column_blob(0);
-                problem("message_refs table",
-                        "reference count for a message that does not exist: blob " +
-                            to_hex(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
-              });
+    run_query(
+        "SELECT r.blob FROM message_refs r LEFT JOIN messages m ON m.blob = r.blob"
+        " WHERE m.blob IS NULL",
+        [&](const SqliteStatement& st) {
+          auto blob = st.column_blob(0);
+          problem("message_refs table",
+                  "reference count for a message that does not exist: blob " +
+                      to_hex(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
+        });
 
   say("header fields records");
   bool has_header_fields = false;

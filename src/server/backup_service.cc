@@ -94,7 +94,8 @@ void BackupService::schedule_loop() {
       }
       engine.record_success(*r, db.name);
       MK_LOG_INFO("scheduled base backup of {} ({}): {} items at journal {} in {}", db.name,
-                  r->full_id.empty() ? "full" : "incremental", r->items, r->seq, (*repo)->name());
+                  r->full_id.empty() ? "full: " + r->full_reason : "incremental", r->items, r->seq,
+                  (*repo)->name());
       // Backups of backups: every other repository gets what it lacks.
       for (size_t i = 1; i < settings.repositories.size(); ++i) {
         auto other = engine.repository(settings.repositories[i].name, /*create=*/true);

@@ -264,7 +264,7 @@ class BackupTest(h.MailarkTestCase):
         for i in range(4):
             deliver(inst.port, ALICE, msg(f"m{i}", body=f"body {i}\r\n"))
         r = inst.cli("backup", "run")
-        self.assertIn("; full\n", r.out)
+        self.assertIn("; full (no earlier full backup in local)\n", r.out)
         full_id = re.search(r"base backup (\w+) at journal", r.out).group(1)
         states = []
         for n in range(2):
@@ -286,17 +286,45 @@ class BackupTest(h.MailarkTestCase):
             inst.cli("restore", "--db", "db1", "--seq", str(seq), "--into", f"inc{n}")
             self.assertSameState(want, self.dump(inst, f"inc{n}"), f"incremental {n}")
         # --full, and full_interval: a full backup again.
-        self.assertIn("; full\n", inst.cli("backup", "run", "--full").out)
+        self.assertIn("; full (--full)\n", inst.cli("backup", "run", "--full").out)
         inst.stop()
         inst.set_option("backup", "full_interval", '"always"')
-        self.assertIn("; full\n", inst.cli("backup", "run").out)
+        self.assertIn('; full (full_interval is "always")\n', inst.cli("backup", "run").out)
         inst.set_option("backup", "full_interval", '"1d"')
         self.assertIn("; incremental on", inst.cli("backup", "run").out)
         inst.set_option("backup", "full_interval", '"soon"')
         r = inst.cli("backup", "run", expect=None)
         self.assertNotEqual(r.rc, 0)
         self.assertIn("backup.full_interval must be a duration", r.err)
+        # The newest full backup is older than full_interval: full again.
+        inst.set_option("backup", "full_interval", '"1s"')
+        time.sleep(1.2)
+        r = inst.cli("backup", "run")
+        self.assertIn("; full (the newest full backup is older than full_interval)\n", r.out)
+        age_full, full_seq = re.search(r"base backup (\w+) at journal (\d+)", r.out).groups()
+        full_seq = int(full_seq)
         inst.set_option("backup", "full_interval", '"1d"')
+        # The archive lost the journal just after the newest full backup (its older segments
+        # deleted): an incremental backup would not be a restore point, so it is full.
+        seqs = []
+        for n in range(2):
+            inst.start()
+            deliver(inst.port, ALICE, msg(f"gap{n}"))
+            inst.stop()
+            r = inst.cli("backup", "run")
+            # On the newest of the full backups at that position.
+            self.assertIn(f"; incremental on full backup {age_full}", r.out)
+            seqs.append(int(re.search(r"at journal (\d+)", r.out).group(1)))
+        [journal_dir] = glob.glob(os.path.join(inst.data, "backup", "journal", "*"))
+        for name in os.listdir(journal_dir):
+            if int(name.split("-")[0]) <= seqs[0]:
+                os.remove(os.path.join(journal_dir, name))
+        r = inst.cli("backup", "run")
+        self.assertIn(f"; full (the journal archive lacks records {full_seq + 1}..{seqs[0]})\n",
+                      r.out)
+        want = self.dump(inst)
+        inst.cli("restore", "--db", "db1", "--into", "gap")
+        self.assertSameState(want, self.dump(inst, "gap"), "restore after the archive gap")
         # Without its full backup an incremental one is not a restore point; the next backup
         # is full, and a restore still works from the journal archive.
         repo = os.path.join(inst.data, "backup")
