@@ -860,8 +860,7 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
                 MK_ASSIGN_OR_RETURN(auto msg,
                                     sql.prepare("INSERT INTO messages(blob, size, stored_size,"
                                                 " info, data) VALUES (?,?,?,?,?)"));
-                MK_ASSIGN_OR_RETURN(auto ref,
-                                    sql.prepare("INSERT INTO message_refs VALUES (?,?)"));
+                MK_ASSIGN_OR_RETURN(auto ref, sql.prepare("INSERT INTO message_refs VALUES (?,?)"));
                 for (const auto& m : fresh) {
                   msg.bind_blob(1, as_bytes(m.blob))
                       .bind(2, static_cast<int64_t>(m.size))

@@ -185,8 +185,7 @@ Status Database::open_connections(bool create) {
   int version = std::atoi(st.column_text(0).c_str());
   if (version != 1 && version != kDatabaseFormatVersion)
     return invalid("database " + name_ + " has format version " + std::to_string(version) +
-                   ", this mailark reads versions 1 to " +
-                   std::to_string(kDatabaseFormatVersion));
+                   ", this mailark reads versions 1 to " + std::to_string(kDatabaseFormatVersion));
   st.reset();
   // Indexes added after format version 1 was written; derived data, so adding them keeps the
   // format (docs/formats/database.md). items_uid_flags_size covers IMAP SELECT's reads of a
@@ -322,9 +321,10 @@ Status Database::upgrade_to_version_2() {
   if (!row) return corrupt("database " + name_ + ": no messages table");
   bool without_rowid = st.column_text(0).find("WITHOUT ROWID") != std::string::npos;
   st.reset();
-  MK_LOG_INFO("database {}: upgrading from format version 1 to 2, moving reference counts out"
-              " of the messages table (once)",
-              name_);
+  MK_LOG_INFO(
+      "database {}: upgrading from format version 1 to 2, moving reference counts out"
+      " of the messages table (once)",
+      name_);
   // items.blob references messages: a table is replaced with foreign keys off (SQLite's
   // procedure for changing a table's definition), and they are back on whatever happens.
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA foreign_keys=OFF"));
@@ -342,8 +342,7 @@ Status Database::move_reference_counts(bool without_rowid) {
   MK_RETURN_IF_ERROR(writer_->exec(kMessageRefsTable));
   MK_RETURN_IF_ERROR(writer_->exec("INSERT INTO message_refs SELECT blob, refs FROM messages"));
   if (without_rowid) {
-    MK_RETURN_IF_ERROR(
-        writer_->exec(std::string("CREATE TABLE messages_new") + kMessagesColumns));
+    MK_RETURN_IF_ERROR(writer_->exec(std::string("CREATE TABLE messages_new") + kMessagesColumns));
     MK_RETURN_IF_ERROR(writer_->exec(R"sql(
 INSERT INTO messages_new(blob, size, stored_size, info, data)
   SELECT blob, size, stored_size, info, data FROM messages;

@@ -133,7 +133,8 @@ DROP TABLE messages;
 DROP TABLE message_refs;
 CREATE TABLE messages(blob BLOB PRIMARY KEY, size INTEGER NOT NULL,
   stored_size INTEGER NOT NULL, refs INTEGER NOT NULL, info BLOB NOT NULL,
-  data BLOB))sql") + (without_rowid ? " WITHOUT ROWID;" : ";") + R"sql(
+  data BLOB))sql") + (without_rowid ? " WITHOUT ROWID;" : ";") +
+                             R"sql(
 INSERT INTO messages VALUES (x'01', 5, 5, 1, x'aa', x'0102'), (x'02', 7, 3, 0, x'bb', NULL);
 UPDATE meta SET value='1' WHERE key='format_version';
 DROP INDEX dav_by_name_all;
@@ -159,8 +160,8 @@ ALTER TABLE dav_resources DROP COLUMN message_row;
                       std::vector<std::string> one;
                       MK_RETURN_IF_ERROR(
                           text(sql, "SELECT sql FROM sqlite_master WHERE name='messages'", one));
-                      MK_RETURN_IF_ERROR(text(
-                          sql, "SELECT value FROM meta WHERE key='format_version'", one));
+                      MK_RETURN_IF_ERROR(
+                          text(sql, "SELECT value FROM meta WHERE key='format_version'", one));
                       if (one.size() == 2) schema = one[0], version = one[1];
                       return text(sql,
                                   "SELECT hex(m.blob) || m.size || m.stored_size || r.refs"
