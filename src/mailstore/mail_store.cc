@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "base/log.h"
 #include "base/time.h"
@@ -789,10 +790,10 @@ Result<std::set<Digest>> MailStore::held_messages(const Account& account,
                                                   const std::map<Digest, uint64_t>& blobs) {
   std::set<Digest> out;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    // The key's index answers alone (no read of the row, whose body may be megabytes away):
-    // a body of at most kInlineBodyLimit is in the row (docs/formats/database.md), a larger
-    // one counts while its file is there.
-    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM messages WHERE blob=?"));
+    // message_refs has a row for each messages row, and the restore's reference counts
+    // come back to the same pages. A body of at most kInlineBodyLimit is in the messages row
+    // (docs/formats/database.md), a larger one counts while its file is there.
+    MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT 1 FROM message_refs WHERE blob=?"));
     for (const auto& [d, size] : blobs) {
       st.reset();
       st.bind_blob(1, as_bytes(d));
@@ -962,6 +963,10 @@ Result<std::vector<SavedItem>> MailStore::restore_items(const Account& account,
     if (!p.put.dir_to_sync.empty()) dirs.insert(p.put.dir_to_sync);
     prepared.push_back(std::move(p));
   }
+  std::vector<std::pair<Guid, Digest>> keys;
+  keys.reserve(items.size());
+  for (const auto& r : items) keys.emplace_back(r.item->guid, r.item->blob);
+  prefetch_item_pages(account, keys);
   std::vector<SavedItem> out;
   Guid folder_guid;
   MK_RETURN_IF_ERROR(account.db->write(
@@ -974,6 +979,45 @@ Result<std::vector<SavedItem>> MailStore::restore_items(const Account& account,
       dirs));
   notify({account.db->name(), account.guid, folder_guid, 0});
   return out;
+}
+
+void MailStore::prefetch_item_pages(const Account& account,
+                                    const std::vector<std::pair<Guid, Digest>>& keys) {
+  constexpr size_t kPerThread = 64, kMaxThreads = 8;
+  const size_t threads = std::min(kMaxThreads, keys.size() / kPerThread);
+  if (threads < 2) return;  // a few pages: the writer reads them itself
+  auto lookups = [&](size_t first) -> Status {
+    return account.db->read([&](SqliteDb& db) -> Status {
+      // Each query reads the b-tree path its index key leads to: where the insert goes.
+      static constexpr const char* kByBlob[] = {
+          "SELECT 1 FROM message_refs WHERE blob=?", "SELECT 1 FROM messages WHERE blob=?",
+          "SELECT 1 FROM items WHERE blob=? LIMIT 1"};
+      std::vector<SqliteStatement> by_blob;
+      for (const char* sql : kByBlob) {
+        MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+        by_blob.push_back(std::move(st));
+      }
+      MK_ASSIGN_OR_RETURN(auto by_guid, db.prepare("SELECT 1 FROM items WHERE guid=? LIMIT 1"));
+      for (size_t i = first; i < keys.size(); i += threads) {
+        for (auto& st : by_blob) {
+          st.reset();
+          st.bind_blob(1, as_bytes(keys[i].second));
+          MK_RETURN_IF_ERROR(st.step().status());
+        }
+        by_guid.reset();
+        by_guid.bind_blob(1, keys[i].first.raw());
+        MK_RETURN_IF_ERROR(by_guid.step().status());
+      }
+      return Status::ok();
+    });
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&lookups, t] {
+      if (Status s = lookups(t); !s.is_ok())
+        MK_LOG_DEBUG("prefetch of index pages: {}", s.to_string());
+    });
+  for (auto& th : pool) th.join();
 }
 
 Result<CopyResult> MailStore::copy(const Account& account, std::string_view from,

@@ -242,6 +242,11 @@ CREATE TABLE IF NOT EXISTS header_fields(
   MK_RETURN_IF_ERROR(add_resource_item_columns());
   // Checkpoints are the checkpointer thread's job (see checkpointer_loop).
   MK_RETURN_IF_ERROR(writer_->exec("PRAGMA wal_autocheckpoint=0"));
+  // A statement that may abort midway (any insert checked by a foreign key) keeps the pages
+  // it changes in a statement journal, which SQLite moves to a temporary file once a large
+  // transaction makes it exceed 64 KiB; it is discarded with the statement. In memory: the
+  // writer's sorts are small (one account's items at most).
+  MK_RETURN_IF_ERROR(writer_->exec("PRAGMA temp_store=MEMORY"));
   // The writer maps the file like the server's readers: a commit reads the index pages it
   // changes (random digests land on random pages), a pread each from its small page cache.
   if (int64_t bytes = g_reader_mmap_bytes.load(); bytes > 0)
