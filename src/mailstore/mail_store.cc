@@ -989,9 +989,9 @@ void MailStore::prefetch_item_pages(const Account& account,
   auto lookups = [&](size_t first) -> Status {
     return account.db->read([&](SqliteDb& db) -> Status {
       // Each query reads the b-tree path its index key leads to: where the insert goes.
-      static constexpr const char* kByBlob[] = {
-          "SELECT 1 FROM message_refs WHERE blob=?", "SELECT 1 FROM messages WHERE blob=?",
-          "SELECT 1 FROM items WHERE blob=? LIMIT 1"};
+      static constexpr const char* kByBlob[] = {"SELECT 1 FROM message_refs WHERE blob=?",
+                                                "SELECT 1 FROM messages WHERE blob=?",
+                                                "SELECT 1 FROM items WHERE blob=? LIMIT 1"};
       std::vector<SqliteStatement> by_blob;
       for (const char* sql : kByBlob) {
         MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
