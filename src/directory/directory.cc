@@ -302,6 +302,17 @@ Status Directory::set_quota(std::string_view address_in, uint64_t quota_bytes) {
   return Status::ok();
 }
 
+Result<uint64_t> Directory::generation() {
+  std::lock_guard lock(mu_);
+  // data_version changes with other connections' commits, total_changes with this one's.
+  MK_ASSIGN_OR_RETURN(auto st, db_->prepare("PRAGMA data_version"));
+  MK_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return io_error("directory: PRAGMA data_version returned nothing");
+  uint64_t others = static_cast<uint64_t>(st.column_int(0));
+  uint64_t own = static_cast<uint64_t>(db_->total_changes());
+  return (others << 32) ^ own;
+}
+
 Result<bool> Directory::authenticate(std::string_view address_in, std::string_view password) {
   auto address = normalize_address(address_in);
   if (!address.is_ok()) return false;

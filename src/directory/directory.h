@@ -72,6 +72,10 @@ class Directory {
   Status set_quota(std::string_view address, uint64_t quota_bytes);
   // True only for an existing user with that password.
   Result<bool> authenticate(std::string_view address, std::string_view password);
+  // A value that differs after any change to the directory: a write through this object, or
+  // a commit by another connection (admin commands run in processes of their own). It reads
+  // no table, so a cache of lookups can check it on every use.
+  Result<uint64_t> generation();
 
  private:
   explicit Directory(std::unique_ptr<SqliteDb> db);

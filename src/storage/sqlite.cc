@@ -90,6 +90,9 @@ int64_t SqliteDb::last_insert_rowid() const {
 int SqliteDb::changes() const {
   return sqlite3_changes(db_);
 }
+int64_t SqliteDb::total_changes() const {
+  return sqlite3_total_changes64(db_);
+}
 
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
     : db_(other.db_), stmt_(other.stmt_), cached_sql_(other.cached_sql_) {

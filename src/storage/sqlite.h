@@ -34,6 +34,8 @@ class SqliteDb {
   Result<SqliteStatement> prepare(std::string_view sql);
   int64_t last_insert_rowid() const;
   int changes() const;
+  // Rows changed by this connection since it opened (inserts, updates, deletes).
+  int64_t total_changes() const;
   const std::string& path() const { return path_; }
   sqlite3* raw() { return db_; }
   Status error(std::string_view what) const;

@@ -331,6 +331,15 @@ class BadInputTest(h.MailarkTestCase):
         # freeing space lets the next one in
         self.assertEqual(cl.delete(accepted[0]).status, 204)
         self.assertEqual(cl.put(f"{path}again.ics", dc.event("quota-again")).status, 201)
+        # The admin's changes count from the next request, though the server keeps verified
+        # credentials (and what they resolved to) for minutes: a raised quota...
+        inst.cli("user", "quota", user, "1MB")
+        r = cl.put(dc.book(user) + "big.vcf", dc.vcard("quota-card", "Q", "NOTE:" + "n" * 3000))
+        self.assertEqual(r.status, 201, str(r))
+        # ...and a deleted user.
+        inst.cli("user", "del", user)
+        r = cl.put(f"{path}gone.ics", dc.event("quota-gone"))
+        self.assertEqual(r.status, 401, str(r))
 
     # ---------------------------------------------------------------- XML
 

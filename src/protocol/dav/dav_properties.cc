@@ -367,6 +367,7 @@ Status describe(DavContext& ctx, const Node& node, const PropRequest& request,
                 MultistatusWriter& out) {
   Describer d(ctx, node, request);
   std::vector<PropValue> found, missing;
+  found.reserve(request.props.size());
   out.begin_response(node.href);
   if (request.type == PropfindRequest::Type::kPropName) {
     for (const auto& n : known_names(node)) found.push_back({n, {}, {}});

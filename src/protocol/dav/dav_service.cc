@@ -3,6 +3,7 @@
 #include "protocol/dav/dav_service.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "base/base64.h"
@@ -16,18 +17,6 @@ namespace {
 constexpr std::string_view kCalendarsPath = "calendars";
 constexpr std::string_view kAddressBooksPath = "addressbooks";
 constexpr const char* kSyncTokenPrefix = "http://mailark.invalid/ns/sync/";
-
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (pos < path.size()) {
-    size_t slash = path.find('/', pos);
-    if (slash == std::string_view::npos) slash = path.size();
-    if (slash > pos) out.push_back(path.substr(pos, slash - pos));
-    pos = slash + 1;
-  }
-  return out;
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -55,25 +44,44 @@ constexpr MethodEntry kMethods[] = {
 
 Result<Target> parse_target(std::string_view raw_path) {
   // Split first, decode each segment after: an encoded '/' (%2F) is part of a name, which
-  // validate_dav_name refuses, never a separator.
+  // validate_dav_name refuses, never a separator. A segment without escapes is its own
+  // decoding (a multiget resolves a hundred hrefs: no copy of those); decoded ones live in
+  // `decoded`, sized first so that the views into it stay put. Every segment is checked; the
+  // URL space has at most five, so only the first six are kept (count says how many).
+  constexpr size_t kKept = 6;
+  std::array<std::string_view, kKept> parts;
+  size_t count = 0;
+  const bool escaped = raw_path.find('%') != std::string_view::npos;
   std::vector<std::string> decoded;
-  for (std::string_view raw : split_path(raw_path)) {
-    MK_ASSIGN_OR_RETURN(std::string segment, href_decode(raw));
-    if (segment.find('/') != std::string::npos) return invalid("a path segment holds a '/'");
-    decoded.push_back(std::move(segment));
+  if (escaped) decoded.reserve(std::count(raw_path.begin(), raw_path.end(), '/') + 1);
+  for (size_t pos = 0; pos < raw_path.size();) {
+    size_t slash = raw_path.find('/', pos);
+    if (slash == std::string_view::npos) slash = raw_path.size();
+    std::string_view part = raw_path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (part.empty()) continue;
+    if (part.find('%') != std::string_view::npos) {
+      MK_ASSIGN_OR_RETURN(std::string segment, href_decode(part));
+      if (segment.find('/') != std::string::npos) return invalid("a path segment holds a '/'");
+      decoded.push_back(std::move(segment));
+      part = decoded.back();
+    } else {
+      MK_RETURN_IF_ERROR(check_decoded_href(part));
+    }
+    if (count < kKept) parts[count] = part;
+    ++count;
   }
-  std::vector<std::string_view> parts(decoded.begin(), decoded.end());
   Target t;
-  if (parts.empty()) return t;  // "/"
+  if (count == 0) return t;  // "/"
   if (parts[0] != "dav") return not_found("outside the DAV space");
-  if (parts.size() == 1) return t;
+  if (count == 1) return t;
   std::string_view area = parts[1];
   if (area == "principals") {
-    if (parts.size() == 2) {
+    if (count == 2) {
       t.kind = Target::Kind::kPrincipals;
       return t;
     }
-    if (parts.size() != 3) return not_found("no such principal resource");
+    if (count != 3) return not_found("no such principal resource");
     t.kind = Target::Kind::kPrincipal;
     t.owner = lower(parts[2]);
     return t;
@@ -81,19 +89,19 @@ Result<Target> parse_target(std::string_view raw_path) {
   if (area != kCalendarsPath && area != kAddressBooksPath) return not_found("no such area");
   t.collection_kind =
       area == kCalendarsPath ? CollectionKind::kCalendar : CollectionKind::kContacts;
-  if (parts.size() < 3) return not_found("no home without an owner");
+  if (count < 3) return not_found("no home without an owner");
   t.owner = lower(parts[2]);
-  if (parts.size() == 3) {
+  if (count == 3) {
     t.kind = Target::Kind::kHome;
     return t;
   }
   MK_RETURN_IF_ERROR(validate_dav_name(parts[3]));
   t.segment = parts[3];
-  if (parts.size() == 4) {
+  if (count == 4) {
     t.kind = Target::Kind::kCollection;
     return t;
   }
-  if (parts.size() != 5) return not_found("collections do not nest");
+  if (count != 5) return not_found("collections do not nest");
   MK_RETURN_IF_ERROR(validate_dav_name(parts[4]));
   t.kind = Target::Kind::kResource;
   t.name = parts[4];
@@ -263,14 +271,16 @@ DavService::DavService(Directory& directory, MailStore& store, AuthLimiter& limi
   cache_secret_ = std::string(a.raw()) + std::string(b.raw());
 }
 
-bool DavService::cached(const std::string& key) {
+bool DavService::cached(const std::string& key, std::optional<uint64_t> generation, Login* login) {
   std::lock_guard lock(cache_mu_);
   auto it = credential_cache_.find(key);
   if (it == credential_cache_.end()) return false;
-  if (std::chrono::steady_clock::now() > it->second) {
+  if (std::chrono::steady_clock::now() > it->second.expires) {
     credential_cache_.erase(it);
     return false;
   }
+  if (it->second.login && generation && *generation == it->second.generation)
+    *login = *it->second.login;
   return true;
 }
 
@@ -279,9 +289,22 @@ void DavService::remember(const std::string& key) {
   auto now = std::chrono::steady_clock::now();
   if (credential_cache_.size() > 10000) {
     for (auto it = credential_cache_.begin(); it != credential_cache_.end();)
-      it = now > it->second ? credential_cache_.erase(it) : std::next(it);
+      it = now > it->second.expires ? credential_cache_.erase(it) : std::next(it);
   }
-  credential_cache_[key] = now + options_.credential_cache;
+  credential_cache_[key] = CachedCredentials{now + options_.credential_cache, std::nullopt, 0};
+}
+
+void DavService::forget(const std::string& key) {
+  std::lock_guard lock(cache_mu_);
+  credential_cache_.erase(key);
+}
+
+void DavService::remember_login(const std::string& key, uint64_t generation, const Login& login) {
+  std::lock_guard lock(cache_mu_);
+  auto it = credential_cache_.find(key);
+  if (it == credential_cache_.end()) return;  // expired meanwhile
+  it->second.login = login;
+  it->second.generation = generation;
 }
 
 Result<DavService::Login> DavService::authenticate(const http::Request& request,
@@ -316,9 +339,14 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
   auto normalized = normalize_address(login);
   bool good = false;
   std::string key;
+  // Read before any lookup: a change while they run makes the next request look again.
+  std::optional<uint64_t> generation;
+  if (auto g = directory_.generation(); g.is_ok()) generation = *g;
+  Login out;
   if (normalized.is_ok()) {
     key = to_hex(sha256(cache_secret_ + *normalized + std::string(1, '\0') + password));
-    good = cached(key);
+    good = cached(key, generation, &out);
+    if (good && out.account.db) return out;  // resolved before, and nothing changed since
     if (!good) {
       auto checked = directory_.authenticate(*normalized, password);
       if (!checked.is_ok()) {
@@ -335,8 +363,12 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
     MK_LOG_INFO("dav: authentication failed for {} from {}", login.substr(0, 128), address);
     return challenge(401, "Authentication failed");
   }
-  Login out;
   auto user = directory_.find_user(*normalized);
+  // Removed since its credentials were verified (and cached).
+  if (!user.is_ok() && user.status().code() == ErrorCode::kNotFound) {
+    forget(key);
+    return challenge(401, "Authentication failed");
+  }
   if (!user.is_ok()) return challenge(503, "Temporary failure, try again later");
   out.user = *user;
   auto account = store_.open_or_create_account(user->database, user->guid, user->address);
@@ -359,10 +391,12 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
     if (defaults.is_ok()) {
       std::lock_guard lock(cache_mu_);
       defaults_ensured_.insert(out.account.guid);
+      ensured = true;
     } else {
       MK_LOG_WARN("dav: default collections of {}: {}", user->address, defaults.to_string());
     }
   }
+  if (ensured && generation) remember_login(key, *generation, out);
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -84,8 +85,20 @@ class DavService {
   };
   // The user behind the Authorization header, or the 401/403/503 to send.
   Result<Login> authenticate(const http::Request& request, http::Response* refusal);
-  bool cached(const std::string& key);
+  // Verified credentials, by a keyed hash of address and password, until they expire. An
+  // entry also keeps the login they resolved to, valid while the directory's generation is
+  // the one it was resolved at (a user moved, removed or given another quota is looked up
+  // again on the next request).
+  struct CachedCredentials {
+    std::chrono::steady_clock::time_point expires;
+    std::optional<Login> login;
+    uint64_t generation = 0;
+  };
+  // Whether the credentials behind `key` are cached; the login too when `generation` matches.
+  bool cached(const std::string& key, std::optional<uint64_t> generation, Login* login);
   void remember(const std::string& key);
+  void remember_login(const std::string& key, uint64_t generation, const Login& login);
+  void forget(const std::string& key);
 
   Directory& directory_;
   MailStore& store_;
@@ -93,7 +106,7 @@ class DavService {
   DavOptions options_;
   std::string cache_secret_;
   std::mutex cache_mu_;
-  std::map<std::string, std::chrono::steady_clock::time_point> credential_cache_;
+  std::map<std::string, CachedCredentials> credential_cache_;
   std::set<Guid> defaults_ensured_;
 };
 

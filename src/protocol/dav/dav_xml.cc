@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cassert>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -101,14 +102,39 @@ constexpr PlainBytes make_plain_bytes() {
 
 constexpr PlainBytes kPlainBytes = make_plain_bytes();
 
+// Whether any of the 8 bytes in `v` may need escaping: a control or non-ASCII byte, DEL, or
+// one of & < > ". (Tab and LF are plain in content; the byte-wise check below lets them
+// through.) Exact as a yes/no: the borrows of these SWAR tests never hide a match.
+bool word_needs_look(uint64_t v) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  auto has_zero = [](uint64_t x) { return (x - kOnes) & ~x & kHigh; };
+  auto has_byte = [&](unsigned char c) { return has_zero(v ^ (kOnes * c)); };
+  return ((v & kHigh) | ((v - kOnes * 0x20) & ~v & kHigh) | has_byte('&') | has_byte('<') |
+          has_byte('>') | has_byte('"') | has_byte(0x7F)) != 0;
+}
+
+// The end of the run of plain bytes starting at text[i]: eight at a time where the text is
+// printable ASCII (calendar data is, between its CRLFs).
+size_t plain_run_end(std::string_view text, size_t i, const bool* plain) {
+  while (true) {
+    uint64_t word;
+    while (i + 8 <= text.size()) {
+      std::memcpy(&word, text.data() + i, 8);
+      if (word_needs_look(word)) break;
+      i += 8;
+    }
+    if (i >= text.size() || !plain[static_cast<unsigned char>(text[i])]) return i;
+    ++i;
+  }
+}
+
 void append_escaped(std::string& out, std::string_view text, bool in_attribute) {
   constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
   const bool* plain = in_attribute ? kPlainBytes.attribute : kPlainBytes.content;
   for (size_t i = 0; i < text.size();) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (plain[c]) {
-      size_t run = i + 1;
-      while (run < text.size() && plain[static_cast<unsigned char>(text[run])]) ++run;
+      size_t run = plain_run_end(text, i + 1, plain);
       out.append(text.data() + i, run - i);
       i = run;
       continue;
@@ -349,16 +375,18 @@ void append_element(std::string& out, const Element& e, const PrefixMap& map, bo
 void append_named(std::string& out, const PropName& name, std::string_view content,
                   bool escape_content = false) {
   const char* known = well_known_prefix(name.ns);
-  std::string qname;
-  if (known != nullptr) {
-    qname = std::string(known) + ":" + name.name;
-  } else if (!name.ns.empty()) {
-    qname = "x:" + name.name;
-  } else {
-    qname = name.name;
-  }
+  // Written in place, start and end tag: a multiget names two properties per resource.
+  auto qname = [&] {
+    if (known != nullptr) {
+      out += known;
+      out += ':';
+    } else if (!name.ns.empty()) {
+      out += "x:";
+    }
+    out += name.name;
+  };
   out += '<';
-  out += qname;
+  qname();
   if (known == nullptr && !name.ns.empty()) {
     out += " xmlns:x=\"";
     append_escaped(out, name.ns, true);
@@ -374,7 +402,9 @@ void append_named(std::string& out, const PropName& name, std::string_view conte
   } else {
     out += content;
   }
-  out += "</" + qname + '>';
+  out += "</";
+  qname();
+  out += '>';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -957,7 +987,9 @@ void MultistatusWriter::propstat(int status_code, const std::vector<PropValue>& 
     else
       append_named(out_, p.name, p.xml_value);
   }
-  out_ += "</d:prop><d:status>" + status_line(status_code) + "</d:status>";
+  out_ += "</d:prop><d:status>";
+  out_ += status_line(status_code);
+  out_ += "</d:status>";
   if (error) {
     out_ += "<d:error>";
     append_named(out_, *error, {});
@@ -1027,31 +1059,37 @@ Result<std::string> href_decode(std::string_view href) {
   };
   std::string out;
   out.reserve(href.size());
-  for (size_t i = 0; i < href.size(); ++i) {
-    if (href[i] != '%') {
-      out += href[i];
-      continue;
-    }
-    bool complete = i + 2 < href.size();
-    int hi = complete ? hex(href[i + 1]) : -1;
-    int lo = complete ? hex(href[i + 2]) : -1;
+  size_t i = 0;
+  while (i < href.size()) {
+    size_t escape = href.find('%', i);
+    if (escape == std::string_view::npos) escape = href.size();
+    out.append(href.substr(i, escape - i));  // the run up to the next escape, in one copy
+    if (escape == href.size()) break;
+    bool complete = escape + 2 < href.size();
+    int hi = complete ? hex(href[escape + 1]) : -1;
+    int lo = complete ? hex(href[escape + 2]) : -1;
     if (hi < 0 || lo < 0) return invalid("malformed percent-encoding in href");
     out += static_cast<char>(hi * 16 + lo);
-    i += 2;
+    i = escape + 3;
   }
-  if (out.find('\0') != std::string::npos) return invalid("NUL in href");
-  if (!is_valid_utf8(out)) return invalid("href is not UTF-8");
-  for (size_t start = 0; start <= out.size();) {
-    size_t end = out.find('/', start);
-    if (end == std::string::npos) end = out.size();
-    std::string_view segment = std::string_view(out).substr(start, end - start);
-    if (segment == "." || segment == "..") return invalid("dot segment in href");
-    start = end + 1;
-  }
+  MK_RETURN_IF_ERROR(check_decoded_href(out));
   return out;
 }
 
-std::string href_path(std::string_view href) {
+Status check_decoded_href(std::string_view decoded) {
+  if (decoded.find('\0') != std::string_view::npos) return invalid("NUL in href");
+  if (!is_valid_utf8(decoded)) return invalid("href is not UTF-8");
+  for (size_t start = 0; start <= decoded.size();) {
+    size_t end = decoded.find('/', start);
+    if (end == std::string_view::npos) end = decoded.size();
+    std::string_view segment = decoded.substr(start, end - start);
+    if (segment == "." || segment == "..") return invalid("dot segment in href");
+    start = end + 1;
+  }
+  return Status::ok();
+}
+
+std::string_view href_path(std::string_view href) {
   bool had_authority = false;
   size_t colon = href.find(':');
   if (colon != std::string_view::npos && colon > 0 && href.substr(colon + 1, 2) == "//") {
@@ -1071,7 +1109,7 @@ std::string href_path(std::string_view href) {
   }
   href = href.substr(0, href.find_first_of("?#"));
   if (had_authority && href.empty()) return "/";
-  return std::string(href);
+  return href;
 }
 
 }  // namespace mailark::dav

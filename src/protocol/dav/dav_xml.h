@@ -335,6 +335,8 @@ class MultistatusWriter {
   void sync_token(std::string_view token);
   // Closes everything and returns the document. The writer is spent afterwards.
   std::string finish();
+  // Room for a document of about `bytes`, so that a large one is not copied as it grows.
+  void reserve(size_t bytes) { out_.reserve(bytes); }
 
  private:
   void close_response();
@@ -358,8 +360,12 @@ std::string href_encode(std::string_view path);
 // Decodes %XX (either case). kInvalid for a malformed escape, a decoded NUL, invalid UTF-8, or
 // a "." or ".." segment after decoding (so %2e%2e and %2F cannot climb out of a collection).
 Result<std::string> href_decode(std::string_view href);
+// What href_decode checks of its result: no NUL, valid UTF-8, no "." or ".." segment. For a
+// text without escapes, which decodes to itself.
+Status check_decoded_href(std::string_view decoded);
 // The path of an href: strips "scheme://authority" (and "//authority"), and any "?query" or
-// "#fragment". Returns "/" for an absolute URI without a path. Still percent-encoded.
-std::string href_path(std::string_view href);
+// "#fragment". Returns "/" for an absolute URI without a path. Still percent-encoded; a view
+// into `href` (or of a literal "/").
+std::string_view href_path(std::string_view href);
 
 }  // namespace mailark::dav

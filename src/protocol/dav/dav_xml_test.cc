@@ -8,6 +8,8 @@
 #include <chrono>
 #include <random>
 
+#include "protocol/dav/dav_service.h"
+
 namespace mailark::dav {
 namespace {
 
@@ -1110,6 +1112,21 @@ TEST(XmlEscape, EscapesAndReplacesWhatXmlCannotCarry) {
   }
 }
 
+// Plain text is copied eight bytes at a time: every byte that needs a look, at every offset
+// around those words, is escaped as it is on its own.
+TEST(XmlEscape, WordAtATimeScanFindsEveryByteThatNeedsALook) {
+  const std::string specials[] = {"&",  "<",    ">",    "\"",       "\r",   "\n",
+                                  "\t", "\x01", "\x7F", "\xC3\xA9", "\xFF", "\xE2\x82\xAC"};
+  for (const std::string& special : specials)
+    for (size_t before = 0; before <= 17; ++before) {
+      std::string head(before, 'x'), tail(23 - before % 8, 'y');
+      EXPECT_EQ(xml_escape(head + special + tail),
+                xml_escape(head) + xml_escape(special) + xml_escape(tail))
+          << before << " bytes before 0x" << std::hex
+          << static_cast<int>(static_cast<unsigned char>(special[0]));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hrefs
 
@@ -1198,6 +1215,36 @@ const HrefCase kHrefPaths[] = {
 
 TEST(Href, PathOfAbsoluteAndRelativeHrefs) {
   for (const HrefCase& c : kHrefPaths) EXPECT_EQ(href_path(c.path), c.href) << c.path;
+}
+
+// Segments without escapes are used in place, escaped ones decoded; both are checked alike.
+TEST(Href, ParseTargetDecodesAndChecksEverySegment) {
+  auto t = parse_target("/dav/calendars/Alice@Acme.test/work/ev%20one.ics");
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ(t->kind, Target::Kind::kResource);
+  EXPECT_EQ(t->owner, "alice@acme.test");
+  EXPECT_EQ(t->segment, "work");
+  EXPECT_EQ(t->name, "ev one.ics");
+  auto plain = parse_target("//dav//calendars/alice@acme.test/w%6Frk/a.ics");
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_EQ(plain->segment, "work");
+  EXPECT_EQ(plain->name, "a.ics");
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/..").status().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/%2e%2E").status().code(),
+            ErrorCode::kInvalid);
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/a%2Fb.ics").status().code(),
+            ErrorCode::kInvalid);
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/\xC3.ics").status().code(),
+            ErrorCode::kInvalid);
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/a%00.ics").status().code(),
+            ErrorCode::kInvalid);
+  // A long path: refused by its length, and a bad segment past the sixth still found.
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/x/y/z/w").status().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/x/y/z/%zz").status().code(),
+            ErrorCode::kInvalid);
+  EXPECT_EQ(parse_target("/dav/calendars/a@b.test/work/x/y/z/..").status().code(),
+            ErrorCode::kInvalid);
 }
 
 }  // namespace

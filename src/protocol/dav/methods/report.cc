@@ -3,6 +3,9 @@
 // sync-collection (RFC 6578) with tokens made of the collection's MODSEQ, which a restore
 // keeps (ARCHITECTURE.md invariant 5). Other reports get DAV:supported-report.
 #include <algorithm>
+#include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include "base/log.h"
 #include "base/time.h"
@@ -163,59 +166,74 @@ void multiget(DavContext& ctx, const Multiget& m) {
   PropRequest request = prop_request(m.props);
   // Resolve every href first: one read per collection, bodies included.
   struct Wanted {
-    std::string href;
+    const std::string* href;
     int status = 0;  // 0: found
     std::string segment, name;
   };
   std::vector<Wanted> wanted;
+  wanted.reserve(m.hrefs.size());
   std::map<std::string, std::vector<std::string>> names;  // segment -> names
   for (const auto& href : m.hrefs) {
-    Wanted w{href, 0, {}, {}};
+    Wanted w{&href, 0, {}, {}};
     auto target = parse_target(href_path(href));
     if (!target.is_ok() || target->kind != Target::Kind::kResource ||
         target->owner != ctx.user.address ||
         target->collection_kind != ctx.target.collection_kind) {
       w.status = target.is_ok() && target->owner != ctx.user.address ? 403 : 404;
     } else {
-      w.segment = target->segment;
-      w.name = target->name;
+      w.segment = std::move(target->segment);
+      w.name = std::move(target->name);
       names[w.segment].push_back(w.name);
     }
     wanted.push_back(std::move(w));
   }
-  struct Found {
-    DavResource resource;
-    std::string body;
+  // Per collection: its resources and bodies, and which of them has each name.
+  struct Read {
+    DavCollection collection;
+    std::vector<DavResource> resources;
+    std::vector<std::string> bodies;
+    std::unordered_map<std::string_view, size_t> by_name;  // views of resources' names
   };
   const bool with_data = wants_data(request);
-  std::map<std::string, DavCollection> collections;
-  std::map<std::pair<std::string, std::string>, Found> found;
+  std::map<std::string, Read> read;
   for (const auto& [segment, list] : names) {
     auto c = ctx.store().collection(ctx.account, ctx.target.collection_kind, segment);
     if (!c.is_ok()) {
       if (c.status().code() != ErrorCode::kNotFound) return ctx.store_error(c.status());
       continue;
     }
-    std::vector<std::string> bodies;
-    auto rs = ctx.store().resources_named(ctx.account, *c, list, with_data ? &bodies : nullptr);
+    Read& r = read[segment];
+    r.collection = std::move(*c);
+    auto rs = ctx.store().resources_named(ctx.account, r.collection, list,
+                                          with_data ? &r.bodies : nullptr);
     if (!rs.is_ok()) return ctx.store_error(rs.status());
-    for (size_t i = 0; i < rs->size(); ++i) {
-      Found& f = found[{segment, (*rs)[i].name}];
-      f.resource = std::move((*rs)[i]);
-      if (with_data) f.body = std::move(bodies[i]);
-    }
-    collections.emplace(segment, std::move(*c));
+    r.resources = std::move(*rs);
+    r.by_name.reserve(r.resources.size());
+    for (size_t i = 0; i < r.resources.size(); ++i) r.by_name.emplace(r.resources[i].name, i);
   }
   MultistatusWriter out;
+  size_t body_bytes = 0;
+  for (const auto& [segment, r] : read)
+    for (const auto& body : r.bodies) body_bytes += body.size();
+  // Each body escaped (a reference per CR), each href with its etag and status lines.
+  out.reserve(body_bytes + body_bytes / 16 + wanted.size() * 512);
   for (const auto& w : wanted) {
-    auto it = w.status ? found.end() : found.find({w.segment, w.name});
-    if (it == found.end()) {
-      out.response_status(w.href, w.status ? w.status : 404);
+    const Read* r = nullptr;
+    size_t index = 0;
+    if (!w.status) {
+      auto c = read.find(w.segment);
+      if (c != read.end()) {
+        auto it = c->second.by_name.find(w.name);
+        if (it != c->second.by_name.end()) r = &c->second, index = it->second;
+      }
+    }
+    if (!r) {
+      out.response_status(*w.href, w.status ? w.status : 404);
       continue;
     }
     // Answered under the href the client sent.
-    Node node = resource_node(collections.at(w.segment), it->second.resource, w.href);
-    if (with_data) node.body = &it->second.body;
+    Node node = resource_node(r->collection, r->resources[index], *w.href);
+    if (with_data) node.body = &r->bodies[index];
     Status d = describe(ctx, node, request, out);
     if (!d.is_ok()) return ctx.store_error(d);
   }
