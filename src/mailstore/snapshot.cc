@@ -2,7 +2,10 @@
 // read behind a base backup, and the writer that builds a restored database.
 #include "mailstore/snapshot.h"
 
+#include <atomic>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "base/log.h"
@@ -720,6 +723,24 @@ Status MailStore::build_database(const std::string& name, const DatabaseState& s
   return fs_.sync_dir(root_);
 }
 
+namespace {
+
+// Runs fn(0), ..., fn(n - 1), each once, on as many threads as there are cores (this one
+// included). fn must not throw.
+void for_each_on_cores(size_t n, const std::function<void(size_t)>& fn) {
+  const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(run);
+  run();
+  for (auto& h : helpers) h.join();
+}
+
+}  // namespace
+
 Status MailStore::fill_database(const std::string& build_dir, const std::string& name,
                                 const DatabaseState& state,
                                 const std::vector<JournalRecord>& journal,
@@ -823,36 +844,67 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           std::set<std::string> dirs;
           // Derived fields of calendar and address book resources, from their bodies.
           std::map<const ItemState*, store_sql::ObjectRange> ranges;
+          // The bodies are read here, in order (the repository is read by one thread); the
+          // work on each (verify, parse, compress, write a blob file) is spread over the
+          // cores, and its results taken in order again.
+          struct BodyWork {
+            const ItemState* item;
+            std::string raw;
+            bool new_message;  // not stored yet: parse, encode and store it
+            Status status = Status::ok();
+            NewMessage message;
+            store_sql::ObjectRange range;
+            std::string blob_dir;  // the directory of a new blob file, to sync
+          };
+          std::vector<BodyWork> work;
           for (const ItemState* item : batch) {
             const bool dav = !item->dav_name.empty();
-            if (stored.count(item->blob) && !dav) continue;
+            const bool new_message = !stored.count(item->blob);
+            if (!new_message && !dav) continue;
             MK_ASSIGN_OR_RETURN(std::string raw, messages(item->blob));
-            if (sha256(raw) != item->blob)
+            stored.insert(item->blob);
+            work.push_back(BodyWork{item, std::move(raw), new_message});
+          }
+          auto prepare = [&](BodyWork& w) -> Status {
+            const ItemState* item = w.item;
+            if (sha256(w.raw) != item->blob)
               return corrupt("message " + to_hex(item->blob) + " does not match its digest");
-            if (dav) {
-              auto range = store_sql::object_range(item->component, raw);
+            if (!item->dav_name.empty()) {
+              auto range = store_sql::object_range(item->component, w.raw);
               if (!range.is_ok())
                 return corrupt("resource " + f.name + "/" + item->dav_name + ": " +
                                range.status().message());
-              ranges[item] = *range;
-              if (stored.count(item->blob)) continue;
+              w.range = *range;
             }
-            NewMessage m;
+            if (!w.new_message) return Status::ok();
+            NewMessage& m = w.message;
             m.blob = item->blob;
-            m.size = raw.size();
-            const MessageInfo parsed = parse_message(raw);
+            m.size = w.raw.size();
+            const MessageInfo parsed = parse_message(w.raw);
             m.info = serialize_message_info(parsed);
             m.header_fields = encode_header_fields(parsed.header);
-            if (raw.size() <= kInlineBodyLimit) {
-              m.data = BlobStore::encode(raw);
+            if (w.raw.size() <= kInlineBodyLimit) {
+              m.data = BlobStore::encode(w.raw);
               m.stored_size = m.data.size();
             } else {
-              MK_ASSIGN_OR_RETURN(auto put, db->blobs().put(raw, &item->blob));
+              MK_ASSIGN_OR_RETURN(auto put, db->blobs().put(w.raw, &item->blob));
               m.stored_size = put.stored_size;
-              dirs.insert(put.dir_to_sync);
+              w.blob_dir = put.dir_to_sync;
             }
-            stored.insert(item->blob);
-            fresh.push_back(std::move(m));
+            return Status::ok();
+          };
+          for_each_on_cores(work.size(), [&](size_t i) {
+            try {
+              work[i].status = prepare(work[i]);
+            } catch (const std::exception& e) {  // bad_alloc: this restore fails, nothing else
+              work[i].status = io_error("message " + to_hex(work[i].item->blob) + ": " + e.what());
+            }
+          });
+          for (BodyWork& w : work) {
+            MK_RETURN_IF_ERROR(w.status);
+            if (!w.item->dav_name.empty()) ranges[w.item] = w.range;
+            if (!w.blob_dir.empty()) dirs.insert(w.blob_dir);
+            if (w.new_message) fresh.push_back(std::move(w.message));
           }
           MK_RETURN_IF_ERROR(db->write(
               [&](WriteTx& tx) -> Status {
