@@ -6,12 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cinttypes>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -410,8 +408,8 @@ static Status ship_journal(DatabaseSnapshot& snap, Repository& repo, const std::
   while (after < upto) {
     MK_ASSIGN_OR_RETURN(auto records, snap.journal(after, std::min(kSegmentRecords, upto - after)));
     if (records.empty()) break;
-    // The bodies these records name that the repository lacks: read here, verified on
-    // another thread, stored in order.
+    // The bodies these records name that the repository lacks: read here, verified and
+    // sealed by the pipeline's workers, stored in order.
     BodyPipeline bodies(repo, nullptr, new_messages, shipped);
     std::set<Digest> queued;
     for (const auto& r : records) {

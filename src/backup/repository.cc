@@ -117,8 +117,9 @@ Repository::Repository(std::string name, std::unique_ptr<RepositoryBackend> back
     : name_(std::move(name)), backend_(std::move(backend)) {}
 
 Repository::~Repository() {
-  (void)wait_pack_write();
-  if (!pending_.empty() || !write_error_.is_ok())
+  if (Status s = wait_pack_write(); !s.is_ok())
+    MK_LOG_WARN("repository {}: writing a pack failed: {}", name_, s.message());
+  if (!pending_.empty())
     MK_LOG_WARN("repository {}: {} objects dropped without flush()", name_, pending_.size());
 }
 

@@ -805,16 +805,37 @@ Result<std::set<Digest>> MailStore::held_messages(const Account& account,
   return out;
 }
 
+namespace {
+
+// The item's side of a save, the same whether its body is new or one the database holds: the
+// folder (normalized), the flags (checked), and what identifies and dates the item.
+Result<MailStore::PreparedSave> prepare_item(std::string_view folder_name,
+                                             const std::vector<std::string>& flags, uint64_t size,
+                                             int64_t internal_date_ms,
+                                             const std::optional<Guid>& ingress_id,
+                                             const Guid& guid, const char* op) {
+  MailStore::PreparedSave p;
+  MK_ASSIGN_OR_RETURN(p.folder, normalize_folder_name(folder_name));
+  for (const auto& f : flags)
+    if (!valid_flag(f)) return invalid("invalid flag " + f);
+  p.flags = normalize_flags(flags);
+  p.size = size;
+  p.internal_date_ms = internal_date_ms;
+  p.ingress_id = ingress_id;
+  p.guid = guid;
+  p.op = op;
+  return p;
+}
+
+}  // namespace
+
 Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
                                                         std::string_view folder_name,
                                                         const MessageInput& input,
                                                         const std::optional<Guid>& ingress_id,
                                                         const Guid& guid, const char* op) {
-  PreparedSave p;
-  MK_ASSIGN_OR_RETURN(p.folder, normalize_folder_name(folder_name));
-  for (const auto& f : input.flags)
-    if (!valid_flag(f)) return invalid("invalid flag " + f);
-  p.flags = normalize_flags(input.flags);
+  MK_ASSIGN_OR_RETURN(PreparedSave p, prepare_item(folder_name, input.flags, input.raw.size(),
+                                                   input.internal_date_ms, ingress_id, guid, op));
   MessageInfo parsed;
   const MessageInfo* info = input.info;
   if (!info) {
@@ -834,11 +855,6 @@ Result<MailStore::PreparedSave> MailStore::prepare_save(const Account& account,
   } else {
     MK_ASSIGN_OR_RETURN(p.put, account.db->blobs().put(input.raw, input.digest));
   }
-  p.size = input.raw.size();
-  p.internal_date_ms = input.internal_date_ms;
-  p.ingress_id = ingress_id;
-  p.guid = guid;
-  p.op = op;
   return p;
 }
 
@@ -938,17 +954,10 @@ Result<std::vector<SavedItem>> MailStore::restore_items(const Account& account,
   std::set<std::string> dirs;
   for (const auto& r : items) {
     if (r.by_reference) {
-      PreparedSave p;
-      MK_ASSIGN_OR_RETURN(p.folder, normalize_folder_name(folder));
-      for (const auto& f : r.item->flags)
-        if (!valid_flag(f)) return invalid("invalid flag " + f);
-      p.flags = normalize_flags(r.item->flags);
+      MK_ASSIGN_OR_RETURN(PreparedSave p, prepare_item(folder, r.item->flags, r.item->size,
+                                                       r.item->internal_date_ms, r.item->ingress_id,
+                                                       r.item->guid, "restore"));
       p.put.digest = r.item->blob;
-      p.size = r.item->size;
-      p.internal_date_ms = r.item->internal_date_ms;
-      p.ingress_id = r.item->ingress_id;
-      p.guid = r.item->guid;
-      p.op = "restore";
       p.by_reference = true;
       prepared.push_back(std::move(p));
       continue;

@@ -84,6 +84,11 @@ class BackupTest(h.MailarkTestCase):
         self.assertTrue(wait_for(done, timeout=20, interval=0.1),
                         inst.cli("health", "--json", expect=None).out + inst.log_tail())
 
+    def assertRestoresAs(self, inst, want, into, what):
+        """restore --db db1 (newest state) into `into` equals `want` item by item."""
+        inst.cli("restore", "--db", "db1", "--into", into)
+        self.assertSameState(want, self.dump(inst, into), what)
+
     def assertSameState(self, want, got, what):
         if want != got:
             for a, b in zip(json.dumps(want, indent=1).splitlines(),
@@ -150,8 +155,7 @@ class BackupTest(h.MailarkTestCase):
             self.assertSameState(want, self.dump(inst, f"at{n}"), f"restore at {t}")
             inst.cli("check", "--db", f"at{n}")
         # The default is the newest archived moment; --seq picks an exact record.
-        inst.cli("restore", "--db", "db1", "--into", "latest")
-        self.assertSameState(self.dump(inst), self.dump(inst, "latest"), "latest restore")
+        self.assertRestoresAs(inst, self.dump(inst), "latest", "latest restore")
         seq = checkpoints[1][1]["seq"]
         inst.cli("restore", "--db", "db1", "--seq", str(seq), "--into", "byseq")
         self.assertSameState(checkpoints[1][1], self.dump(inst, "byseq"), "restore by seq")
@@ -233,8 +237,7 @@ class BackupTest(h.MailarkTestCase):
         with open(os.path.join(repo, "locks", "prune")) as f:
             self.assertEqual(json.load(f)["state"], "done")
         inst.cli("backup", "verify", "--read-data")
-        inst.cli("restore", "--db", "db1", "--into", "afterprune")
-        self.assertSameState(want, self.dump(inst, "afterprune"), "restore after prune")
+        self.assertRestoresAs(inst, want, "afterprune", "restore after prune")
         self.assertEqual(inst.cli("backup", "list").out.count(" verified"), 1)
         # The archive goes on after the pruned range: only the new record is shipped.
         inst.start()
@@ -256,8 +259,7 @@ class BackupTest(h.MailarkTestCase):
         self.assertEqual(listed.count(" verified"), 2, listed)
         self.assertEqual(listed.count("incr. on "), 1, listed)
         inst.cli("backup", "verify", "--read-data")
-        inst.cli("restore", "--db", "db1", "--into", "afterprune2")
-        self.assertSameState(want, self.dump(inst, "afterprune2"), "restore of an incremental")
+        self.assertRestoresAs(inst, want, "afterprune2", "restore of an incremental")
 
     def test_incremental_backups_follow_the_journal_and_need_their_full_one(self):
         inst = self.instance("incremental")
@@ -323,8 +325,7 @@ class BackupTest(h.MailarkTestCase):
         self.assertIn(f"; full (the journal archive lacks records {full_seq + 1}..{seqs[0]})\n",
                       r.out)
         want = self.dump(inst)
-        inst.cli("restore", "--db", "db1", "--into", "gap")
-        self.assertSameState(want, self.dump(inst, "gap"), "restore after the archive gap")
+        self.assertRestoresAs(inst, want, "gap", "restore after the archive gap")
         # Without its full backup an incremental one is not a restore point; the next backup
         # is full, and a restore still works from the journal archive.
         repo = os.path.join(inst.data, "backup")
@@ -333,8 +334,7 @@ class BackupTest(h.MailarkTestCase):
         listed = inst.cli("backup", "list", expect=None).out
         self.assertIn(f"its full backup {full_id[:12]} is missing", listed)
         want = self.dump(inst)
-        inst.cli("restore", "--db", "db1", "--into", "nofull")
-        self.assertSameState(want, self.dump(inst, "nofull"), "restore without the full backup")
+        self.assertRestoresAs(inst, want, "nofull", "restore without the full backup")
 
     # ---------------------------------------------------------------- one account
 
@@ -457,8 +457,7 @@ class BackupTest(h.MailarkTestCase):
         r = inst.cli("backup", "copy", "--from", "local", "--to", "mirror")
         self.assertRegex(r.out, r"[1-9]\d* already there")
         inst.cli("backup", "verify", "--repo", "mirror", "--read-data")
-        inst.cli("restore", "--db", "db1", "--into", "fromcrash")
-        self.assertSameState(self.dump(inst), self.dump(inst, "fromcrash"), "restore after crashes")
+        self.assertRestoresAs(inst, self.dump(inst), "fromcrash", "restore after crashes")
 
     # ---------------------------------------------------------------- damage
 
@@ -480,8 +479,7 @@ class BackupTest(h.MailarkTestCase):
         r = inst.cli("backup", "verify", "--repo", "local", "--read-data", expect=1)
         self.assertIn(os.path.basename(packs[0]), r.out)
         self.assertIn("DAMAGED", r.out)
-        inst.cli("restore", "--db", "db1", "--into", "viamirror")
-        self.assertSameState(want, self.dump(inst, "viamirror"), "restore through the mirror")
+        self.assertRestoresAs(inst, want, "viamirror", "restore through the mirror")
         # A missing pack and a truncated index are named by the structure check. One at a
         # time: a truncated index that happens to list the missing pack no longer says the
         # pack should be there (its objects are then named missing instead).
