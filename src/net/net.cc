@@ -3,6 +3,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
@@ -10,6 +11,7 @@
 #include "base/log.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace mailark::net {
@@ -356,18 +358,34 @@ Listener::Listener(asio::io_context& io, std::string name, Serve serve, int max_
       refusal_(std::move(refusal)),
       acceptor_(io) {}
 
-Status Listener::listen(const std::string& address, int port) {
+Status Listener::listen(const std::string& address, int port, Sharing sharing) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(address, ec);
   if (ec) return invalid(name_ + ": bad listen address " + address);
   tcp::endpoint ep(addr, static_cast<unsigned short>(port));
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
+  auto failed = [&] {
     return io_error(name_ + ": cannot listen on " + address + ":" + std::to_string(port) + ": " +
                     ec.message());
+  };
+  if (sharing == Sharing::kFirst && port != 0) {
+    // A socket without SO_REUSEPORT cannot bind a port anyone listens on, also another
+    // process's listener that set SO_REUSEPORT (which the group's own binds would join).
+    tcp::acceptor probe(io_);
+    probe.open(ep.protocol(), ec);
+    if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) probe.bind(ep, ec);
+    if (ec) return failed();
+  }
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && sharing != Sharing::kAlone) {
+    const int on = 1;
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+      ec.assign(errno, boost::system::system_category());
+  }
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return failed();
   port_ = acceptor_.local_endpoint().port();
   return Status::ok();
 }
@@ -377,8 +395,11 @@ void Listener::start() {
 }
 
 void Listener::stop() {
-  boost::system::error_code ec;
-  acceptor_.close(ec);
+  // The acceptor belongs to its io_context's thread.
+  asio::post(io_, [this] {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+  });
 }
 
 awaitable<void> Listener::accept_loop() {

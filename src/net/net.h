@@ -6,6 +6,7 @@
 
 #include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -227,7 +228,8 @@ class SessionRegistry {
   bool shutting_down_ = false;
 };
 
-// Accepts connections on one address and starts `serve` for each as a detached coroutine.
+// Accepts connections on one address and starts `serve` for each as a detached coroutine on
+// the listener's io_context.
 class Listener {
  public:
   using Serve = std::function<awaitable<void>(tcp::socket)>;
@@ -235,9 +237,19 @@ class Listener {
   // example "421 4.3.2 Too many connections\r\n"); empty closes silently.
   Listener(asio::io_context& io, std::string name, Serve serve, int max_connections,
            std::string refusal = {});
+  // How a listener shares its port with others of this process (SO_REUSEPORT): the kernel
+  // spreads new connections over a group's listeners, each run by its own thread.
+  enum class Sharing {
+    kAlone,
+    kFirst,  // the first of a group: fails like kAlone when anyone else listens there
+    kJoin,   // binds the port the first one got
+  };
   // Binds and listens; port 0 picks a free port (see port()).
-  Status listen(const std::string& address, int port);
+  Status listen(const std::string& address, int port, Sharing sharing = Sharing::kAlone);
+  // Counts this listener's connections against `other`'s limit (listeners sharing a port).
+  void share_connection_limit(const Listener& other) { active_ = other.active_; }
   void start();
+  // Stops accepting; callable from any thread.
   void stop();
   int port() const { return port_; }
   const std::string& name() const { return name_; }
@@ -250,7 +262,7 @@ class Listener {
   Serve serve_;
   int max_connections_;
   std::string refusal_;
-  std::shared_ptr<int> active_ = std::make_shared<int>(0);
+  std::shared_ptr<std::atomic<int>> active_ = std::make_shared<std::atomic<int>>(0);
   tcp::acceptor acceptor_;
   int port_ = 0;
 };

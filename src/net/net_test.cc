@@ -1,9 +1,12 @@
 // BlockingPool: results and exceptions reach the awaiting coroutine, the thread that became
 // idle last takes the next job, every job runs under contention, and join() runs what was
-// posted before it.
+// posted before it. Listener: a group on one port serves from every thread, and no one
+// else can listen there.
 #include "net/net.h"
 
 #include <gtest/gtest.h>
+
+#include <boost/asio/read.hpp>
 
 #include <atomic>
 #include <set>
@@ -108,6 +111,58 @@ TEST(BlockingPool, JoinRunsWhatWasPosted) {
     pool.join();
     EXPECT_EQ(ran.load(), 20);
   }
+}
+
+// Two listeners of a group, each on its own thread: connections reach both, and a third
+// listener (of this process or any other) cannot take the port, with or without sharing.
+TEST(Listener, AGroupSharesItsPortAndNoOneElseGetsIt) {
+  asio::io_context io_a(1), io_b(1);
+  std::atomic<int> served_a{0}, served_b{0};
+  auto serve_with = [](std::atomic<int>& count) {
+    return [&count](tcp::socket socket) -> awaitable<void> {
+      count.fetch_add(1);
+      boost::system::error_code ec;
+      socket.write_some(asio::buffer("x", 1), ec);
+      co_return;
+    };
+  };
+  Listener a(io_a, "test", serve_with(served_a), 100);
+  Listener b(io_b, "test", serve_with(served_b), 100);
+  ASSERT_TRUE(a.listen("127.0.0.1", 0, Listener::Sharing::kFirst).is_ok());
+  ASSERT_TRUE(b.listen("127.0.0.1", a.port(), Listener::Sharing::kJoin).is_ok());
+  b.share_connection_limit(a);
+  EXPECT_EQ(b.port(), a.port());
+
+  asio::io_context io_c(1);
+  Listener alone(io_c, "other", serve_with(served_a), 100);
+  Status refused = alone.listen("127.0.0.1", a.port());
+  EXPECT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.message().find("cannot listen"), std::string::npos) << refused.message();
+  Listener first(io_c, "other", serve_with(served_a), 100);
+  EXPECT_FALSE(first.listen("127.0.0.1", a.port(), Listener::Sharing::kFirst).is_ok());
+
+  a.start();
+  b.start();
+  std::thread ta([&] { io_a.run(); });
+  std::thread tb([&] { io_b.run(); });
+  // The kernel picks a group member by the connection's addresses and ports: 64
+  // connections all reaching one of two listeners would be a 1 in 2^63 chance.
+  asio::io_context client(1);
+  for (int i = 0; i < 64; ++i) {
+    tcp::socket s(client);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), a.port()));
+    char byte = 0;
+    boost::system::error_code ec;
+    asio::read(s, asio::buffer(&byte, 1), ec);
+    EXPECT_EQ(byte, 'x');
+  }
+  a.stop();
+  b.stop();
+  ta.join();
+  tb.join();
+  EXPECT_EQ(served_a.load() + served_b.load(), 64);
+  EXPECT_GT(served_a.load(), 0);
+  EXPECT_GT(served_b.load(), 0);
 }
 
 }  // namespace

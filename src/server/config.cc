@@ -3,9 +3,11 @@
 #include "server/config.h"
 
 #include <toml++/toml.h>
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "base/time.h"
 #include "os/file.h"
@@ -233,6 +235,9 @@ Result<Config> load_config(const std::string& path) {
   c.http_timeout_s =
       static_cast<int>(root["http"]["timeout_s"].value_or(int64_t{c.http_timeout_s}));
   if (c.http_timeout_s < 1) return invalid("http.timeout_s must be positive");
+  c.http_threads = static_cast<int>(root["http"]["threads"].value_or(
+      int64_t{std::max(2, static_cast<int>(std::thread::hardware_concurrency()))}));
+  if (c.http_threads < 1 || c.http_threads > 256) return invalid("http.threads must be 1..256");
   if (auto v = root["tls"]["cert"].value<std::string>()) c.tls_cert = resolve(c.data_dir, *v);
   if (auto v = root["tls"]["key"].value<std::string>()) c.tls_key = resolve(c.data_dir, *v);
   c.imap_timeout_s =
@@ -353,6 +358,9 @@ address = "127.0.0.1"
 port = 8008
 # Idle keep-alive connections are closed after this many seconds.
 timeout_s = 300
+# Threads serving HTTP and HTTPS connections (default: one per core, at least 2). Reads
+# are answered on them directly; changes and password checks go to the [delivery] pool.
+# threads = 4
 
 [https]
 # The same over TLS (the certificate in [tls]).

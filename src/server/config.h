@@ -38,6 +38,7 @@ struct Config {
   bool dav_plaintext_auth_loopback = true;
   uint64_t dav_max_resource_size = uint64_t{10} << 20;
   int http_timeout_s = 300;
+  int http_threads = 2;  // [http] threads; load_config sets one per core (at least 2)
   std::string tls_cert;  // PEM; empty or missing: no STARTTLS, and imaps cannot start
   std::string tls_key;
   int imap_timeout_s = 30 * 60;

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <boost/asio/signal_set.hpp>
 #include <nlohmann/json.hpp>
@@ -62,6 +63,21 @@ Status run_server(const Config& config) {
   if (posix_fs().exists(ports_path)) (void)posix_fs().remove(ports_path);
 
   asio::io_context io(1);
+  // HTTP connections run on threads of their own, each with its io_context and its own
+  // listeners on the shared port(s): the kernel spreads new connections over them, a read
+  // is answered on the thread its request woke (no hand-off to a pool thread and back), and
+  // a slow one holds up the connections of its thread only, never IMAP or LMTP. Declared
+  // before the pool: pool jobs post their results to these io_contexts.
+  std::vector<std::unique_ptr<asio::io_context>> http_ios;
+  const bool http_on = config.http.enabled || config.https.enabled;
+  for (int i = 0; http_on && i < config.http_threads; ++i)
+    http_ios.push_back(std::make_unique<asio::io_context>(1));
+  std::vector<std::thread> http_threads;
+  auto stop_http_threads = [&] {
+    for (auto& h : http_ios) h->stop();
+    for (auto& t : http_threads) t.join();
+    http_threads.clear();
+  };
   // Signals are caught from before ports.json exists, so a SIGTERM sent as soon as the
   // server looks ready is always a clean stop.
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -132,31 +148,43 @@ Status run_server(const Config& config) {
   http_options.max_body = std::max<uint64_t>(config.dav_max_resource_size + (1 << 20), 4 << 20);
   http::HttpService http_service(
       pool, sessions, http_options, tls,
-      [&dav_service](const http::Request& r) { return dav_service.handle(r); });
-  if (config.http.enabled) {
-    auto l = std::make_unique<net::Listener>(
-        io, "http", [&](net::tcp::socket s) { return http_service.serve(std::move(s)); },
-        config.max_connections);
-    MK_RETURN_IF_ERROR(l->listen(config.http.address, config.http.port));
-    listeners.push_back(std::move(l));
-  }
+      [&dav_service](const http::Request& r) { return dav_service.handle(r); },
+      [&dav_service](const http::Request& r) { return dav_service.answers_at_once(r); });
+  // One listener per HTTP thread and address, all on the port the first one got.
+  auto listen_http = [&](const ListenerConfig& where, const char* name,
+                         net::Listener::Serve serve) -> Status {
+    net::Listener* first = nullptr;
+    for (auto& h : http_ios) {
+      auto l = std::make_unique<net::Listener>(*h, name, serve, config.max_connections);
+      if (first) l->share_connection_limit(*first);
+      MK_RETURN_IF_ERROR(
+          first ? l->listen(where.address, first->port(), net::Listener::Sharing::kJoin)
+                : l->listen(where.address, where.port, net::Listener::Sharing::kFirst));
+      if (!first) first = l.get();
+      listeners.push_back(std::move(l));
+    }
+    return Status::ok();
+  };
+  if (config.http.enabled)
+    MK_RETURN_IF_ERROR(listen_http(
+        config.http, "http", [&](net::tcp::socket s) { return http_service.serve(std::move(s)); }));
   if (config.https.enabled) {
     if (!tls)
       return not_found("https is enabled but there is no TLS certificate at " + config.tls_cert);
-    auto l = std::make_unique<net::Listener>(
-        io, "https", [&](net::tcp::socket s) { return http_service.serve_tls(std::move(s)); },
-        config.max_connections);
-    MK_RETURN_IF_ERROR(l->listen(config.https.address, config.https.port));
-    listeners.push_back(std::move(l));
+    MK_RETURN_IF_ERROR(listen_http(config.https, "https", [&](net::tcp::socket s) {
+      return http_service.serve_tls(std::move(s));
+    }));
   }
 
   nlohmann::json ports = nlohmann::json::object();
   for (auto& l : listeners) {
+    if (ports.contains(l->name())) continue;  // one of the HTTP threads' listeners
     ports[l->name()] = l->port();
     MK_LOG_INFO("{} listening on port {}", l->name(), l->port());
   }
   MK_RETURN_IF_ERROR(publish_file(posix_fs(), ports_path, ports.dump() + "\n"));
   for (auto& l : listeners) l->start();
+  for (auto& h : http_ios) http_threads.emplace_back([&io = *h] { io.run(); });
 
   BackupService backups(*services);
   backups.start();
@@ -196,6 +224,7 @@ Status run_server(const Config& config) {
     grace.async_wait([&](boost::system::error_code gec) {
       if (gec) return;
       MK_LOG_WARN("shutdown grace period over with {} sessions left; exiting", sessions.size());
+      for (auto& h : http_ios) h->stop();
       io.stop();
     });
     // io.run() returns once every session has ended; the grace timer must not hold it.
@@ -214,6 +243,9 @@ Status run_server(const Config& config) {
 
   MK_LOG_INFO("mailark serving (pid {})", static_cast<int>(getpid()));
   io.run();
+  // Every session has ended (or the grace period is over): the HTTP threads have at most
+  // closing listeners and unfinished TLS handshakes left.
+  stop_http_threads();
   backups.stop();
   pool.join();
   MK_LOG_INFO("mailark stopped");

@@ -27,16 +27,39 @@ std::string lower(std::string_view s) {
 struct MethodEntry {
   const char* name;
   void (*handler)(DavContext&);
+  bool reads_only;  // changes nothing in the store, so it never waits for a commit
 };
 
 // Methods that need an authenticated user; OPTIONS is answered before authentication.
 constexpr MethodEntry kMethods[] = {
-    {"PROPFIND", method_propfind}, {"PROPPATCH", method_proppatch},
-    {"GET", method_get},           {"HEAD", method_get},
-    {"PUT", method_put},           {"DELETE", method_delete},
-    {"MKCOL", method_mkcol},       {"MKCALENDAR", method_mkcol},
-    {"REPORT", method_report},
+    {"PROPFIND", method_propfind, true}, {"PROPPATCH", method_proppatch, false},
+    {"GET", method_get, true},           {"HEAD", method_get, true},
+    {"PUT", method_put, false},          {"DELETE", method_delete, false},
+    {"MKCOL", method_mkcol, false},      {"MKCALENDAR", method_mkcol, false},
+    {"REPORT", method_report, true},
 };
+
+const MethodEntry* find_method(std::string_view name) {
+  for (const auto& m : kMethods)
+    if (name == m.name) return &m;
+  return nullptr;
+}
+
+// The login and password of "Basic <base64(login:password)>" (the scheme already checked),
+// nullopt when the rest is not base64 of a string with a colon.
+std::optional<std::pair<std::string, std::string>> basic_credentials(std::string_view header) {
+  std::string_view encoded = header.substr(6);
+  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
+  while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
+  auto decoded = base64_decode(encoded);
+  size_t colon = decoded ? decoded->find(':') : std::string::npos;
+  if (colon == std::string::npos) return std::nullopt;
+  return std::make_pair(decoded->substr(0, colon), decoded->substr(colon + 1));
+}
+
+bool is_basic(const std::string& header) {
+  return header.size() >= 6 && strncasecmp(header.c_str(), "Basic ", 6) == 0;
+}
 
 }  // namespace
 
@@ -271,6 +294,29 @@ DavService::DavService(Directory& directory, MailStore& store, AuthLimiter& limi
   cache_secret_ = std::string(a.raw()) + std::string(b.raw());
 }
 
+std::string DavService::cache_key(const std::string& address, const std::string& password) const {
+  return to_hex(sha256(cache_secret_ + address + std::string(1, '\0') + password));
+}
+
+bool DavService::answers_at_once(const http::Request& request) {
+  if (request.method == "OPTIONS") return true;
+  const MethodEntry* entry = find_method(request.method);
+  if (!entry) return true;  // 501
+  if (!entry->reads_only) return false;
+  std::string header = request.header("Authorization");
+  if (!is_basic(header)) return true;  // the challenge
+  // Credentials not yet verified need a password hash; a failure, its delay timer.
+  auto credentials = basic_credentials(header);
+  if (!credentials) return false;
+  auto normalized = normalize_address(credentials->first);
+  if (!normalized.is_ok()) return false;
+  std::string key = cache_key(*normalized, credentials->second);
+  std::lock_guard lock(cache_mu_);
+  auto it = credential_cache_.find(key);
+  return it != credential_cache_.end() && it->second.login &&
+         std::chrono::steady_clock::now() <= it->second.expires;
+}
+
 bool DavService::cached(const std::string& key, std::optional<uint64_t> generation, Login* login) {
   std::lock_guard lock(cache_mu_);
   auto it = credential_cache_.find(key);
@@ -317,8 +363,7 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
     return conflict("refused");
   };
   std::string header = request.header("Authorization");
-  if (header.size() < 6 || strncasecmp(header.c_str(), "Basic ", 6) != 0)
-    return challenge(401, "Authentication required");
+  if (!is_basic(header)) return challenge(401, "Authentication required");
   if (!request.tls && !(request.loopback && options_.plaintext_auth_loopback))
     return challenge(403, "Passwords are accepted only over https");
   std::string address = peer_address(request.peer);
@@ -327,15 +372,10 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
     refusal->set("Retry-After", "900");
     return challenge(503, "Too many authentication failures; try again later");
   }
-  std::string_view encoded(header);
-  encoded.remove_prefix(6);
-  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
-  while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
-  auto decoded = base64_decode(encoded);
-  size_t colon = decoded ? decoded->find(':') : std::string::npos;
-  if (colon == std::string::npos) return challenge(400, "Malformed credentials");
-  std::string login = decoded->substr(0, colon);
-  std::string password = decoded->substr(colon + 1);
+  auto credentials = basic_credentials(header);
+  if (!credentials) return challenge(400, "Malformed credentials");
+  const std::string& login = credentials->first;
+  const std::string& password = credentials->second;
   auto normalized = normalize_address(login);
   bool good = false;
   std::string key;
@@ -344,7 +384,7 @@ Result<DavService::Login> DavService::authenticate(const http::Request& request,
   if (auto g = directory_.generation(); g.is_ok()) generation = *g;
   Login out;
   if (normalized.is_ok()) {
-    key = to_hex(sha256(cache_secret_ + *normalized + std::string(1, '\0') + password));
+    key = cache_key(*normalized, password);
     good = cached(key, generation, &out);
     if (good && out.account.db) return out;  // resolved before, and nothing changed since
     if (!good) {
@@ -425,9 +465,7 @@ http::Response DavService::handle(const http::Request& request) {
     method_options(ctx);
     return std::move(ctx.response);
   }
-  const MethodEntry* entry = nullptr;
-  for (const auto& m : kMethods)
-    if (method == m.name) entry = &m;
+  const MethodEntry* entry = find_method(method);
   if (!entry) {
     response.status = 501;
     response.set("Allow",

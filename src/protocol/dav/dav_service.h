@@ -71,8 +71,14 @@ Result<uint64_t> parse_sync_token(const DavCollection& collection, std::string_v
 class DavService {
  public:
   DavService(Directory& directory, MailStore& store, AuthLimiter& limiter, DavOptions options);
-  // The HTTP handler; runs on the blocking pool.
+  // The HTTP handler; runs on the blocking pool, or on the connection's thread when
+  // answers_at_once(request) said so.
   http::Response handle(const http::Request& request);
+  // True for requests answered from reads alone (OPTIONS; GET, HEAD, PROPFIND and REPORT
+  // with credentials verified and resolved before) and for those refused before any
+  // lookup; false for changes (they wait for a commit) and for credentials still to be
+  // checked (a password hash, or a failure's delay).
+  bool answers_at_once(const http::Request& request);
 
   Directory& directory() { return directory_; }
   MailStore& store() { return store_; }
@@ -94,6 +100,8 @@ class DavService {
     std::optional<Login> login;
     uint64_t generation = 0;
   };
+  // The keyed hash of a normalized address and a password.
+  std::string cache_key(const std::string& address, const std::string& password) const;
   // Whether the credentials behind `key` are cached; the login too when `generation` matches.
   bool cached(const std::string& key, std::optional<uint64_t> generation, Login* login);
   void remember(const std::string& key);

@@ -315,9 +315,9 @@ awaitable<void> HttpConnection<Stream>::run() {
     const bool keep_alive = message.keep_alive();
     const bool head = request->method == "HEAD";
     HttpService* service = &service_;
-    // A plain connection's answer is written by the pool thread that made it, as far as the
-    // socket takes it without waiting: handing it back to the I/O thread first would put
-    // one more thread wake-up between the request and its answer. Nothing else uses the
+    // A plain connection's answer is written by the thread that made it, as far as the
+    // socket takes it without waiting: a pool thread handing it back to the I/O thread first
+    // would put one more thread wake-up between the request and its answer. Nothing else uses the
     // socket meanwhile (the session is busy, so shutdown leaves it alone, and no operation
     // is pending that a deadline could cancel). TLS records are written by the I/O thread.
     const int fd = tls_ ? -1 : lowest_.socket().native_handle();
@@ -336,7 +336,11 @@ awaitable<void> HttpConnection<Stream>::run() {
       if (fd >= 0 && wire.delay.count() == 0) wire.write_now(fd);
       return wire;
     };
-    Wire wire = co_await service_.pool().run(std::move(handle));
+    Wire wire;
+    if (service_.at_once(*request))
+      wire = handle();
+    else
+      wire = co_await service_.pool().run(std::move(handle));
     bool go_on = co_await send(std::move(wire));
     sessions.set_busy(id, false);
     // An idle keep-alive connection keeps no large body buffer.

@@ -1,5 +1,6 @@
 // The HTTP/1.1 listener side (Boost.Beast): one coroutine per connection reads requests with
-// bounded headers and bodies, runs the handler on the blocking pool and writes the answer.
+// bounded headers and bodies, runs the handler (on the connection's own thread when it
+// waits for nothing, else on the blocking pool) and writes the answer.
 // It knows nothing of DAV: CalDAV/CardDAV (and later the admin API) are handlers. Beast's
 // headers stay inside http_server.cc; handlers see only these plain structs.
 #pragma once
@@ -45,8 +46,14 @@ struct Response {
 // The reason phrase of a status code ("Multi-Status" for 207).
 const char* status_text(int status);
 
-// Runs on the blocking pool (it may block on the store); must not throw.
+// Runs on the blocking pool (it may block on the store), or on the connection's thread when
+// `AtOnce` said so; must not throw.
 using Handler = std::function<Response(const Request&)>;
+// Whether the handler answers `request` without waiting on anything slow (no fsync, no
+// password hashing, nothing but reads of the store): such requests run on the connection's
+// own thread, which saves handing them to a pool thread and back. Called on that thread;
+// must be quick and must not throw.
+using AtOnce = std::function<bool(const Request&)>;
 
 struct HttpOptions {
   std::string server_name = "mailark";
@@ -59,12 +66,13 @@ struct HttpOptions {
 class HttpService {
  public:
   HttpService(net::BlockingPool& pool, net::SessionRegistry& sessions, HttpOptions options,
-              std::shared_ptr<net::TlsContext> tls, Handler handler)
+              std::shared_ptr<net::TlsContext> tls, Handler handler, AtOnce at_once = {})
       : pool_(pool),
         sessions_(sessions),
         options_(std::move(options)),
         tls_(std::move(tls)),
-        handler_(std::move(handler)) {}
+        handler_(std::move(handler)),
+        at_once_(std::move(at_once)) {}
 
   net::awaitable<void> serve(net::tcp::socket socket);
   // TLS from the first byte (https).
@@ -74,6 +82,7 @@ class HttpService {
   net::SessionRegistry& sessions() { return sessions_; }
   const HttpOptions& options() const { return options_; }
   const Handler& handler() const { return handler_; }
+  bool at_once(const Request& request) const { return at_once_ && at_once_(request); }
 
  private:
   net::BlockingPool& pool_;
@@ -81,6 +90,7 @@ class HttpService {
   HttpOptions options_;
   std::shared_ptr<net::TlsContext> tls_;
   Handler handler_;
+  AtOnce at_once_;
 };
 
 }  // namespace mailark::http
