@@ -10,12 +10,6 @@
 
 namespace mailark {
 
-Digest sha256(std::string_view bytes) {
-  Sha256 h;
-  h.update(bytes);
-  return h.finish();
-}
-
 namespace {
 
 uint32_t crc32c_portable(std::string_view bytes) {
@@ -83,6 +77,27 @@ Digest Sha256::finish() {
   unsigned int len = 0;
   EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &len);
   return d;
+}
+
+Digest sha256(std::string_view bytes) {
+  // One context per thread, set up again for every hash: a new context costs allocations
+  // and a provider context each time, and a multiget verifies a hundred small bodies.
+  // OpenSSL reinitialises a context that already holds this digest in place.
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context context;
+  Digest d{};
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = context.ctx;
+  if (ctx && EVP_DigestInit_ex(ctx, sha256_md(), nullptr) == 1 &&
+      EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) == 1 &&
+      EVP_DigestFinal_ex(ctx, d.data(), &len) == 1)
+    return d;
+  Sha256 h;  // the thread's context could not be made or set up: a fresh one
+  h.update(bytes);
+  return h.finish();
 }
 
 std::string to_hex(const uint8_t* data, size_t size) {

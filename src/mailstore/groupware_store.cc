@@ -81,8 +81,8 @@ DavResource row_to_resource(const SqliteStatement& st) {
   DavResource r;
   r.name = st.column_text(0);
   r.uid = static_cast<uint32_t>(st.column_int(1));
-  r.guid = Guid::from_bytes(st.column_blob(2)).value_or(Guid{});
-  r.blob = digest_from_bytes(st.column_blob(3)).value_or(Digest{});
+  r.guid = Guid::from_bytes(st.column_blob_view(2)).value_or(Guid{});
+  r.blob = digest_from_bytes(st.column_blob_view(3)).value_or(Digest{});
   r.size = static_cast<uint64_t>(st.column_int(4));
   r.modseq = static_cast<uint64_t>(st.column_int(5));
   r.saved_ms = st.column_int(6);
@@ -371,12 +371,18 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
   // has a power-of-two number of slots, the unused ones NULL (which matches no name), so a
   // connection caches at most nine shapes of the statement.
   constexpr size_t kBatch = 256;
+  // In name order: each lookup then descends next to the previous one, through index pages
+  // it just read (the hrefs of a multiget come in any order).
+  std::vector<std::string_view> sorted(names.begin(), names.end());
+  std::sort(sorted.begin(), sorted.end());
   std::vector<DavResource> out;
-  std::vector<std::optional<std::string>> encoded;
-  std::vector<size_t> stale;  // rows whose message_row hint did not lead to their body
+  // Rows whose body is not in the messages row of their hint (message_row), or is kept in
+  // a blob file: looked up again below.
+  std::vector<size_t> stale, in_files;
+  if (bodies) bodies->clear();
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
-    for (size_t first = 0; first < names.size(); first += kBatch) {
-      const size_t n = std::min(kBatch, names.size() - first);
+    for (size_t first = 0; first < sorted.size(); first += kBatch) {
+      const size_t n = std::min(kBatch, sorted.size() - first);
       size_t slots = 1;
       while (slots < n) slots *= 2;
       std::string sql = "WITH j(name) AS (VALUES (?)";
@@ -390,7 +396,7 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
       int param = 1;
       for (size_t k = 0; k < slots; ++k) {
         if (k < n) {
-          st.bind(param++, names[first + k]);
+          st.bind_static(param++, sorted[first + k]);  // `names` outlives the statement
         } else {
           st.bind_null(param++);
         }
@@ -402,12 +408,15 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
         if (!row) break;
         out.push_back(row_to_resource(st));
         if (!bodies) continue;
-        if (st.column_blob(12) == as_bytes(out.back().blob)) {
-          encoded.push_back(st.column_is_null(13) ? std::nullopt
-                                                  : std::optional(st.column_blob(13)));
-        } else {
+        // Decoded straight from SQLite's copy of the row (no copy of the encoded bytes).
+        bodies->emplace_back();
+        if (st.column_blob_view(12) != as_bytes(out.back().blob)) {
           stale.push_back(out.size() - 1);
-          encoded.emplace_back();
+        } else if (st.column_is_null(13)) {
+          in_files.push_back(out.size() - 1);
+        } else {
+          MK_RETURN_IF_ERROR(
+              decode_message(account, out.back().blob, st.column_blob_view(13), bodies->back()));
         }
       }
     }
@@ -417,18 +426,19 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
     for (size_t i : stale) {
       by_blob.bind_blob(1, as_bytes(out[i].blob));
       MK_ASSIGN_OR_RETURN(bool row, by_blob.step());
-      if (row && !by_blob.column_is_null(0)) encoded[i] = by_blob.column_blob(0);
+      if (row && !by_blob.column_is_null(0)) {
+        MK_RETURN_IF_ERROR(
+            decode_message(account, out[i].blob, by_blob.column_blob_view(0), (*bodies)[i]));
+      } else {
+        in_files.push_back(i);
+      }
       by_blob.reset();
     }
     return Status::ok();
   }));
-  if (bodies) {
-    bodies->clear();
-    bodies->reserve(out.size());
-    for (size_t i = 0; i < out.size(); ++i) {
-      MK_ASSIGN_OR_RETURN(std::string body, decode_message(account, out[i].blob, encoded[i]));
-      bodies->push_back(std::move(body));
-    }
+  // Large bodies, from their blob files after the read transaction.
+  for (size_t i : in_files) {
+    MK_ASSIGN_OR_RETURN((*bodies)[i], decode_message(account, out[i].blob, std::nullopt));
   }
   return out;
 }

@@ -1378,10 +1378,23 @@ Result<std::vector<std::string>> MailStore::read_messages(const Account& account
 
 Result<std::string> MailStore::decode_message(const Account& account, const Digest& blob,
                                               const std::optional<std::string>& encoded) {
-  auto r = encoded ? BlobStore::decode_verified(*encoded, blob) : account.db->blobs().get(blob);
+  if (encoded) {
+    std::string content;
+    MK_RETURN_IF_ERROR(decode_message(account, blob, *encoded, content));
+    return content;
+  }
+  auto r = account.db->blobs().get(blob);
   if (!r.is_ok() && r.status().code() == ErrorCode::kCorrupt)
     MK_LOG_ERROR("database {}: {}", account.db->name(), r.status().message());
   return r;
+}
+
+Status MailStore::decode_message(const Account& account, const Digest& blob,
+                                 std::string_view encoded, std::string& content) {
+  Status s = BlobStore::decode_verified(encoded, blob, content);
+  if (s.code() == ErrorCode::kCorrupt)
+    MK_LOG_ERROR("database {}: {}", account.db->name(), s.message());
+  return s;
 }
 
 Result<std::unique_ptr<BlobReader>> MailStore::open_message(const Account& account,

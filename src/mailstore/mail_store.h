@@ -383,8 +383,8 @@ class MailStore {
   // kNotFound when absent.
   Result<DavResource> resource(const Account& account, const DavCollection& collection,
                                std::string_view name);
-  // The resources of these names that exist, in one read (multiget). With `bodies`, each
-  // one's content too (bodies[i] for the i-th resource returned), verified as read_messages.
+  // The resources of these names that exist, in one read (multiget), in name order. With `bodies`,
+  // each one's content too (bodies[i] for the i-th resource returned), verified as read_messages.
   Result<std::vector<DavResource>> resources_named(const Account& account,
                                                    const DavCollection& collection,
                                                    const std::vector<std::string>& names,
@@ -397,6 +397,10 @@ class MailStore {
   // when the body is a blob file.
   Result<std::string> decode_message(const Account& account, const Digest& blob,
                                      const std::optional<std::string>& encoded);
+  // The same from inline data into `content` (kept for its capacity), without a copy of
+  // `encoded`.
+  Status decode_message(const Account& account, const Digest& blob, std::string_view encoded,
+                        std::string& content);
   // The resource holding this iCalendar/vCard UID in the collection; kNotFound when none.
   Result<DavResource> resource_by_uid(const Account& account, const DavCollection& collection,
                                       std::string_view component_uid);

@@ -848,9 +848,9 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
           // work on each (verify, parse, compress, write a blob file) is spread over the
           // cores, and its results taken in order again.
           struct BodyWork {
-            const ItemState* item;
+            const ItemState* item = nullptr;
             std::string raw;
-            bool new_message;  // not stored yet: parse, encode and store it
+            bool new_message = false;  // not stored yet: parse, encode and store it
             Status status = Status::ok();
             NewMessage message;
             store_sql::ObjectRange range;
@@ -863,7 +863,10 @@ Status MailStore::fill_database(const std::string& build_dir, const std::string&
             if (!new_message && !dav) continue;
             MK_ASSIGN_OR_RETURN(std::string raw, messages(item->blob));
             stored.insert(item->blob);
-            work.push_back(BodyWork{item, std::move(raw), new_message});
+            BodyWork& w = work.emplace_back();
+            w.item = item;
+            w.raw = std::move(raw);
+            w.new_message = new_message;
           }
           auto prepare = [&](BodyWork& w) -> Status {
             const ItemState* item = w.item;

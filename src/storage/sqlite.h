@@ -65,6 +65,9 @@ class SqliteStatement {
 
   SqliteStatement& bind(int index, int64_t value);
   SqliteStatement& bind(int index, std::string_view text);
+  // The same without a copy: `text` must stay as it is until the statement is reset,
+  // rebound or destroyed.
+  SqliteStatement& bind_static(int index, std::string_view text);
   SqliteStatement& bind_blob(int index, std::string_view bytes);
   SqliteStatement& bind_null(int index);
 

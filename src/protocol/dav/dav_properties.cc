@@ -210,13 +210,15 @@ class Describer {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
   }
+  // The helpers fill `v` (value()'s local) and move it out: a copy would copy every value,
+  // a resource's whole body among them.
   static std::optional<PropValue> xml(PropValue& v, std::string x) {
     v.xml_value = std::move(x);
-    return v;
+    return std::move(v);
   }
   static std::optional<PropValue> text(PropValue& v, std::string t) {
     v.text = std::move(t);
-    return v;
+    return std::move(v);
   }
   // A collection's stored (dead or writable) property.
   std::optional<PropValue> dead(PropValue& v) {
@@ -225,7 +227,7 @@ class Describer {
     if (it == node_.collection->props.end() || v.name.name == "supported-calendar-component-set")
       return std::nullopt;
     v.xml_value = it->second;
-    return v;
+    return std::move(v);
   }
   std::optional<PropValue> quota(PropValue& v, bool used) {
     if (!usage_) {
@@ -243,6 +245,15 @@ class Describer {
   }
   // calendar-data / address-data: the stored object, expanded when the request says so.
   std::optional<PropValue> data(PropValue& v) {
+    const bool whole = !(request_.calendar_data &&
+                         (request_.calendar_data->expand || request_.calendar_data->comp) &&
+                         node_.collection_kind == CollectionKind::kCalendar) &&
+                       !(request_.address_data && !request_.address_data->allprop &&
+                         node_.collection_kind == CollectionKind::kContacts);
+    if (node_.body && whole) {
+      v.borrowed_text = node_.body;  // read already, and kept while the answer is written
+      return std::move(v);
+    }
     Result<std::string> body = node_.body
                                    ? Result<std::string>(*node_.body)
                                    : ctx_.store().read_message(ctx_.account, node_.resource->blob);

@@ -983,7 +983,8 @@ void MultistatusWriter::propstat(int status_code, const std::vector<PropValue>& 
   out_ += "<d:propstat><d:prop>";
   for (const PropValue& p : props) {
     if (p.xml_value.empty())
-      append_named(out_, p.name, p.text, /*escape_content=*/true);
+      append_named(out_, p.name, p.borrowed_text ? *p.borrowed_text : p.text,
+                   /*escape_content=*/true);
     else
       append_named(out_, p.name, p.xml_value);
   }

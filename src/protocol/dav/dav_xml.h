@@ -312,6 +312,9 @@ struct PropValue {
   PropName name;
   std::string xml_value;
   std::string text;
+  // Instead of `text`, when set: text owned elsewhere (a resource body the request read)
+  // that outlives the value's writing.
+  const std::string* borrowed_text = nullptr;
 };
 
 // Builds a DAV:multistatus body. The root declares d: (DAV:), cal:, card:, cs: and ical:;
