@@ -15,6 +15,7 @@ and mailark's spec, response by response:
 - addressbook-query (text-match on FN/EMAIL/TEL, match types, collations, anyof/allof,
   negation, is-not-defined, nresults), addressbook-multiget, address-data with a prop subset."""
 
+import imaplib
 import re
 import socket
 import threading
@@ -560,8 +561,8 @@ class DavProtocolTest(h.MailarkTestCase):
         self.expect(cl.delete(bres, if_match=etag_of(c1)), 204)
 
     def test_large_answer_to_a_slow_reader(self):
-        """An answer larger than the socket takes at once: the pool thread writes what fits,
-        the I/O thread the rest, and the client gets every byte in order."""
+        """An answer larger than the socket takes at once: the thread that made it writes what
+        fits, the connection's thread the rest, and the client gets every byte in order."""
         cl = self.client()
         path = self.new_calendar(cl, "large")
         hrefs = []
@@ -1144,6 +1145,97 @@ class DavProtocolTest(h.MailarkTestCase):
             self.assertEqual(r.status, 404, str(r))
         # the server still answers on the same connection
         self.assertEqual(cl.propfind("/dav/", [d("current-user-principal")]).status, 207)
+
+
+class HttpThreadsTest(h.MailarkTestCase):
+    """HTTP on one thread of its own (`[http] threads = 1`): a client that does not read its
+    answer holds up no other HTTP client and no IMAP client, and no other server can listen
+    on the HTTP port while this one does."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst, cls.ports = dc.start_server(
+            "dav-threads", users=[ALICE], options=[("http", "threads", "1")])
+        cls.shared_instances = [cls.inst]
+        cls.port = cls.ports["http"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.stop()
+
+    def test_a_reader_that_stalls_holds_up_nobody(self):
+        cl = dc.Dav(self.port, ALICE)
+        self.addCleanup(cl.close)
+        path = dc.cal(ALICE, "stall")
+        self.assertEqual(cl.mkcalendar(path).status, 201)
+        hrefs = []
+        for i in range(100):
+            text = "".join(chr(0x41 + (i + k) % 26) for k in range(3000))
+            r = cl.put(path + f"e{i}.ics", dc.event(f"stall-{i}", extra=["DESCRIPTION:" + text]))
+            self.assertEqual(r.status, 201, str(r))
+            hrefs.append(path + f"e{i}.ics")
+        # 100 hrefs 24 times: about 8 MB, twice what a loopback socket's send buffer grows
+        # to (tcp_wmem's 4 MB), so most of it waits until the client reads.
+        body = dc.multiget_body("calendar", hrefs * 24, [d("getetag"), dc.calendar_data()]).encode()
+        expected = cl.report(path, body, depth=1)
+        self.assertEqual(expected.status, 207, str(expected))
+        self.assertGreater(len(expected.body), 7_000_000)
+        request = (f"REPORT {path} HTTP/1.1\r\nHost: localhost\r\n"
+                   f"Authorization: {cl.auth_header()}\r\nDepth: 1\r\n"
+                   f"Content-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+                   ).encode() + body
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", self.port))
+        self.addCleanup(s.close)
+        s.sendall(request)
+        time.sleep(0.5)  # the answer is made and its first part written
+        # The only HTTP thread answers other clients while that answer waits for room.
+        for _ in range(3):
+            other = dc.Dav(self.port, ALICE, timeout=30)
+            try:
+                r = other.propfind(path, [d("displayname")], depth=0)
+                self.assertEqual(r.status, 207, str(r))
+            finally:
+                other.close()
+        imap = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=30)
+        try:
+            imap.login(ALICE, dc.PW)
+            self.assertEqual(imap.select("INBOX")[0], "OK")
+        finally:
+            imap.logout()
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, "closed before the header")
+            buf += chunk
+        head, got = buf.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 207 "), head)
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+        while len(got) < length:
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, f"closed after {len(got)} of {length} bytes")
+            got += chunk
+        self.assertEqual(got, expected.body)
+
+    def test_the_http_port_is_not_shared_with_another_server(self):
+        other = h.Instance("dav-threads-other")
+        other.set_option("http", "port", str(self.port))
+        r = other.cli("serve", expect=None, timeout=60)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn(f"cannot listen on 127.0.0.1:{self.port}", r.err, str(r))
+        other.set_option("http", "port", "0")
+        other.set_option("http", "threads", "0")
+        r = other.cli("serve", expect=None, timeout=60)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("http.threads must be 1..256", r.err, str(r))
+        # The first server goes on serving.
+        cl = dc.Dav(self.port, ALICE)
+        try:
+            self.assertEqual(cl.propfind("/dav/", [d("current-user-principal")]).status, 207)
+        finally:
+            cl.close()
 
 
 if __name__ == "__main__":
