@@ -365,33 +365,41 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
                                                             const DavCollection& c,
                                                             const std::vector<std::string>& names,
                                                             std::vector<std::string>* bodies) {
-  // One statement per batch of names, content included: a prepared lookup per name pays for
-  // opening its cursors every time, which costs more than the lookup. (Names may hold any
-  // bytes but '/' and controls, so they are bound one by one, not passed as JSON.) A batch
-  // has a power-of-two number of slots, the unused ones NULL (which matches no name), so a
-  // connection caches at most nine shapes of the statement.
+  // One statement per batch of names, and one per batch of bodies the cache does not hold:
+  // a prepared lookup per name pays for opening its cursors every time, which costs more
+  // than the lookup. (Names may hold any bytes but '/' and controls, so they are bound one by
+  // one, not passed as JSON.) A batch has a power-of-two number of slots, the unused ones
+  // NULL (which matches nothing), so a connection caches at most nine shapes of each.
   constexpr size_t kBatch = 256;
   // In name order: each lookup then descends next to the previous one, through index pages
   // it just read (the hrefs of a multiget come in any order).
   std::vector<std::string_view> sorted(names.begin(), names.end());
   std::sort(sorted.begin(), sorted.end());
   std::vector<DavResource> out;
-  // Rows whose body is not in the messages row of their hint (message_row), or is kept in
-  // a blob file: looked up again below.
+  // Bodies not in the cache: by their resource's hint (message_row, -1 for none) first.
+  struct Miss {
+    size_t index;
+    int64_t row;
+  };
+  std::vector<Miss> misses;
+  // Hints that did not lead to the body (a rebuilt messages table renumbers rows), and
+  // bodies kept in blob files: looked up again below.
   std::vector<size_t> stale, in_files;
   if (bodies) bodies->clear();
+  auto slots_for = [](size_t n) {
+    size_t slots = 1;
+    while (slots < n) slots *= 2;
+    return slots;
+  };
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     for (size_t first = 0; first < sorted.size(); first += kBatch) {
       const size_t n = std::min(kBatch, sorted.size() - first);
-      size_t slots = 1;
-      while (slots < n) slots *= 2;
+      const size_t slots = slots_for(n);
       std::string sql = "WITH j(name) AS (VALUES (?)";
       for (size_t k = 1; k < slots; ++k) sql += ",(?)";
-      // The body by the row's hint (message_row), taken only when that row is the body's.
       sql += std::string(") SELECT ") + kResourceColumns +
-             ", m.blob, m.data FROM j CROSS JOIN dav_resources d INDEXED BY dav_by_name_all"
-             " ON d.folder_id=? AND d.name=j.name"
-             " LEFT JOIN messages m ON m.rowid=d.message_row AND ?";
+             ", d.message_row FROM j CROSS JOIN dav_resources d INDEXED BY dav_by_name_all"
+             " ON d.folder_id=? AND d.name=j.name";
       MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
       int param = 1;
       for (size_t k = 0; k < slots; ++k) {
@@ -401,26 +409,54 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
           st.bind_null(param++);
         }
       }
-      st.bind(param++, c.folder.id);
-      st.bind(param, int64_t{bodies != nullptr});
+      st.bind(param, c.folder.id);
       while (true) {
         MK_ASSIGN_OR_RETURN(bool row, st.step());
         if (!row) break;
         out.push_back(row_to_resource(st));
         if (!bodies) continue;
-        // Decoded straight from SQLite's copy of the row (no copy of the encoded bytes).
         bodies->emplace_back();
-        if (st.column_blob_view(12) != as_bytes(out.back().blob)) {
-          stale.push_back(out.size() - 1);
-        } else if (st.column_is_null(13)) {
-          in_files.push_back(out.size() - 1);
-        } else {
-          MK_RETURN_IF_ERROR(
-              decode_message(account, out.back().blob, st.column_blob_view(13), bodies->back()));
-        }
+        if (!body_cache_.get(out.back().blob, bodies->back()))
+          misses.push_back({out.size() - 1, st.column_is_null(12) ? -1 : st.column_int(12)});
       }
     }
-    // Hints a rebuilt messages table renumbered (or rows without one): by digest.
+    // The missing bodies by hint, in batches shaped as above; each row says which miss it
+    // answers (k), and counts only when that messages row is the body's.
+    std::vector<bool> found(misses.size(), false);
+    for (size_t first = 0; first < misses.size(); first += kBatch) {
+      const size_t n = std::min(kBatch, misses.size() - first);
+      const size_t slots = slots_for(n);
+      std::string sql = "WITH j(k, r) AS (VALUES (0,?)";
+      for (size_t k = 1; k < slots; ++k) sql += ",(" + std::to_string(k) + ",?)";
+      sql += ") SELECT j.k, m.blob, m.data FROM j CROSS JOIN messages m ON m.rowid=j.r";
+      MK_ASSIGN_OR_RETURN(auto st, db.prepare(sql));
+      for (size_t k = 0; k < slots; ++k) {
+        if (k < n && misses[first + k].row >= 0) {
+          st.bind(static_cast<int>(k) + 1, misses[first + k].row);
+        } else {
+          st.bind_null(static_cast<int>(k) + 1);
+        }
+      }
+      while (true) {
+        MK_ASSIGN_OR_RETURN(bool row, st.step());
+        if (!row) break;
+        const int64_t k = st.column_int(0);
+        if (k < 0 || static_cast<size_t>(k) >= n) continue;
+        const size_t m = first + static_cast<size_t>(k);
+        const size_t i = misses[m].index;
+        if (st.column_blob_view(1) != as_bytes(out[i].blob)) continue;
+        found[m] = true;
+        if (st.column_is_null(2)) {
+          in_files.push_back(i);
+          continue;
+        }
+        MK_RETURN_IF_ERROR(
+            decode_message(account, out[i].blob, st.column_blob_view(2), (*bodies)[i]));
+        body_cache_.put(out[i].blob, (*bodies)[i]);
+      }
+    }
+    for (size_t m = 0; m < misses.size(); ++m)
+      if (!found[m]) stale.push_back(misses[m].index);
     if (stale.empty()) return Status::ok();
     MK_ASSIGN_OR_RETURN(auto by_blob, db.prepare("SELECT data FROM messages WHERE blob=?"));
     for (size_t i : stale) {
@@ -429,6 +465,7 @@ Result<std::vector<DavResource>> MailStore::resources_named(const Account& accou
       if (row && !by_blob.column_is_null(0)) {
         MK_RETURN_IF_ERROR(
             decode_message(account, out[i].blob, by_blob.column_blob_view(0), (*bodies)[i]));
+        body_cache_.put(out[i].blob, (*bodies)[i]);
       } else {
         in_files.push_back(i);
       }

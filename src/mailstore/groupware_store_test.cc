@@ -291,5 +291,74 @@ TEST_F(GroupwareStoreTest, ResourceRowsCopyTheirItemAndOldDatabasesAreFilledAtOp
   EXPECT_NE(report.problems[0].what.find("disagrees with its item"), std::string::npos);
 }
 
+// Bodies read once come from memory afterwards (the messages rows are not read again), a
+// mix of cached and uncached bodies lands in the right places, each cached body is checked
+// against its digest, and the cache stays within its capacity.
+TEST_F(GroupwareStoreTest, MultigetBodiesComeFromTheCacheCheckedAgainstTheirDigest) {
+  store_->set_body_cache_bytes(1 << 20);
+  std::map<std::string, std::string> want;
+  for (int i = 0; i < 6; ++i) {
+    std::string name = "e" + std::to_string(i) + ".ics";
+    want[name] =
+        event("cache-" + std::to_string(i), "2026120" + std::to_string(i + 1) + "T090000Z");
+    put(cal_, name, want[name]);
+  }
+  auto read = [&](std::vector<std::string> names) {
+    std::vector<std::string> bodies;
+    auto named = store_->resources_named(alice_, cal_, names, &bodies);
+    EXPECT_TRUE(named.is_ok()) << named.status().to_string();
+    std::map<std::string, std::string> got;
+    for (size_t i = 0; named.is_ok() && i < named->size(); ++i)
+      got[(*named)[i].name] = bodies.at(i);
+    return got;
+  };
+  // Three read (and kept), then all six with 300 names in all: two batches of names, three
+  // bodies from memory and three from the database.
+  auto first = read({"e1.ics", "e3.ics", "e5.ics"});
+  EXPECT_EQ(first.size(), 3u);
+  EXPECT_EQ(store_->body_cache().entries(), 3u);
+  std::vector<std::string> names;
+  for (int i = 0; i < 294; ++i) names.push_back("absent-" + std::to_string(i) + ".ics");
+  for (const auto& [name, body] : want) names.push_back(name);
+  EXPECT_EQ(read(names), want);
+  EXPECT_EQ(store_->body_cache().entries(), 6u);
+  // The messages rows emptied behind the store's back: what is in memory still answers.
+  {
+    auto db = SqliteDb::open(store_->database_dir("db1") + "/meta.sqlite", false);
+    ASSERT_TRUE(db.is_ok());
+    ASSERT_TRUE((*db)->exec("UPDATE messages SET data=zeroblob(length(data))").is_ok());
+  }
+  EXPECT_EQ(read(names), want);
+  auto blobs = store_->read_messages(alice_, {sha256(want["e0.ics"]), sha256(want["e4.ics"])});
+  ASSERT_TRUE(blobs.is_ok()) << blobs.status().to_string();
+  EXPECT_EQ((*blobs)[1], want["e4.ics"]);
+  // A smaller capacity evicts the least recently used bodies.
+  const size_t one = want["e0.ics"].size();
+  store_->set_body_cache_bytes(2 * one + one / 2);
+  EXPECT_EQ(store_->body_cache().entries(), 2u);
+  EXPECT_LE(store_->body_cache().bytes(), 2 * one + one / 2);
+}
+
+TEST(BodyCache, ABodyThatNoLongerMatchesItsDigestIsDropped) {
+  BodyCache cache;
+  cache.set_capacity(1024);
+  const std::string body = "BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n";
+  cache.put(sha256(body), body);
+  std::string out;
+  EXPECT_TRUE(cache.get(sha256(body), out));
+  EXPECT_EQ(out, body);
+  // As if memory were damaged: a body kept under another body's digest.
+  cache.put(sha256("other"), body);
+  EXPECT_EQ(cache.entries(), 2u);
+  EXPECT_FALSE(cache.get(sha256("other"), out));
+  EXPECT_EQ(cache.entries(), 1u);
+  // Nothing over the capacity or over kMaxBody is kept; capacity 0 keeps nothing.
+  cache.put(sha256(std::string(2000, 'x')), std::string(2000, 'x'));
+  EXPECT_EQ(cache.entries(), 1u);
+  cache.set_capacity(0);
+  EXPECT_EQ(cache.entries(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+}
+
 }  // namespace
 }  // namespace mailark

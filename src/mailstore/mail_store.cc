@@ -1356,22 +1356,29 @@ Status MailStore::read_message(const Account& account, const Digest& blob, BlobB
 
 Result<std::vector<std::string>> MailStore::read_messages(const Account& account,
                                                           const std::vector<Digest>& blobs) {
-  std::vector<std::optional<std::string>> encoded(blobs.size());
+  std::vector<std::string> out(blobs.size());
+  std::vector<size_t> misses;
+  for (size_t i = 0; i < blobs.size(); ++i)
+    if (!body_cache_.get(blobs[i], out[i])) misses.push_back(i);
+  if (misses.empty()) return out;
+  std::vector<size_t> in_files;
   MK_RETURN_IF_ERROR(account.db->read([&](SqliteDb& db) -> Status {
     MK_ASSIGN_OR_RETURN(auto st, db.prepare("SELECT data FROM messages WHERE blob=?"));
-    for (size_t i = 0; i < blobs.size(); ++i) {
+    for (size_t i : misses) {
       st.bind_blob(1, as_bytes(blobs[i]));
       MK_ASSIGN_OR_RETURN(bool row, st.step());
-      if (row && !st.column_is_null(0)) encoded[i] = st.column_blob(0);
+      if (row && !st.column_is_null(0)) {
+        MK_RETURN_IF_ERROR(decode_message(account, blobs[i], st.column_blob_view(0), out[i]));
+        body_cache_.put(blobs[i], out[i]);
+      } else {
+        in_files.push_back(i);  // a blob file, or no such body (kNotFound below)
+      }
       st.reset();
     }
     return Status::ok();
   }));
-  std::vector<std::string> out;
-  out.reserve(blobs.size());
-  for (size_t i = 0; i < blobs.size(); ++i) {
-    MK_ASSIGN_OR_RETURN(std::string body, decode_message(account, blobs[i], encoded[i]));
-    out.push_back(std::move(body));
+  for (size_t i : in_files) {
+    MK_ASSIGN_OR_RETURN(out[i], decode_message(account, blobs[i], std::nullopt));
   }
   return out;
 }

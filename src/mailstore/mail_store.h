@@ -16,6 +16,7 @@
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "mailstore/body_cache.h"
 #include "mailstore/header_fields.h"
 #include "mailstore/mime.h"
 #include "os/file.h"
@@ -229,6 +230,11 @@ class MailStore {
   // `root` holds one directory per database.
   MailStore(FileSystem& fs, std::string root);
   ~MailStore();
+
+  // Memory for recently read calendar objects and contacts (resources_named, read_messages);
+  // 0, the default, keeps none. The server sets [dav] body_cache.
+  void set_body_cache_bytes(size_t bytes) { body_cache_.set_capacity(bytes); }
+  const BodyCache& body_cache() const { return body_cache_; }
 
   Status create_database(const std::string& name);
   // Opens the named database once and keeps it open. kNotFound if it does not exist.
@@ -482,6 +488,7 @@ class MailStore {
 
   FileSystem& fs_;
   std::string root_;
+  BodyCache body_cache_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Database>> databases_;
   std::mutex listeners_mu_;

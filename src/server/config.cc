@@ -232,6 +232,7 @@ Result<Config> load_config(const std::string& path) {
   MK_RETURN_IF_ERROR(read_size(root["dav"]["max_resource_size"], "dav.max_resource_size",
                                &c.dav_max_resource_size));
   if (c.dav_max_resource_size < 1024) return invalid("dav.max_resource_size must be at least 1KB");
+  MK_RETURN_IF_ERROR(read_size(root["dav"]["body_cache"], "dav.body_cache", &c.dav_body_cache));
   c.http_timeout_s =
       static_cast<int>(root["http"]["timeout_s"].value_or(int64_t{c.http_timeout_s}));
   if (c.http_timeout_s < 1) return invalid("http.timeout_s must be positive");
@@ -374,6 +375,9 @@ port = 8443
 plaintext_auth = "loopback"
 # Largest event or contact a client may store (CALDAV/CARDDAV:max-resource-size).
 max_resource_size = "10MB"
+# Memory for events and contacts read recently (each still checked against its SHA-256 when
+# read again); "0" keeps none.
+body_cache = "32MB"
 
 [tls]
 # PEM certificate chain and private key for imaps, STARTTLS and https. 'mailark init' creates a

@@ -37,6 +37,7 @@ struct Config {
   ListenerConfig https{false, "127.0.0.1", 8443};
   bool dav_plaintext_auth_loopback = true;
   uint64_t dav_max_resource_size = uint64_t{10} << 20;
+  uint64_t dav_body_cache = uint64_t{32} << 20;  // recently read objects kept in memory
   int http_timeout_s = 300;
   int http_threads = 2;  // [http] threads; load_config sets one per core (at least 2)
   std::string tls_cert;  // PEM; empty or missing: no STARTTLS, and imaps cannot start

@@ -138,6 +138,7 @@ Status run_server(const Config& config) {
     listeners.push_back(std::move(l));
   }
 
+  services->store->set_body_cache_bytes(config.dav_body_cache);
   dav::DavOptions dav_options;
   dav_options.plaintext_auth_loopback = config.dav_plaintext_auth_loopback;
   dav_options.max_resource_size = config.dav_max_resource_size;

@@ -162,7 +162,8 @@ void addressbook_query(DavContext& ctx, DavCollection& c, const AddressbookQuery
   ctx.multistatus(out.finish());
 }
 
-void multiget(DavContext& ctx, const Multiget& m) {
+// `target` is the request's collection, read already (hrefs are usually in it).
+void multiget(DavContext& ctx, DavCollection& target, const Multiget& m) {
   PropRequest request = prop_request(m.props);
   // Resolve every href first: one read per collection, bodies included.
   struct Wanted {
@@ -197,13 +198,18 @@ void multiget(DavContext& ctx, const Multiget& m) {
   const bool with_data = wants_data(request);
   std::map<std::string, Read> read;
   for (const auto& [segment, list] : names) {
-    auto c = ctx.store().collection(ctx.account, ctx.target.collection_kind, segment);
-    if (!c.is_ok()) {
-      if (c.status().code() != ErrorCode::kNotFound) return ctx.store_error(c.status());
-      continue;
-    }
     Read& r = read[segment];
-    r.collection = std::move(*c);
+    if (segment == target.segment) {
+      r.collection = target;
+    } else {
+      auto c = ctx.store().collection(ctx.account, ctx.target.collection_kind, segment);
+      if (!c.is_ok()) {
+        if (c.status().code() != ErrorCode::kNotFound) return ctx.store_error(c.status());
+        read.erase(segment);
+        continue;
+      }
+      r.collection = std::move(*c);
+    }
     auto rs = ctx.store().resources_named(ctx.account, r.collection, list,
                                           with_data ? &r.bodies : nullptr);
     if (!rs.is_ok()) return ctx.store_error(rs.status());
@@ -366,7 +372,7 @@ void method_report(DavContext& ctx) {
       return addressbook_query(ctx, *c, std::get<AddressbookQuery>(parsed->body));
     case Kind::kCalendarMultiget:
     case Kind::kAddressbookMultiget:
-      return multiget(ctx, std::get<Multiget>(parsed->body));
+      return multiget(ctx, *c, std::get<Multiget>(parsed->body));
     case Kind::kFreeBusyQuery:
       return free_busy(ctx, *c, std::get<FreeBusyQuery>(parsed->body));
     case Kind::kSyncCollection: {
