@@ -305,7 +305,7 @@ bool DavService::answers_at_once(const http::Request& request) {
   if (!entry->reads_only) return false;
   std::string header = request.header("Authorization");
   if (!is_basic(header)) return true;  // the challenge
-  // Credentials not yet verified need a password hash; a failure, its delay timer.
+  // Credentials not verified before need a password hash (argon2id): the pool.
   auto credentials = basic_credentials(header);
   if (!credentials) return false;
   auto normalized = normalize_address(credentials->first);

@@ -128,7 +128,49 @@ size_t plain_run_end(std::string_view text, size_t i, const bool* plain) {
   }
 }
 
+// Element content that is printable ASCII without markup characters, tab, LF and CR (what
+// calendar data and vCards nearly always are) escapes to itself with each CR as "&#13;":
+// one pass checks that and counts the CRs, a second copies the lines straight into their
+// final place. False, with `out` untouched, for any other content.
+bool append_plain_content(std::string& out, std::string_view text) {
+  size_t crs = 0;
+  auto allowed = [&crs](unsigned char c) {
+    if (c == '\r') {
+      ++crs;
+      return true;
+    }
+    return kPlainBytes.content[c];
+  };
+  size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    if (!word_needs_look(word)) continue;
+    for (size_t k = i; k < i + 8; ++k)
+      if (!allowed(static_cast<unsigned char>(text[k]))) return false;
+  }
+  for (; i < text.size(); ++i)
+    if (!allowed(static_cast<unsigned char>(text[i]))) return false;
+  const size_t at = out.size();
+  out.resize(at + text.size() + 4 * crs);
+  char* to = out.data() + at;
+  const char* from = text.data();
+  const char* end = from + text.size();
+  while (from < end) {
+    const char* cr = static_cast<const char*>(std::memchr(from, '\r', end - from));
+    const char* stop = cr ? cr : end;
+    std::memcpy(to, from, stop - from);
+    to += stop - from;
+    if (!cr) break;
+    std::memcpy(to, "&#13;", 5);
+    to += 5;
+    from = cr + 1;
+  }
+  return true;
+}
+
 void append_escaped(std::string& out, std::string_view text, bool in_attribute) {
+  if (!in_attribute && append_plain_content(out, text)) return;
   constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
   const bool* plain = in_attribute ? kPlainBytes.attribute : kPlainBytes.content;
   for (size_t i = 0; i < text.size();) {

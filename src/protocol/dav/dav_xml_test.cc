@@ -1127,6 +1127,56 @@ TEST(XmlEscape, WordAtATimeScanFindsEveryByteThatNeedsALook) {
     }
 }
 
+// Calendar-like content takes a shortcut (every CR as a reference, the rest as it is);
+// content with anything else takes the byte-wise path. Both against a plain reference, on
+// random mixes of the bytes that decide between them.
+TEST(XmlEscape, ContentWithCrlfAndMarkupAgreesWithAReference) {
+  auto reference = [](const std::string& in) {
+    std::string out;
+    for (char c : in) {
+      switch (c) {
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\r':
+          out += "&#13;";
+          break;
+        default:
+          out += c;
+      }
+    }
+    return out;
+  };
+  const char kCalendarLike[] = "aZ09 :;=,-\r\n\t";
+  const char kWithMarkup[] = "aZ09 :;\r\n\t&<>\"";
+  uint32_t seed = 12345;
+  auto next = [&seed] { return (seed = seed * 1103515245u + 12345u) >> 16; };
+  for (const char* alphabet : {kCalendarLike, kWithMarkup}) {
+    const size_t n = std::strlen(alphabet);
+    for (size_t length = 1; length < 300; length += 7) {
+      std::string text;
+      for (size_t i = 0; i < length; ++i) text += alphabet[next() % n];
+      EXPECT_EQ(xml_escape(text), reference(text)) << length;
+      // Appended after other output, as a property value is.
+      MultistatusWriter w;
+      w.begin_response("/x");
+      w.propstat(200, {PropValue{{std::string(kDav), "displayname"}, {}, text}});
+      EXPECT_NE(w.finish().find("<d:displayname>" + reference(text) + "</d:displayname>"),
+                std::string::npos)
+          << length;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hrefs
 
