@@ -187,6 +187,36 @@ def names(hrefs, base):
     return {hr[len(base):] for hr in hrefs if hr.startswith(base) and hr != base}
 
 
+def slow_reader(port, cl, path, body):
+    """A socket with a 4 KB receive window and the bytes of a REPORT of `body` on `path`."""
+    request = (f"REPORT {path} HTTP/1.1\r\nHost: localhost\r\n"
+               f"Authorization: {cl.auth_header()}\r\nDepth: 1\r\n"
+               f"Content-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+               ).encode() + body
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(60)
+    s.connect(("127.0.0.1", port))
+    return s, request
+
+
+def read_207(test, s):
+    """Reads one answer from `s`; checks it is a 207 and returns its body."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        test.assertTrue(chunk, "closed before the header")
+        buf += chunk
+    head, got = buf.split(b"\r\n\r\n", 1)
+    test.assertTrue(head.startswith(b"HTTP/1.1 207 "), head)
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+    while len(got) < length:
+        chunk = s.recv(65536)
+        test.assertTrue(chunk, f"closed after {len(got)} of {length} bytes")
+        got += chunk
+    return got
+
+
 class DavProtocolTest(h.MailarkTestCase):
 
     @classmethod
@@ -578,31 +608,12 @@ class DavProtocolTest(h.MailarkTestCase):
         expected = cl.report(path, body, depth=1)
         self.assertEqual(expected.status, 207, str(expected))
         self.assertGreater(len(expected.body), 6_000_000)
-        request = (f"REPORT {path} HTTP/1.1\r\nHost: localhost\r\n"
-                   f"Authorization: {cl.auth_header()}\r\nDepth: 1\r\n"
-                   f"Content-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
-                   ).encode() + body
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
-        s.settimeout(60)
-        s.connect(("127.0.0.1", self.port))
+        s, request = slow_reader(self.port, cl, path, body)
         try:
             for round_ in range(2):  # the connection stays usable after a partial write
                 s.sendall(request)
                 time.sleep(0.5)  # the answer is made and partly written meanwhile
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    chunk = s.recv(65536)
-                    self.assertTrue(chunk, "closed before the header")
-                    buf += chunk
-                head, got = buf.split(b"\r\n\r\n", 1)
-                self.assertTrue(head.startswith(b"HTTP/1.1 207 "), head)
-                length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
-                while len(got) < length:
-                    chunk = s.recv(65536)
-                    self.assertTrue(chunk, f"closed after {len(got)} of {length} bytes")
-                    got += chunk
-                self.assertEqual(got, expected.body, f"round {round_}")
+                self.assertEqual(read_207(self, s), expected.body, f"round {round_}")
         finally:
             s.close()
 
@@ -1180,14 +1191,7 @@ class HttpThreadsTest(h.MailarkTestCase):
         expected = cl.report(path, body, depth=1)
         self.assertEqual(expected.status, 207, str(expected))
         self.assertGreater(len(expected.body), 7_000_000)
-        request = (f"REPORT {path} HTTP/1.1\r\nHost: localhost\r\n"
-                   f"Authorization: {cl.auth_header()}\r\nDepth: 1\r\n"
-                   f"Content-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
-                   ).encode() + body
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(60)
-        s.connect(("127.0.0.1", self.port))
+        s, request = slow_reader(self.port, cl, path, body)
         self.addCleanup(s.close)
         s.sendall(request)
         time.sleep(0.5)  # the answer is made and its first part written
@@ -1205,19 +1209,7 @@ class HttpThreadsTest(h.MailarkTestCase):
             self.assertEqual(imap.select("INBOX")[0], "OK")
         finally:
             imap.logout()
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            self.assertTrue(chunk, "closed before the header")
-            buf += chunk
-        head, got = buf.split(b"\r\n\r\n", 1)
-        self.assertTrue(head.startswith(b"HTTP/1.1 207 "), head)
-        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
-        while len(got) < length:
-            chunk = s.recv(65536)
-            self.assertTrue(chunk, f"closed after {len(got)} of {length} bytes")
-            got += chunk
-        self.assertEqual(got, expected.body)
+        self.assertEqual(read_207(self, s), expected.body)
 
     def test_the_http_port_is_not_shared_with_another_server(self):
         other = h.Instance("dav-threads-other")
