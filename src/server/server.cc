@@ -185,7 +185,7 @@ Status run_server(const Config& config) {
   }
   MK_RETURN_IF_ERROR(publish_file(posix_fs(), ports_path, ports.dump() + "\n"));
   for (auto& l : listeners) l->start();
-  for (auto& h : http_ios) http_threads.emplace_back([&io = *h] { io.run(); });
+  for (auto& h : http_ios) http_threads.emplace_back([&context = *h] { context.run(); });
 
   BackupService backups(*services);
   backups.start();
