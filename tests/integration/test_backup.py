@@ -336,6 +336,34 @@ class BackupTest(h.MailarkTestCase):
         want = self.dump(inst)
         self.assertRestoresAs(inst, want, "nofull", "restore without the full backup")
 
+    def test_a_long_journal_since_the_full_backup_makes_the_next_one_full(self):
+        """Past max(10000, items) journal records since the newest full backup, replaying
+        them would cost more than reading the store again: the backup is full, and says why."""
+        inst = self.instance("longjournal", users=(ALICE,))
+        for i in range(50):
+            deliver(inst.port, ALICE, msg(f"l{i}", body=f"body {i}\r\n"))
+        r = inst.cli("backup", "run")
+        full_seq = int(re.search(r"base backup \w+ at journal (\d+)", r.out).group(1))
+
+        def journal_seq():
+            return int(json.loads(inst.cli("db", "dump", "db1").out)["seq"])
+
+        c = self.imap(inst)
+        c.select("INBOX")
+        store = ["STORE 1:50 +FLAGS (\\Flagged)", "STORE 1:50 -FLAGS (\\Flagged)"]
+        c.must(store[0])
+        per_store = journal_seq() - full_seq  # a record per message changed
+        self.assertEqual(per_store, 50)
+        for n in range(1, 10_000 // per_store + 1):
+            c.must(store[n % 2])
+        c.logout()
+        seq = journal_seq()
+        self.assertEqual(seq - full_seq, 10_050)
+        r = inst.cli("backup", "run")
+        self.assertIn(f"; full ({seq - full_seq} journal records since the newest full backup, "
+                      "more than 10000)\n", r.out)
+        self.assertRestoresAs(inst, self.dump(inst), "longjournal", "restore after it")
+
     # ---------------------------------------------------------------- one account
 
     def test_user_restore_into_live_account_twice_adds_no_duplicates(self):
