@@ -152,7 +152,9 @@ TEST(BlobEncoding, SmallContentRawLargerCompressed) {
     const std::string enc = BlobStore::encode(*content);
     ASSERT_GE(enc.size(), 16u);
     EXPECT_EQ(enc[4], encoding) << content->size();
-    if (encoding == 0) EXPECT_EQ(enc.substr(16), *content);
+    if (encoding == 0) {
+      EXPECT_EQ(enc.substr(16), *content);
+    }
     auto back = BlobStore::decode(enc, "t");
     ASSERT_TRUE(back.is_ok());
     EXPECT_EQ(*back, *content);
