@@ -22,9 +22,11 @@ bool BodyCache::get(const Digest& digest, std::string& out) {
   if (sha256(out) == digest) return true;
   MK_LOG_ERROR("body cache: the copy of {} in memory no longer matches it; dropped",
                to_hex(digest));
+  // Entries never change once kept (put() skips a digest it holds), so this is the copy
+  // that failed, unless another reader dropped it first.
   std::lock_guard lock(mu_);
   auto it = entries_.find(digest);
-  if (it != entries_.end() && sha256(it->second.body) != digest) {
+  if (it != entries_.end()) {
     bytes_ -= it->second.body.size();
     recent_.erase(it->second.recent);
     entries_.erase(it);

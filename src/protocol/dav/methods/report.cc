@@ -162,8 +162,8 @@ void addressbook_query(DavContext& ctx, DavCollection& c, const AddressbookQuery
   ctx.multistatus(out.finish());
 }
 
-// `target` is the request's collection, read already (hrefs are usually in it).
-void multiget(DavContext& ctx, DavCollection& target, const Multiget& m) {
+// `requested` is the request's collection, read already (hrefs are usually in it).
+void multiget(DavContext& ctx, const DavCollection& requested, const Multiget& m) {
   PropRequest request = prop_request(m.props);
   // Resolve every href first: one read per collection, bodies included.
   struct Wanted {
@@ -199,8 +199,8 @@ void multiget(DavContext& ctx, DavCollection& target, const Multiget& m) {
   std::map<std::string, Read> read;
   for (const auto& [segment, list] : names) {
     Read& r = read[segment];
-    if (segment == target.segment) {
-      r.collection = target;
+    if (segment == requested.segment) {
+      r.collection = requested;
     } else {
       auto c = ctx.store().collection(ctx.account, ctx.target.collection_kind, segment);
       if (!c.is_ok()) {
